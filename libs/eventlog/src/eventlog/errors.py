@@ -1,0 +1,21 @@
+"""Errors the event log raises; callers translate them into their own domain errors."""
+
+
+class EventLogError(Exception):
+    """Base class of every error raised by this library."""
+
+
+class ConcurrencyConflict(EventLogError):
+    """An append named an expected subject sequence that is no longer the last one."""
+
+    def __init__(self, subject: str, expected: int, detail: str = "") -> None:
+        super().__init__(
+            f"{subject} has changed since sequence {expected}: reload it and try again"
+            + (f" ({detail})" if detail else "")
+        )
+        self.subject = subject
+        self.expected = expected
+
+
+class UnknownEventType(EventLogError):
+    """A stored message names an event type that no imported proto module defines."""

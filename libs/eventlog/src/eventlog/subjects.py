@@ -1,0 +1,23 @@
+"""Subject tokens: user-chosen ids (record ids) may hold characters NATS subjects reserve."""
+
+import base64
+import re
+
+_SAFE = re.compile(r"^[A-Za-z0-9_\-]{1,200}$")
+_ENCODED_PREFIX = "~"
+
+
+def token(value: str) -> str:
+    """Returns a subject token for value: itself when safe, else a reversible base32 form."""
+    if _SAFE.match(value):
+        return value
+    encoded = base64.b32encode(value.encode()).decode().rstrip("=")
+    return _ENCODED_PREFIX + encoded
+
+
+def untoken(value: str) -> str:
+    """Inverse of token()."""
+    if not value.startswith(_ENCODED_PREFIX):
+        return value
+    body = value[len(_ENCODED_PREFIX) :]
+    return base64.b32decode(body + "=" * (-len(body) % 8)).decode()

@@ -1,0 +1,1 @@
+"""The annotations service."""
