@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 import nats
@@ -168,7 +168,7 @@ class EventLog:
             if event is not None:
                 yield event
 
-    async def raw_follow(self, subjects: str | Sequence[str], start: int | None = 1) -> AsyncIterator[Msg]:
+    async def raw_follow(self, subjects: str | Sequence[str], start: int | None = 1) -> AsyncGenerator[Msg, None]:
         sub = await self._subscribe(subjects, start)
         try:
             while True:

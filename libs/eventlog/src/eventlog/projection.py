@@ -117,10 +117,10 @@ class ProjectionRunner:
                 pending.cancel()
             await follower.aclose()
 
-    async def wait_for(self, sequence: int, timeout: float = 10.0) -> None:
+    async def wait_for(self, sequence: int, within: float = 10.0) -> None:
         """Waits until the event at sequence (or a later one) has been applied."""
         async with self._advanced:
-            await asyncio.wait_for(self._advanced.wait_for(lambda: self._position >= sequence), timeout)
+            await asyncio.wait_for(self._advanced.wait_for(lambda: self._position >= sequence), within)
 
     async def _commit(self, batch: list[StoredEvent]) -> None:
         if not batch:

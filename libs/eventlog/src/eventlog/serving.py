@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 ErrorMap = Mapping[type[BaseException], grpc.StatusCode]
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Maps exceptions raised by handlers to gRPC status codes, in one place."""
 
     def __init__(self, error_map: ErrorMap) -> None:

@@ -1,0 +1,77 @@
+"""A small projection used by the event-log tests: one row per applied event, plus a counter.
+
+If the runner ever applied an event twice, `applied` would exceed the number of rows' distinct
+sequences; if it skipped one, a sequence would be missing.
+"""
+
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
+
+from eventlog import EventLog, ProjectionRunner, StoredEvent
+
+
+class LedgerRow(SQLModel, table=True):
+    __tablename__ = "test_ledger_rows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sequence: int
+    subject: str
+    content: str
+
+
+class LedgerCounter(SQLModel, table=True):
+    __tablename__ = "test_ledger_counter"
+
+    name: str = Field(primary_key=True)
+    applied: int = 0
+
+
+class Ledger:
+    name = "test-ledger"
+
+    def __init__(self, subjects: Sequence[str], delay: float = 0.0) -> None:
+        self.subjects = subjects
+        self.delay = delay
+
+    def apply(self, session: Session, event: StoredEvent) -> None:
+        if self.delay:
+            time.sleep(self.delay)  # makes a kill land in the middle of a batch
+        session.add(LedgerRow(sequence=event.sequence, subject=event.subject, content=event.event.content))  # type: ignore[attr-defined]
+        counter = session.get(LedgerCounter, "all") or LedgerCounter(name="all")
+        counter.applied += 1
+        session.add(counter)
+
+    def clear(self, session: Session) -> None:
+        session.exec(delete(LedgerRow))  # type: ignore[call-overload]
+        session.exec(delete(LedgerCounter))  # type: ignore[call-overload]
+
+
+def rows(engine: Engine) -> list[tuple[int, str, str]]:
+    with Session(engine) as session:
+        found = session.exec(select(LedgerRow).order_by(LedgerRow.sequence)).all()  # type: ignore[arg-type]
+        return [(r.sequence, r.subject, r.content) for r in found]
+
+
+def applied(engine: Engine) -> int:
+    with Session(engine) as session:
+        counter = session.get(LedgerCounter, "all")
+        return counter.applied if counter else 0
+
+
+async def _main(url: str, stream: str, subject: str, db_url: str, delay: float) -> None:
+    events = await EventLog.connect(url, stream=stream)
+    runner = ProjectionRunner(events, create_engine(db_url), Ledger([subject], delay), batch_size=50)
+    await runner.catch_up()
+    await events.close()
+
+
+if __name__ == "__main__":
+    # python ledger.py NATS_URL STREAM SUBJECT DB_URL DELAY: catch up once, then exit.
+    import workbench.common.v1.common_pb2  # noqa: F401 - registers the message type used as event
+
+    asyncio.run(_main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])))
