@@ -1,12 +1,18 @@
-"""Fixtures every test level shares: a real nats-server on a free port, and an event log on it."""
+"""Fixtures every test level shares: a real nats-server on a free port, an event log on it, and
+the whole workbench as real processes (one stack per session: its vLLM engines start once)."""
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from devstack import Stack, StackPorts
 from eventlog import EventLog
 from eventlog.natsserver import NatsServer
 
@@ -57,3 +63,59 @@ def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server = NatsServer(tmp_path / "nats").start()
     yield server
     server.stop()
+
+
+
+@pytest.fixture(scope="session")
+def demo_models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The two tiny demo models, built locally (no download), and a models file naming them."""
+    root = tmp_path_factory.mktemp("models")
+    subprocess.run([sys.executable, "-m", "inference_service.demo_models", str(root)], check=True)
+    models_file = root / "models.toml"
+    models_file.write_text(
+        "\n".join(
+            f"""
+[[models]]
+id = "{name}"
+display_name = "Tiny {name}"
+backend = "vllm"
+path = "{root / name}"
+revision = "local"
+max_model_len = 512
+
+[models.sampling]
+temperature = 0.0
+top_p = 1.0
+max_tokens = 16
+seed = 0
+"""
+            for name in ("tiny-a", "tiny-b")
+        )
+    )
+    return models_file
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, demo_models_file: Path) -> Iterator[Stack]:
+    stack = Stack(REPO, tmp_path_factory.mktemp("var"), StackPorts.free(), models_file=demo_models_file)
+    try:
+        stack.start(timeout=180)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {stack.token}"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=60) as client:
+        yield client
+
+
+def jsonl(records: list[dict[str, object]]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the shared stack run last, so the others keep its warm engines."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_stack") is not None)

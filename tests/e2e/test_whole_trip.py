@@ -1,0 +1,112 @@
+"""A dataset's whole trip through every service: upload, run two models, live results, golden, export."""
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from devstack import Stack
+from tests.conftest import jsonl
+
+pytestmark = pytest.mark.vllm
+
+
+def fifty_records() -> list[dict[str, object]]:
+    records: list[dict[str, object]] = []
+    for i in range(50):
+        if i % 2:
+            records.append({"id": f"rec-{i}", "prompt": f"Say something about the number {i}."})
+        else:
+            records.append({"id": f"rec-{i}", "messages": [{"role": "user", "content": f"What is {i} plus one?"}]})
+    return records
+
+
+async def collect_results(ws: Any, dataset_id: str, expected: int, seen: dict[tuple[str, str], dict[str, Any]]) -> None:
+    while len(seen) < expected:
+        frame = json.loads(await ws.recv())
+        if frame["type"] == "result" and frame["result"]["dataset_id"] == dataset_id:
+            result = frame["result"]
+            seen[(result["model_id"], result["record_id"])] = result
+
+
+async def test_upload_run_two_models_watch_results_mark_golden_and_export(stack: Stack, api: httpx.AsyncClient) -> None:
+    models = (await api.get("/admin/models")).json()["models"]
+    model_ids = sorted(m["model_id"] for m in models)
+    assert model_ids == ["tiny-a", "tiny-b"]
+
+    async with connect(f"ws://127.0.0.1:{stack.ports.gateway}/ws/workbench?token={stack.token}") as ws:
+        upload = await api.post(
+            "/admin/datasets/upload", files={"file": ("fifty.jsonl", jsonl(fifty_records()), "application/x-ndjson")}
+        )
+        assert upload.status_code == 201, upload.text
+        dataset = upload.json()["dataset"]
+        assert dataset["record_count"] == 50
+        assert dataset["dataset_id"] in [d["dataset_id"] for d in (await api.get("/admin/datasets")).json()["datasets"]]
+
+        run_request = {"dataset_id": dataset["dataset_id"], "model_ids": model_ids}
+        started = await api.post("/admin/benchmarks/run", json=run_request)
+        assert started.status_code == 201, started.text
+        assert sorted(r["model_id"] for r in started.json()["runs"]) == model_ids
+
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        await asyncio.wait_for(collect_results(ws, dataset["dataset_id"], 100, seen), timeout=420)
+
+    assert {record for _, record in seen} == {f"rec-{i}" for i in range(50)}
+    assert all(r["error"] == "" and r["output_tokens"] > 0 for r in seen.values())
+
+    view = (await api.get("/admin/workbench/results", params={"dataset_id": dataset["dataset_id"]})).json()
+    assert len(view["records"]) == 50
+    first = view["records"][0]
+    assert first["record_id"] == "rec-0"
+    assert first["input"] == {"messages": [{"role": "user", "content": "What is 0 plus one?"}]}
+    assert set(first["results"]) == {"tiny-a", "tiny-b"}
+    assert first["results"]["tiny-a"]["output_text"] == seen[("tiny-a", "rec-0")]["output_text"]
+    # Random-weight models answer differently: the view must say so.
+    assert any(record["differs"] for record in view["records"])
+
+    golden = await api.post(f"/admin/annotations/golden/{dataset['dataset_id']}/rec-1", json={"model_id": "tiny-b"})
+    assert golden.status_code == 201, golden.text
+
+    export = await api.get(f"/admin/export/{dataset['dataset_id']}", params={"format": "jsonl"})
+    assert export.status_code == 200, export.text
+    lines = [json.loads(line) for line in export.text.splitlines()]
+    assert lines == [
+        {
+            "dataset_id": dataset["dataset_id"],
+            "record_id": "rec-1",
+            "model_id": "tiny-b",
+            "kind": "golden",
+            "messages": [
+                {"role": "user", "content": "Say something about the number 1."},
+                {"role": "assistant", "content": seen[("tiny-b", "rec-1")]["output_text"]},
+            ],
+        }
+    ]
+
+    runs = (await api.get("/admin/benchmarks", params={"dataset_id": dataset["dataset_id"]})).json()["runs"]
+    assert sorted((r["model_id"], r["status"], r["done"], r["total"]) for r in runs) == [
+        ("tiny-a", "completed", 50, 50),
+        ("tiny-b", "completed", 50, 50),
+    ]
+
+
+async def test_a_broken_line_is_refused_with_its_number_and_nothing_is_registered(api: httpx.AsyncClient) -> None:
+    before = (await api.get("/admin/datasets")).json()["datasets"]
+    body = b'{"prompt": "fine"}\n{"prompt": "also fine"}\n{"prompt": "broken"\n{"prompt": "fine again"}\n'
+
+    response = await api.post("/admin/datasets/upload", files={"file": ("broken.jsonl", body, "application/x-ndjson")})
+
+    assert 400 <= response.status_code < 500
+    assert "line 3" in response.json()["detail"]
+    assert (await api.get("/admin/datasets")).json()["datasets"] == before
+
+
+async def test_every_endpoint_needs_the_token(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url) as anonymous:
+        assert (await anonymous.get("/admin/datasets")).status_code == 401
+        wrong = await anonymous.get("/admin/datasets", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        assert (await anonymous.get("/")).status_code == 200

@@ -1,0 +1,89 @@
+"""`python -m devstack run`: the whole workbench on 127.0.0.1 until Ctrl-C (what `make run` calls).
+
+Environment (all optional): WB_VAR_DIR (./var: JetStream data, SQLite read models, logs, demo
+models), WB_API_TOKEN (default: generated once, kept in <var>/api-token), WB_MODELS_FILE
+(config/models.toml: two tiny demo models built on first run), WB_NATS_PORT (4223),
+WB_DATASETS_PORT (50051), WB_INFERENCE_PORT (50052), WB_ANNOTATIONS_PORT (50053), WB_GATEWAY_PORT (4080).
+"""
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devstack.stack import PROCESSES, Stack, StackPorts
+from eventlog.natsserver import PortInUse
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def api_token(var: Path) -> str:
+    if token := os.environ.get("WB_API_TOKEN"):
+        return token
+    path = var / "api-token"
+    if not path.exists():
+        var.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def build_demo_models(var: Path) -> None:
+    """The default models file names two tiny models under var/models; build them once, offline."""
+    out = var / "models"
+    print(f"preparing the demo models in {out} (first run only) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "inference_service.demo_models", str(out)], check=True)
+
+
+def run() -> int:
+    var = Path(os.environ.get("WB_VAR_DIR", REPO / "var")).resolve()
+    models_file = Path(os.environ.get("WB_MODELS_FILE", REPO / "config" / "models.toml")).resolve()
+    if models_file == (REPO / "config" / "models.toml").resolve():
+        build_demo_models(REPO / "var")
+    stack = Stack(REPO, var, StackPorts.from_env(), token=api_token(var), models_file=models_file)
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print("starting nats-server, the services, the worker and the gateway ...", flush=True)
+        stack.start()
+    except (PortInUse, RuntimeError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        stack.stop()
+        return 1
+    print(
+        f"\nThe workbench is running: {stack.url}/#token={stack.token}\n"
+        f"(logs in {var / 'logs'}; Ctrl-C stops everything)\n",
+        flush=True,
+    )
+    try:
+        while not stopping:
+            for name in PROCESSES:
+                if not stack.running(name):
+                    print(f"error: {name} stopped unexpectedly; see {var / 'logs' / (name + '.log')}", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("command", choices=["run"])
+    parser.parse_args()
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The workbench as a tree of local processes on loopback.
+
+nats-server (JetStream under <var>/nats), the datasets, inference and annotations services, one
+inference worker and the gateway. Each logs to <var>/logs/<name>.log. The same class serves
+`make run` and the end-to-end tests, which stop, kill and restart single processes.
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from eventlog.natsserver import NatsServer, PortInUse, free_port, port_is_free
+
+SERVICES = ("datasets", "inference", "annotations")
+PROCESSES = (*SERVICES, "worker", "gateway")
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    nats: int
+    datasets: int
+    inference: int
+    annotations: int
+    gateway: int
+
+    @classmethod
+    def free(cls) -> "StackPorts":
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+
+    @classmethod
+    def from_env(cls) -> "StackPorts":
+        """`make run`'s ports: WB_NATS_PORT (4223; 4222 is often a system NATS), 50051-50053, 4080."""
+        env = os.environ
+        return cls(
+            nats=int(env.get("WB_NATS_PORT", "4223")),
+            datasets=int(env.get("WB_DATASETS_PORT", "50051")),
+            inference=int(env.get("WB_INFERENCE_PORT", "50052")),
+            annotations=int(env.get("WB_ANNOTATIONS_PORT", "50053")),
+            gateway=int(env.get("WB_GATEWAY_PORT", "4080")),
+        )
+
+
+@dataclass
+class Stack:
+    repo: Path
+    var: Path
+    ports: StackPorts
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    models_file: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.ports.nats}"
+
+    def db_path(self, service: str) -> Path:
+        return self.var / "db" / f"{service}.db"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "WB_NATS_URL": self.nats_url,
+                "WB_DATASETS_ADDR": f"127.0.0.1:{self.ports.datasets}",
+                "WB_INFERENCE_ADDR": f"127.0.0.1:{self.ports.inference}",
+                "WB_ANNOTATIONS_ADDR": f"127.0.0.1:{self.ports.annotations}",
+                "WB_GATEWAY_HOST": "127.0.0.1",
+                "WB_GATEWAY_PORT": str(self.ports.gateway),
+                "WB_API_TOKEN": self.token,
+                "WB_FRONTEND_DIR": str(self.repo / "frontend"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for service in SERVICES:
+            env[f"WB_{service.upper()}_DB_URL"] = f"sqlite:///{self.db_path(service)}"
+        if self.models_file is not None:
+            env["WB_MODELS_FILE"] = str(self.models_file)
+        env.update(self.extra_env)
+        return env
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self, names: tuple[str, ...] = PROCESSES, timeout: float = 120.0) -> "Stack":
+        """Starts nats-server if needed, then the named processes, and waits until they are healthy."""
+        (self.var / "logs").mkdir(parents=True, exist_ok=True)
+        (self.var / "db").mkdir(parents=True, exist_ok=True)
+        if self.nats is None or self.nats.process is None or self.nats.process.poll() is not None:
+            self.start_nats()
+        for name in names:
+            self._check_port(name)
+            self.processes[name] = self._spawn(name)
+        deadline = time.monotonic() + timeout
+        for name in names:
+            self._wait_healthy(name, deadline)
+        return self
+
+    def start_nats(self) -> None:
+        self.nats = NatsServer(self.var / "nats", port=self.ports.nats).start()
+
+    def stop(self, names: tuple[str, ...] | None = None, kill: bool = False) -> None:
+        """Stops the named processes (default: all, then nats-server), gracefully unless kill."""
+        chosen = list(reversed(PROCESSES)) if names is None else list(names)
+        for name in chosen:
+            proc = self.processes.pop(name, None)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if names is None and self.nats is not None:
+            self.nats.stop(kill=kill)
+
+    def running(self, name: str) -> bool:
+        proc = self.processes.get(name)
+        return proc is not None and proc.poll() is None
+
+    def log(self, name: str) -> str:
+        path = self.var / "logs" / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _port_of(self, name: str) -> int | None:
+        return getattr(self.ports, name, None)
+
+    def _check_port(self, name: str) -> None:
+        port = self._port_of(name)
+        if port is not None and not port_is_free(port):
+            variable = f"WB_{name.upper()}_PORT"
+            raise PortInUse(f"{name}: port {port} on 127.0.0.1 is already in use; set {variable} to a free port")
+
+    def _command(self, name: str) -> list[str]:
+        python = sys.executable
+        if name == "worker":
+            return [python, "-m", "inference_service", "worker"]
+        if name == "inference":
+            return [python, "-m", "inference_service", "serve"]
+        if name == "gateway":
+            return [python, "-m", "gateway"]
+        return [python, "-m", f"{name}_service"]
+
+    def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.var / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        return subprocess.Popen(
+            self._command(name),
+            cwd=self.repo,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
+        )
+
+    def _wait_healthy(self, name: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            proc = self.processes[name]
+            if proc.poll() is not None:
+                tail = "\n".join(self.log(name).splitlines()[-30:])
+                raise RuntimeError(f"{name} exited with code {proc.returncode} at start:\n{tail}")
+            if self._healthy(name):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{name} was not healthy in time; see {self.var / 'logs' / (name + '.log')}")
+
+    def _healthy(self, name: str) -> bool:
+        if name == "worker":
+            return "worker ready" in self.log(name)
+        if name == "gateway":
+            try:
+                return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        port = self._port_of(name)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+            except grpc.RpcError:
+                return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
