@@ -115,6 +115,7 @@ class ProjectionRunner:
         finally:
             if pending is not None:
                 pending.cancel()
+                await asyncio.wait({pending})  # aclose() fails while anext() is still running
             await follower.aclose()
 
     async def wait_for(self, sequence: int, within: float = 10.0) -> None:

@@ -1,0 +1,1 @@
+"""Adapters of the datasets service: read model, object store, parsed-file cache."""

@@ -1,0 +1,45 @@
+"""Dataset files as blobs in the JetStream object store."""
+
+import io
+
+from nats.js import JetStreamContext, api
+from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
+from nats.js.object_store import ObjectStore
+
+BUCKET = "wb-datasets"
+
+
+class BlobMissing(Exception):
+    """No object of that name in the bucket."""
+
+
+class DatasetFiles:
+    """Puts and gets whole dataset files by object name."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    @classmethod
+    async def open(cls, js: JetStreamContext, bucket: str = BUCKET, replicas: int = 1) -> "DatasetFiles":
+        """The bucket's files; creates the bucket when it is missing (safe from several processes)."""
+        try:
+            store = await js.object_store(bucket)
+        except BucketNotFoundError:
+            store = await js.create_object_store(
+                bucket,
+                api.ObjectStoreConfig(description="uploaded dataset files", storage=api.StorageType.FILE),
+                replicas=replicas,
+            )
+        return cls(store)
+
+    async def put(self, name: str, data: bytes) -> None:
+        await self.store.put(name, data)
+
+    async def get(self, name: str) -> bytes:
+        # writeinto: the client's default concatenates bytes per chunk, quadratic on large files.
+        sink = io.BytesIO()
+        try:
+            await self.store.get(name, writeinto=sink)
+        except ObjectNotFoundError:
+            raise BlobMissing(name) from None
+        return sink.getvalue()
