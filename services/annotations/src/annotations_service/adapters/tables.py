@@ -1,0 +1,37 @@
+"""The read model's tables (SQLModel); names carry the context prefix so a shared database is fine."""
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class OutputRow(SQLModel, table=True):
+    """The latest output of a model for a record, from the inference context's ResultRecorded events."""
+
+    __tablename__ = "annotations_outputs"
+
+    dataset_id: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    model_id: str = Field(primary_key=True)
+    run_id: str
+    output_text: str
+    error: str = ""
+    sequence: int
+
+
+class AnnotationRow(SQLModel, table=True):
+    """The current annotation of a model's output for a record."""
+
+    __tablename__ = "annotations_annotations"
+
+    dataset_id: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    model_id: str = Field(primary_key=True)
+    kind: int
+    output_text: str
+    note: str = ""
+    annotator: str = ""
+    source: str = ""
+    # The stream sequence of the record's last annotation event (any model): what a writer expects.
+    version: int
+    recorded_at: datetime | None = None

@@ -1,0 +1,46 @@
+"""Export lines: one OpenAI chat fine-tune line per curated (record, model)."""
+
+import json
+
+from annotations_service.domain.errors import InvalidInput
+from workbench.annotations.v1.annotations_pb2 import AnnotationKind
+from workbench.datasets.v1.datasets_pb2 import Record
+
+DEFAULT_EXPORT_KINDS = frozenset({AnnotationKind.ANNOTATION_KIND_GOLDEN, AnnotationKind.ANNOTATION_KIND_FIXED})
+# Characters json.dumps leaves raw that str.splitlines() and older JavaScript treat as line breaks.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_KIND_NAMES = {
+    AnnotationKind.ANNOTATION_KIND_GOLDEN: "golden",
+    AnnotationKind.ANNOTATION_KIND_FIXED: "fixed",
+    AnnotationKind.ANNOTATION_KIND_WRONG: "wrong",
+}
+
+
+def export_kinds(requested: list[int]) -> frozenset[int]:
+    """The kinds to export: the requested ones, or golden and fixed when none are named."""
+    if not requested:
+        return frozenset(DEFAULT_EXPORT_KINDS)
+    unknown = [kind for kind in requested if kind not in _KIND_NAMES]
+    if unknown:
+        raise InvalidInput(f"kinds {unknown} are not annotation kinds: use GOLDEN, FIXED or WRONG")
+    return frozenset(requested)
+
+
+def chat_messages(record: Record) -> list[dict[str, str]]:
+    """The record's input as chat messages: a prompt record becomes one user message."""
+    if record.messages:
+        return [{"role": message.role, "content": message.content} for message in record.messages]
+    return [{"role": "user", "content": record.prompt}]
+
+
+def export_line(dataset_id: str, record: Record, model_id: str, kind: int, answer: str) -> str:
+    """One JSONL line (with its newline); json escapes whatever the untrusted answer holds."""
+    messages = [*chat_messages(record), {"role": "assistant", "content": answer}]
+    line = {
+        "dataset_id": dataset_id,
+        "record_id": record.record_id,
+        "model_id": model_id,
+        "kind": _KIND_NAMES[kind],  # type: ignore[index]
+        "messages": messages,
+    }
+    return json.dumps(line, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"

@@ -1,0 +1,1 @@
+"""The gRPC edge: the servicer and the error mapping."""
