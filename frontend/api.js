@@ -1,0 +1,77 @@
+// HTTP calls to the gateway with the bearer token; errors carry the server's own detail.
+
+const TOKEN_KEY = "workbench.token";
+
+let token = "";
+
+/** Takes #token=... from the URL into sessionStorage (and out of the address bar); returns the token. */
+export function readToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = fragment.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  token = sessionStorage.getItem(TOKEN_KEY) || "";
+  return token;
+}
+
+export function setToken(value) {
+  token = value;
+  sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+export function forgetToken() {
+  token = "";
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export function currentToken() {
+  return token;
+}
+
+export class ApiError extends Error {
+  constructor(status, error, detail) {
+    super(detail || error || `HTTP ${status}`);
+    this.status = status;
+    this.error = error;
+    this.detail = detail;
+  }
+}
+
+/** fetch() against the API: JSON in (json: ...) or a FormData body (form: ...), JSON out. */
+export async function api(path, { method = "GET", json, form } = {}) {
+  const headers = { Authorization: `Bearer ${token}` };
+  let body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    body = form;
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body });
+  } catch (error) {
+    throw new ApiError(0, "NETWORK", `the gateway cannot be reached (${error.message})`);
+  }
+  if (!response.ok) {
+    let payload = {};
+    try {
+      payload = await response.json();
+    } catch {
+      // not JSON: a proxy's error page, say
+    }
+    throw new ApiError(response.status, payload.error || response.statusText, payload.detail || response.statusText);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}

@@ -1,0 +1,365 @@
+// The workbench page: datasets (left), models and results (center), runs (right).
+
+import { ApiError, api, currentToken, forgetToken, query, readToken, setToken } from "./api.js";
+import { ResultsGrid } from "./grid.js";
+import { connectLive } from "./live.js";
+
+const PAGE_SIZE = 1000;
+const ACTIVE = new Set(["queued", "running"]);
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  datasets: [],
+  models: new Map(), // model id -> model
+  runs: new Map(), // run id -> run
+  datasetId: "",
+  loadGeneration: 0,
+  grid: null,
+  live: false,
+};
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function notify(message) {
+  const notice = $("notice");
+  notice.textContent = message;
+  notice.hidden = !message;
+}
+
+function describe(error) {
+  return error instanceof ApiError ? error.detail : String(error);
+}
+
+function handleAuth(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    forgetToken();
+    showTokenForm("The token was refused; enter the right one.");
+    return true;
+  }
+  return false;
+}
+
+// ---- datasets ---------------------------------------------------------------------------------
+
+async function loadDatasets() {
+  const { datasets } = await api("/admin/datasets");
+  state.datasets = datasets;
+  renderDatasets();
+}
+
+function renderDatasets() {
+  const list = $("dataset-list");
+  list.replaceChildren();
+  if (!state.datasets.length) list.append(el("li", "muted", "No datasets yet: upload one."));
+  for (const dataset of state.datasets) {
+    const item = el("li");
+    const button = el("button", "dataset-button");
+    button.type = "button";
+    button.dataset.datasetId = dataset.dataset_id;
+    if (dataset.dataset_id === state.datasetId) button.setAttribute("aria-current", "true");
+    button.append(
+      el("span", "name", dataset.name),
+      el("span", "meta", `${dataset.record_count} records · ${dataset.format}`),
+    );
+    button.addEventListener("click", () => selectDataset(dataset.dataset_id));
+    item.append(button);
+    list.append(item);
+  }
+}
+
+function datasetName(datasetId) {
+  return state.datasets.find((d) => d.dataset_id === datasetId)?.name || datasetId;
+}
+
+async function upload(file) {
+  const status = $("upload-status");
+  status.className = "status";
+  status.textContent = `Uploading ${file.name}…`;
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const { dataset } = await api("/admin/datasets/upload", { method: "POST", form });
+    status.textContent = `Registered ${dataset.name}: ${dataset.record_count} records.`;
+    await loadDatasets();
+    await selectDataset(dataset.dataset_id);
+  } catch (error) {
+    if (handleAuth(error)) return;
+    status.className = "status error";
+    status.textContent = `Upload failed: ${describe(error)}`;
+  } finally {
+    $("upload-input").value = "";
+  }
+}
+
+function wireUpload() {
+  const input = $("upload-input");
+  const zone = $("drop-zone");
+  input.addEventListener("change", () => {
+    if (input.files.length) upload(input.files[0]);
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    const file = event.dataTransfer?.files?.[0];
+    if (file) upload(file);
+  });
+}
+
+// ---- models and runs --------------------------------------------------------------------------
+
+async function loadModels() {
+  const { models } = await api("/admin/models");
+  state.models = new Map(models.map((m) => [m.model_id, m]));
+  const list = $("model-list");
+  list.replaceChildren();
+  for (const model of models) {
+    const item = el("li");
+    const label = el("label");
+    const box = el("input");
+    box.type = "checkbox";
+    box.name = "model";
+    box.value = model.model_id;
+    box.addEventListener("change", updateRunButton);
+    label.append(box, el("span", "name", model.display_name), el("span", "meta", model.backend));
+    item.append(label);
+    list.append(item);
+  }
+  updateRunButton();
+}
+
+function modelName(modelId) {
+  return state.models.get(modelId)?.display_name || modelId;
+}
+
+function selectedModels() {
+  return [...document.querySelectorAll('#model-list input[name="model"]:checked')].map((box) => box.value);
+}
+
+function updateRunButton() {
+  $("run-button").disabled = !state.datasetId || selectedModels().length === 0;
+}
+
+async function runSelected() {
+  const status = $("run-status");
+  const modelIds = selectedModels();
+  status.className = "status";
+  status.textContent = "Starting…";
+  try {
+    const { runs } = await api("/admin/benchmarks/run", {
+      method: "POST",
+      json: { dataset_id: state.datasetId, model_ids: modelIds },
+    });
+    for (const run of runs) {
+      state.runs.set(run.run_id, run);
+      state.grid?.ensureModel(run.model_id);
+    }
+    status.textContent = `Started ${runs.length} run${runs.length === 1 ? "" : "s"}.`;
+    renderRuns();
+  } catch (error) {
+    if (handleAuth(error)) return;
+    status.className = "status error";
+    status.textContent = `Could not start: ${describe(error)}`;
+  }
+}
+
+async function loadRuns() {
+  const requests = [api("/admin/benchmarks/active")];
+  if (state.datasetId) requests.push(api(`/admin/benchmarks${query({ dataset_id: state.datasetId })}`));
+  const replies = await Promise.all(requests);
+  state.runs = new Map(replies.flatMap((r) => r.runs).map((run) => [run.run_id, run]));
+  renderRuns();
+}
+
+let runsRefresh = 0;
+function refreshRunsSoon() {
+  clearTimeout(runsRefresh);
+  runsRefresh = setTimeout(() => loadRuns().catch((error) => handleAuth(error) || notify(describe(error))), 300);
+}
+
+function formatDuration(seconds) {
+  if (!Number.isFinite(seconds) || seconds <= 0) return "–";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+function renderRuns() {
+  const list = $("runs");
+  const runs = [...state.runs.values()]
+    .filter((run) => ACTIVE.has(run.status) || run.dataset_id === state.datasetId)
+    .sort((a, b) => ACTIVE.has(b.status) - ACTIVE.has(a.status) || (b.requested_at || "").localeCompare(a.requested_at || ""));
+  list.replaceChildren();
+  if (!runs.length) list.append(el("li", "muted", "No runs yet."));
+  for (const run of runs) list.append(runCard(run));
+}
+
+function runCard(run) {
+  const item = el("li", "run");
+  item.dataset.runId = run.run_id;
+  item.dataset.status = run.status;
+  const head = el("div", "run-head");
+  head.append(el("span", "name", modelName(run.model_id)), el("span", `badge ${run.status}`, run.status));
+  const bar = el("progress");
+  bar.max = Math.max(run.total, 1);
+  bar.value = run.done;
+  const numbers = el("div", "run-numbers");
+  numbers.append(
+    el("span", "done", `${run.done}/${run.total}`),
+    el("span", "speed", `${run.tokens_per_second.toFixed(1)} tok/s`),
+    el("span", "eta", `ETA ${ACTIVE.has(run.status) ? formatDuration(run.eta_seconds) : "–"}`),
+  );
+  item.append(head, el("div", "meta", datasetName(run.dataset_id)), bar, numbers);
+  if (run.failed) item.append(el("div", "meta", `${run.failed} failed records`));
+  if (run.error) item.append(el("div", "error", run.error));
+  return item;
+}
+
+// ---- results ----------------------------------------------------------------------------------
+
+async function selectDataset(datasetId) {
+  state.datasetId = datasetId;
+  renderDatasets();
+  updateRunButton();
+  const link = $("export-link");
+  link.href = `/admin/export/${encodeURIComponent(datasetId)}${query({ format: "jsonl", token: currentToken() })}`;
+  link.removeAttribute("aria-disabled");
+  $("results-dataset").textContent = `· ${datasetName(datasetId)}`;
+  $("results").dataset.datasetId = datasetId;
+  await Promise.all([loadResults(), loadRuns()]).catch((error) => {
+    if (handleAuth(error)) return;
+    $("results-summary").textContent = `Could not load the results: ${describe(error)}`;
+  });
+}
+
+async function loadResults() {
+  if (!state.datasetId) return;
+  const generation = ++state.loadGeneration;
+  const grid = new ResultsGrid($("results"), { onAnnotate: annotate, modelName });
+  state.grid = grid;
+  const summary = $("results-summary");
+  summary.textContent = "Loading…";
+  let offset = 0;
+  let total = 0;
+  let differing = 0;
+  do {
+    const view = await api(
+      `/admin/workbench/results${query({ dataset_id: state.datasetId, offset, limit: PAGE_SIZE })}`,
+    );
+    if (generation !== state.loadGeneration) return; // another dataset was chosen meanwhile
+    grid.addPage(view);
+    total = view.total;
+    differing += view.records.filter((r) => r.differs).length;
+    offset += view.records.length;
+    if (!view.records.length) break;
+  } while (offset < total);
+  summary.textContent = `${total} records · ${grid.models.length} models · ${differing} with differing answers`;
+}
+
+async function annotate(recordId, modelId, action, fixedText) {
+  const body = { model_id: modelId, expected_version: state.grid.annotationVersion(recordId) };
+  if (action === "fix") body.fixed_text = fixedText;
+  const path = `/admin/annotations/${action}/${encodeURIComponent(state.datasetId)}/${encodeURIComponent(recordId)}`;
+  try {
+    const { annotation } = await api(path, { method: "POST", json: body });
+    state.grid.applyAnnotation(recordId, annotation);
+    notify("");
+  } catch (error) {
+    if (handleAuth(error)) return;
+    if (error instanceof ApiError && error.status === 409) {
+      notify(`Someone else changed this record meanwhile; reloaded. (${error.detail})`);
+      await loadResults();
+      return;
+    }
+    notify(`Could not save: ${describe(error)}`);
+  }
+}
+
+// ---- live updates -----------------------------------------------------------------------------
+
+function onFrame(frame) {
+  if (frame.type === "result") {
+    if (frame.result.dataset_id === state.datasetId) state.grid?.applyResult(frame.result);
+  } else if (frame.type === "progress") {
+    const run = state.runs.get(frame.progress.run_id);
+    if (!run) {
+      refreshRunsSoon();
+      return;
+    }
+    const { done, total, failed, tokens_per_second, eta_seconds } = frame.progress;
+    Object.assign(run, { done, total, failed, tokens_per_second, eta_seconds });
+    if (run.status === "queued") run.status = "running";
+    const card = document.querySelector(`#runs [data-run-id="${CSS.escape(run.run_id)}"]`);
+    if (card) card.replaceWith(runCard(run));
+    else renderRuns();
+  } else if (frame.type === "run") {
+    refreshRunsSoon();
+  }
+}
+
+function onLiveState(liveState) {
+  const badge = $("live-status");
+  badge.dataset.state = liveState;
+  badge.textContent = liveState;
+  if (liveState === "unauthorized") {
+    state.live = false;
+    showTokenForm("The token was refused; enter the right one.");
+  }
+}
+
+function onLiveOpen() {
+  // Anything may have happened while disconnected: refetch what is on screen.
+  const reloads = [loadRuns()];
+  if (state.datasetId) reloads.push(loadResults());
+  Promise.all(reloads).catch((error) => handleAuth(error) || notify(describe(error)));
+}
+
+// ---- start ------------------------------------------------------------------------------------
+
+function showTokenForm(message) {
+  $("workbench").hidden = true;
+  $("token-form").hidden = false;
+  notify(message || "");
+}
+
+async function start() {
+  $("token-form").hidden = true;
+  $("workbench").hidden = false;
+  try {
+    await Promise.all([loadDatasets(), loadModels(), loadRuns()]);
+  } catch (error) {
+    if (!handleAuth(error)) notify(describe(error));
+    return;
+  }
+  if (state.live) return;
+  state.live = true;
+  connectLive({ token: currentToken(), onFrame, onOpen: onLiveOpen, onState: onLiveState });
+}
+
+function main() {
+  wireUpload();
+  $("run-button").addEventListener("click", runSelected);
+  $("export-link").addEventListener("click", (event) => {
+    if (!state.datasetId) event.preventDefault();
+  });
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    setToken($("token-input").value.trim());
+    start();
+  });
+  if (readToken()) start();
+  else showTokenForm("");
+}
+
+main();

@@ -1,0 +1,123 @@
+"""Annotations (golden / fixed / wrong) and the export of the curated dataset."""
+
+import re
+from collections.abc import AsyncIterator
+
+import msgspec
+from litestar import Controller, get, post
+from litestar.exceptions import ClientException
+from litestar.params import Parameter
+from litestar.response import Stream
+
+from gateway.auth import QUERY_TOKEN_OPT
+from gateway.clients import RPC_TIMEOUT_S, Clients
+from gateway.views import AnnotationView, annotation_view
+from workbench.annotations.v1 import annotations_pb2 as ann
+
+EXPORT_FORMATS = {"jsonl": ann.EXPORT_FORMAT_JSONL}
+EXPORT_KINDS = {
+    "golden": ann.ANNOTATION_KIND_GOLDEN,
+    "fixed": ann.ANNOTATION_KIND_FIXED,
+    "wrong": ann.ANNOTATION_KIND_WRONG,
+}
+
+
+class AnnotationBody(msgspec.Struct, forbid_unknown_fields=True):
+    model_id: str
+    note: str = ""
+    annotator: str = ""
+    expected_version: int | None = None  # the record's annotation_version as last seen
+
+
+class FixBody(AnnotationBody, forbid_unknown_fields=True):
+    fixed_text: str = ""
+
+
+async def record(
+    clients: Clients,
+    kind: ann.AnnotationKind.ValueType,
+    dataset_id: str,
+    candidate_id: str,
+    body: AnnotationBody,
+    fixed_text: str = "",
+) -> dict[str, AnnotationView]:
+    request = ann.RecordAnnotationRequest(
+        dataset_id=dataset_id,
+        record_id=candidate_id.removeprefix("/"),  # a {:path} parameter keeps its leading slash
+        model_id=body.model_id,
+        kind=kind,
+        fixed_text=fixed_text,
+        note=body.note,
+        annotator=body.annotator,
+        expected_version=body.expected_version,
+    )
+    reply = await clients.annotations.RecordAnnotation(request, timeout=RPC_TIMEOUT_S)
+    return {"annotation": annotation_view(reply.annotation)}
+
+
+class AnnotationController(Controller):
+    # candidate_id is the record's own id, URL-encoded; {:path} keeps ids that contain "/" whole.
+    path = "/annotations"
+    tags = ["annotations"]
+
+    @post("/golden/{dataset_id:str}/{candidate_id:path}", operation_id="markGolden")
+    async def golden(
+        self, clients: Clients, dataset_id: str, candidate_id: str, data: AnnotationBody
+    ) -> dict[str, AnnotationView]:
+        return await record(clients, ann.ANNOTATION_KIND_GOLDEN, dataset_id, candidate_id, data)
+
+    @post("/fix/{dataset_id:str}/{candidate_id:path}", operation_id="markFixed")
+    async def fix(
+        self, clients: Clients, dataset_id: str, candidate_id: str, data: FixBody
+    ) -> dict[str, AnnotationView]:
+        if not data.fixed_text.strip():
+            raise ClientException('"fixed_text" must hold the corrected answer')
+        return await record(clients, ann.ANNOTATION_KIND_FIXED, dataset_id, candidate_id, data, data.fixed_text)
+
+    @post("/wrong/{dataset_id:str}/{candidate_id:path}", operation_id="markWrong")
+    async def wrong(
+        self, clients: Clients, dataset_id: str, candidate_id: str, data: AnnotationBody
+    ) -> dict[str, AnnotationView]:
+        return await record(clients, ann.ANNOTATION_KIND_WRONG, dataset_id, candidate_id, data)
+
+
+def export_file_name(dataset_id: str, extension: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset_id).strip("._") or "dataset"
+    return f"{stem[:100]}-curated.{extension}"
+
+
+async def _chunks(first: bytes, rest: AsyncIterator[ann.ExportDatasetResponse]) -> AsyncIterator[bytes]:
+    yield first
+    async for reply in rest:
+        yield reply.chunk
+
+
+class ExportController(Controller):
+    path = "/export"
+    tags = ["annotations"]
+
+    @get("/{dataset_id:str}", operation_id="exportDataset", opt={QUERY_TOKEN_OPT: True})
+    async def export(
+        self,
+        clients: Clients,
+        dataset_id: str,
+        format: str = "jsonl",
+        kinds: str = Parameter(default="", description="comma-separated: golden,fixed,wrong; empty: golden and fixed"),
+    ) -> Stream:
+        """Streams the curated records as a download (one OpenAI chat fine-tune line per record)."""
+        if format not in EXPORT_FORMATS:
+            raise ClientException(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
+        wanted = [k.strip() for k in kinds.split(",") if k.strip()]
+        if unknown := [k for k in wanted if k not in EXPORT_KINDS]:
+            raise ClientException(f"unknown annotation kind {unknown[0]!r}: use golden, fixed or wrong")
+        request = ann.ExportDatasetRequest(
+            dataset_id=dataset_id, format=EXPORT_FORMATS[format], kinds=[EXPORT_KINDS[k] for k in wanted]
+        )
+        replies = aiter(clients.annotations.ExportDataset(request))
+        # Wait for the first chunk so that a NOT_FOUND still becomes a 404, not a broken 200.
+        first = await anext(replies, ann.ExportDatasetResponse())
+        return Stream(
+            _chunks(first.chunk, replies),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{export_file_name(dataset_id, format)}"'},
+        )

@@ -1,0 +1,96 @@
+"""In-process fan-out of live frames to every open WebSocket, with a bounded backlog per client.
+
+One NATS subscription per gateway process feeds the hub (see relay.py); each socket drains its own
+queue. A slow browser loses stale progress frames first (a newer snapshot of the same run replaces
+an older one); results and run events are never dropped: when they alone overflow the backlog the
+socket is closed with CLOSE_RELOAD and the browser refetches the results view.
+"""
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DEFAULT_BACKLOG = 1000
+# Application close codes (4000-4999). 4401 mirrors HTTP 401.
+CLOSE_RELOAD = 4000
+CLOSE_UNAUTHORIZED = 4401
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """An encoded JSON text frame; progress frames of the same run supersede each other."""
+
+    text: str
+    progress_of: str | None = None  # the run id, for progress frames only
+
+
+class ClientQueue:
+    """The frames waiting to be sent to one WebSocket."""
+
+    def __init__(self, limit: int = DEFAULT_BACKLOG) -> None:
+        self.limit = limit
+        self.overflowed = False
+        self.closed = False
+        self._frames: deque[Frame] = deque()
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, frame: Frame) -> None:
+        if self.closed:
+            return
+        if frame.progress_of is not None:
+            self._drop_progress(lambda f: f.progress_of == frame.progress_of)
+        if len(self._frames) >= self.limit and not self._drop_progress(lambda f: f.progress_of is not None):
+            if frame.progress_of is not None:
+                return  # a full backlog of results: this snapshot is already stale
+            self.overflowed = True
+            self.close()
+            return
+        self._frames.append(frame)
+        self._ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._frames.clear()
+        self._ready.set()
+
+    async def get(self) -> str | None:
+        """The next frame's text; None once the queue is closed (see `overflowed` for why)."""
+        while not self._frames:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        return self._frames.popleft().text
+
+    def _drop_progress(self, matches: Callable[[Frame], bool]) -> bool:
+        """Removes the oldest frame that matches; True when one was removed."""
+        for i, frame in enumerate(self._frames):
+            if matches(frame):
+                del self._frames[i]
+                return True
+        return False
+
+
+class LiveHub:
+    """Every open socket's queue; broadcast() never blocks, so one slow browser delays nobody."""
+
+    def __init__(self, backlog: int = DEFAULT_BACKLOG) -> None:
+        self.backlog = backlog
+        self.clients: set[ClientQueue] = set()
+
+    def subscribe(self) -> ClientQueue:
+        client = ClientQueue(self.backlog)
+        self.clients.add(client)
+        return client
+
+    def unsubscribe(self, client: ClientQueue) -> None:
+        self.clients.discard(client)
+        client.close()
+
+    def broadcast(self, frame: Frame) -> None:
+        for client in list(self.clients):
+            client.put(frame)

@@ -1,0 +1,107 @@
+"""One NATS connection per gateway process, relaying live events to the hub as JSON frames.
+
+Progress snapshots come from core NATS (wb.progress.>, not stored); results and run lifecycle
+events from the event stream, new ones only (a browser that (re)connects refetches the results
+view, so it never needs history from here).
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+import nats
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from eventlog import EventLog, EventLogError
+from eventlog.log import decode_message
+from gateway.live import Frame, LiveHub
+from gateway.views import message_fields, progress_view, result_view
+from workbench.inference.v1 import inference_pb2 as inf
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SUBJECT = "wb.progress.>"
+EVENT_SUBJECTS = ("wb.results.>", "wb.runs.>")
+RUN_EVENTS = (inf.RunRequested, inf.RunStarted, inf.RunCompleted, inf.RunFailed, inf.RunCancelled)
+MAX_BACKOFF_S = 30.0
+
+
+def _encode(payload: dict[str, Any]) -> str:
+    return msgspec.json.encode(payload).decode()
+
+
+def progress_frame(progress: inf.RunProgress) -> Frame:
+    return Frame(_encode({"type": "progress", "progress": progress_view(progress)}), progress_of=progress.run_id)
+
+
+def event_frame(event: Message) -> Frame | None:
+    """The frame for a stored event the browser cares about; None for any other event."""
+    if isinstance(event, inf.ResultRecorded):
+        return Frame(_encode({"type": "result", "result": result_view(event)}))
+    if isinstance(event, RUN_EVENTS):
+        return Frame(_encode({"type": "run", "event": event.DESCRIPTOR.name, **message_fields(event)}))
+    return None
+
+
+class NatsRelay:
+    """Feeds the hub from NATS until cancelled; waits for NATS and the stream when they are not up yet."""
+
+    def __init__(self, url: str, stream: str, hub: LiveHub) -> None:
+        self.url = url
+        self.stream = stream
+        self.hub = hub
+        self.nc: NatsClient | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def run(self) -> None:
+        async def quiet(error: Exception) -> None:
+            log.debug("NATS: %s", error)
+
+        # Retries forever (also the first connect), so the gateway serves HTTP while NATS starts.
+        self.nc = await nats.connect(
+            self.url, name="wb-gateway", max_reconnect_attempts=-1, reconnect_time_wait=2, error_cb=quiet
+        )
+        log.info("live updates: connected to NATS at %s", self.url)
+        try:
+            await self.nc.subscribe(PROGRESS_SUBJECT, cb=self._on_progress)
+            await self._follow_events(EventLog(self.nc, self.stream))
+        finally:
+            await self.nc.close()
+
+    async def _follow_events(self, events: EventLog) -> None:
+        backoff = 1.0
+        while True:
+            try:
+                async for msg in events.raw_follow(list(EVENT_SUBJECTS), start=None):
+                    backoff = 1.0
+                    self._on_event(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # e.g. the stream does not exist yet: the services create it
+                log.warning("following %s failed (%s); retrying in %.0f s", self.stream, error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _on_event(self, msg: Msg) -> None:
+        try:
+            stored = decode_message(msg)
+        except (EventLogError, DecodeError) as error:
+            log.debug("skipping an event the gateway cannot read: %s", error)
+            return
+        frame = event_frame(stored.event) if stored is not None else None
+        if frame is not None:
+            self.hub.broadcast(frame)
+
+    async def _on_progress(self, msg: Msg) -> None:
+        try:
+            progress = inf.RunProgress.FromString(msg.data)
+        except DecodeError:
+            log.debug("skipping a malformed progress message on %s", msg.subject)
+            return
+        self.hub.broadcast(progress_frame(progress))

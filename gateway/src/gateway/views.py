@@ -1,0 +1,273 @@
+"""What the HTTP API returns: msgspec Structs, and their conversion from the services' proto messages.
+
+Enums become short lower-case words ("chat", "running", "golden"), timestamps ISO-8601 strings
+(null when unset), keys snake_case.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from workbench.annotations.v1 import annotations_pb2 as ann
+from workbench.datasets.v1 import datasets_pb2 as ds
+from workbench.inference.v1 import inference_pb2 as inf
+
+
+def enum_word(enum_name: str, prefix: str) -> str:
+    """RUN_STATUS_RUNNING -> running."""
+    return enum_name.removeprefix(prefix).lower()
+
+
+def timestamp(value: Timestamp) -> datetime | None:
+    if value.seconds == 0 and value.nanos == 0:
+        return None
+    return value.ToDatetime(tzinfo=UTC)
+
+
+class DatasetView(msgspec.Struct):
+    dataset_id: str
+    name: str
+    format: str
+    record_count: int
+    sha256: str
+    size_bytes: int
+    registered_at: datetime | None
+
+
+class SamplingView(msgspec.Struct):
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int
+
+
+class ModelView(msgspec.Struct):
+    model_id: str
+    display_name: str
+    backend: str
+    revision: str
+    max_model_len: int
+    default_sampling: SamplingView
+
+
+class RunView(msgspec.Struct):
+    run_id: str
+    dataset_id: str
+    model_id: str
+    status: str
+    total: int
+    done: int
+    failed: int
+    output_tokens: int
+    tokens_per_second: float
+    eta_seconds: float
+    error: str
+    engine: str
+    model_revision: str
+    sampling: SamplingView
+    requested_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class CellResultView(msgspec.Struct):
+    """One model's answer to one record, as the results grid shows it."""
+
+    run_id: str
+    output_text: str
+    finish_reason: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_ms: float
+    error: str
+
+
+class ResultView(msgspec.Struct):
+    """A result as pushed over the WebSocket: a cell plus where it belongs."""
+
+    run_id: str
+    dataset_id: str
+    model_id: str
+    record_id: str
+    output_text: str
+    finish_reason: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_ms: float
+    error: str
+
+
+class AnnotationView(msgspec.Struct):
+    dataset_id: str
+    record_id: str
+    model_id: str
+    kind: str
+    output_text: str
+    note: str
+    annotator: str
+    version: int
+    recorded_at: datetime | None
+
+
+class CellAnnotationView(msgspec.Struct):
+    kind: str
+    output_text: str
+    note: str
+    annotator: str
+    version: int
+    recorded_at: datetime | None
+
+
+class ProgressView(msgspec.Struct):
+    run_id: str
+    dataset_id: str
+    model_id: str
+    done: int
+    total: int
+    failed: int
+    tokens_per_second: float
+    eta_seconds: float
+
+
+def dataset_view(d: ds.Dataset) -> DatasetView:
+    return DatasetView(
+        dataset_id=d.dataset_id,
+        name=d.name,
+        format=enum_word(ds.RecordFormat.Name(d.format), "RECORD_FORMAT_"),
+        record_count=d.record_count,
+        sha256=d.sha256,
+        size_bytes=d.size_bytes,
+        registered_at=timestamp(d.registered_at),
+    )
+
+
+def sampling_view(s: inf.SamplingParams) -> SamplingView:
+    return SamplingView(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
+
+
+def model_view(m: inf.Model) -> ModelView:
+    # The model's path stays inside: it names a directory or provider the browser has no use for.
+    return ModelView(
+        model_id=m.model_id,
+        display_name=m.display_name or m.model_id,
+        backend=m.backend,
+        revision=m.revision,
+        max_model_len=m.max_model_len,
+        default_sampling=sampling_view(m.default_sampling),
+    )
+
+
+def run_view(r: inf.Run) -> RunView:
+    return RunView(
+        run_id=r.run_id,
+        dataset_id=r.dataset_id,
+        model_id=r.model_id,
+        status=enum_word(inf.RunStatus.Name(r.status), "RUN_STATUS_"),
+        total=r.total,
+        done=r.done,
+        failed=r.failed,
+        output_tokens=r.output_tokens,
+        tokens_per_second=r.tokens_per_second,
+        eta_seconds=r.eta_seconds,
+        error=r.error,
+        engine=r.engine,
+        model_revision=r.model_revision,
+        sampling=sampling_view(r.sampling),
+        requested_at=timestamp(r.requested_at),
+        started_at=timestamp(r.started_at),
+        finished_at=timestamp(r.finished_at),
+    )
+
+
+def cell_result_view(r: inf.Result) -> CellResultView:
+    return CellResultView(
+        run_id=r.run_id,
+        output_text=r.output_text,
+        finish_reason=r.finish_reason,
+        prompt_tokens=r.prompt_tokens,
+        output_tokens=r.output_tokens,
+        latency_ms=r.latency_ms,
+        error=r.error,
+    )
+
+
+def result_view(r: inf.Result | inf.ResultRecorded) -> ResultView:
+    return ResultView(
+        run_id=r.run_id,
+        dataset_id=r.dataset_id,
+        model_id=r.model_id,
+        record_id=r.record_id,
+        output_text=r.output_text,
+        finish_reason=r.finish_reason,
+        prompt_tokens=r.prompt_tokens,
+        output_tokens=r.output_tokens,
+        latency_ms=r.latency_ms,
+        error=r.error,
+    )
+
+
+def annotation_kind_word(kind: ann.AnnotationKind.ValueType) -> str:
+    return enum_word(ann.AnnotationKind.Name(kind), "ANNOTATION_KIND_")
+
+
+def annotation_view(a: ann.Annotation) -> AnnotationView:
+    return AnnotationView(
+        dataset_id=a.dataset_id,
+        record_id=a.record_id,
+        model_id=a.model_id,
+        kind=annotation_kind_word(a.kind),
+        output_text=a.output_text,
+        note=a.note,
+        annotator=a.annotator,
+        version=a.version,
+        recorded_at=timestamp(a.recorded_at),
+    )
+
+
+def cell_annotation_view(a: ann.Annotation) -> CellAnnotationView:
+    return CellAnnotationView(
+        kind=annotation_kind_word(a.kind),
+        output_text=a.output_text,
+        note=a.note,
+        annotator=a.annotator,
+        version=a.version,
+        recorded_at=timestamp(a.recorded_at),
+    )
+
+
+def progress_view(p: inf.RunProgress) -> ProgressView:
+    return ProgressView(
+        run_id=p.run_id,
+        dataset_id=p.dataset_id,
+        model_id=p.model_id,
+        done=p.done,
+        total=p.total,
+        failed=p.failed,
+        tokens_per_second=p.tokens_per_second,
+        eta_seconds=p.eta_seconds,
+    )
+
+
+def record_input(r: ds.Record) -> dict[str, Any]:
+    """{"prompt": ...} or {"messages": [{"role", "content"}, ...]}, as the record was written."""
+    if r.messages:
+        return {"messages": [{"role": m.role, "content": m.content} for m in r.messages]}
+    return {"prompt": r.prompt}
+
+
+def message_fields(message: Message) -> dict[str, Any]:
+    """Every field of a run event as JSON-ready values (timestamps as ISO-8601 strings or null)."""
+    fields: dict[str, Any] = {}
+    for descriptor in message.DESCRIPTOR.fields:
+        value = getattr(message, descriptor.name)
+        if isinstance(value, Timestamp):
+            moment = timestamp(value)
+            fields[descriptor.name] = moment.isoformat() if moment else None
+        elif isinstance(value, Message):
+            fields[descriptor.name] = message_fields(value)
+        else:
+            fields[descriptor.name] = value
+    return fields

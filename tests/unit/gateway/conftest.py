@@ -1,0 +1,416 @@
+"""The gateway wired to fake services of our own contracts, driven through Litestar's AsyncTestClient.
+
+AsyncTestClient runs the app on an event loop of its own (a blocking portal in another thread) and
+blocks the test's loop while a request runs, so the fake gRPC servers live on a third loop in a
+background thread; everything meets over real sockets, as in production.
+
+The fakes implement the generated servicer base classes with canned data and record what they were
+sent; tests reach them through the `services` fixture.
+"""
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from eventlog.natsserver import free_port
+from eventlog.serving import start_server
+from gateway.app import create_app
+from gateway.config import Settings
+from workbench.annotations.v1 import annotations_pb2 as ann
+from workbench.annotations.v1 import annotations_pb2_grpc
+from workbench.common.v1 import common_pb2
+from workbench.datasets.v1 import datasets_pb2 as ds
+from workbench.datasets.v1 import datasets_pb2_grpc
+from workbench.inference.v1 import inference_pb2 as inf
+from workbench.inference.v1 import inference_pb2_grpc
+
+DATASET_ID = "ds-1"
+RECORD_WITH_SLASH = "rec/3"
+
+
+def at(seconds: int) -> Timestamp:
+    return Timestamp(seconds=1_760_000_000 + seconds)
+
+
+DATASET = ds.Dataset(
+    dataset_id=DATASET_ID,
+    name="candidates.jsonl",
+    format=ds.RECORD_FORMAT_MIXED,
+    record_count=3,
+    sha256="ab" * 32,
+    object_name="obj-1",
+    size_bytes=321,
+    registered_at=at(0),
+)
+RECORDS = [
+    ds.Record(record_id="r1", index=0, prompt="Is the sky blue?"),
+    ds.Record(
+        record_id="r2",
+        index=1,
+        messages=[
+            common_pb2.ChatMessage(role="system", content="Answer briefly."),
+            common_pb2.ChatMessage(role="user", content="<b>2+2?</b>"),
+        ],
+    ),
+    ds.Record(record_id=RECORD_WITH_SLASH, index=2, prompt="Say same."),
+]
+SAMPLING = inf.SamplingParams(temperature=0.0, top_p=1.0, max_tokens=64, seed=7)
+MODELS = [
+    inf.Model(
+        model_id="gemma",
+        display_name="Gemma 3 4B",
+        backend="vllm",
+        path="/models/gemma",
+        revision="r1",
+        max_model_len=4096,
+        default_sampling=SAMPLING,
+    ),
+    inf.Model(model_id="olmo", display_name="OLMo 2 7B", backend="openai", path="olmo", revision="r2"),
+]
+
+
+def run(run_id: str, model_id: str, status: int, requested: int) -> inf.Run:
+    return inf.Run(
+        run_id=run_id,
+        dataset_id=DATASET_ID,
+        model_id=model_id,
+        status=status,  # type: ignore[arg-type]
+        total=3,
+        done=3 if status == inf.RUN_STATUS_COMPLETED else 1,
+        sampling=SAMPLING,
+        engine="vllm 0.32.0",
+        requested_at=at(requested),
+    )
+
+
+# Listed out of order on purpose: the gateway orders runs by requested_at.
+RUNS = [
+    run("run-gemma-2", "gemma", inf.RUN_STATUS_RUNNING, 300),
+    run("run-olmo", "olmo", inf.RUN_STATUS_COMPLETED, 200),
+    run("run-gemma-1", "gemma", inf.RUN_STATUS_COMPLETED, 100),
+    inf.Run(run_id="run-other", dataset_id="ds-other", model_id="olmo", status=inf.RUN_STATUS_QUEUED),
+]
+
+
+def result(run_id: str, model_id: str, record_id: str, text: str, error: str = "") -> inf.Result:
+    return inf.Result(
+        run_id=run_id,
+        dataset_id=DATASET_ID,
+        model_id=model_id,
+        record_id=record_id,
+        output_text=text,
+        finish_reason="stop" if not error else "",
+        prompt_tokens=5,
+        output_tokens=2,
+        latency_ms=12.5,
+        error=error,
+    )
+
+
+RESULTS = [
+    result("run-gemma-1", "gemma", "r1", "Yes."),
+    result("run-olmo", "olmo", "r1", "  Yes.\n"),  # same answer, other whitespace: no disagreement
+    result("run-gemma-1", "gemma", "r2", "4"),
+    result("run-olmo", "olmo", "r2", "<script>alert(1)</script>"),
+    result("run-gemma-2", "gemma", "r2", "Four."),  # the rerun replaces gemma's older answer
+    result("run-gemma-1", "gemma", RECORD_WITH_SLASH, "same"),
+    result("run-olmo", "olmo", RECORD_WITH_SLASH, "", error="engine crashed"),  # a failure is no answer
+]
+ANNOTATIONS = [
+    ann.Annotation(
+        dataset_id=DATASET_ID,
+        record_id="r1",
+        model_id="gemma",
+        kind=ann.ANNOTATION_KIND_GOLDEN,
+        output_text="Yes.",
+        annotator="ana",
+        version=1,
+    ),
+    ann.Annotation(
+        dataset_id=DATASET_ID,
+        record_id="r1",
+        model_id="olmo",
+        kind=ann.ANNOTATION_KIND_WRONG,
+        output_text="  Yes.\n",
+        note="hedges",
+        version=2,
+    ),
+]
+EXPORT_CHUNKS = [b'{"messages": [{"role": "user", "content": "Is the sky blue?"}', b', {"role": "assistant"}]}\n']
+
+
+@dataclass
+class Upload:
+    name: str = ""
+    chunks: list[int] = field(default_factory=list)  # the size of each chunk message
+    data: bytearray = field(default_factory=bytearray)
+    completed: bool = False
+
+
+class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
+    def __init__(self) -> None:
+        self.uploads: list[Upload] = []
+
+    async def UploadDataset(
+        self, request_iterator: AsyncIterator[ds.UploadDatasetRequest], context: grpc.aio.ServicerContext
+    ) -> ds.UploadDatasetResponse:
+        upload = Upload()
+        self.uploads.append(upload)
+        async for request in request_iterator:
+            if request.HasField("header"):
+                upload.name = request.header.name
+                if upload.name.endswith(".exe"):  # answers before the file has been sent
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only .jsonl files are accepted")
+            else:
+                upload.chunks.append(len(request.chunk))
+                upload.data += request.chunk
+        upload.completed = True
+        count = 0
+        for number, line in enumerate(upload.data.decode().splitlines(), start=1):
+            if not line.strip():
+                continue
+            if not isinstance(json.loads(line).get("prompt"), str):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f'line {number}: field "prompt" must be a string')
+            count += 1
+        if count > 100_000:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the file has more than 100000 records")
+        return ds.UploadDatasetResponse(
+            dataset=ds.Dataset(
+                dataset_id="ds-new",
+                name=upload.name,
+                format=ds.RECORD_FORMAT_PROMPT,
+                record_count=count,
+                sha256=hashlib.sha256(upload.data).hexdigest(),
+                size_bytes=len(upload.data),
+                registered_at=at(5),
+            )
+        )
+
+    async def ListDatasets(
+        self, request: ds.ListDatasetsRequest, context: grpc.aio.ServicerContext
+    ) -> ds.ListDatasetsResponse:
+        return ds.ListDatasetsResponse(datasets=[DATASET])
+
+    async def GetDataset(
+        self, request: ds.GetDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> ds.GetDatasetResponse:
+        if request.dataset_id != DATASET_ID:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no dataset {request.dataset_id!r}: list them with ListDatasets"
+            )
+        return ds.GetDatasetResponse(dataset=DATASET)
+
+    async def ReadRecords(
+        self, request: ds.ReadRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ds.ReadRecordsResponse]:
+        if request.dataset_id != DATASET_ID:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dataset {request.dataset_id!r}")
+        end = request.offset + request.limit if request.limit else None
+        selected = RECORDS[request.offset : end]
+        for start in range(0, len(selected), 2):  # batches of two: the gateway must join them
+            yield ds.ReadRecordsResponse(records=selected[start : start + 2])
+
+
+class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
+    def __init__(self) -> None:
+        self.started: list[inf.StartRunRequest] = []
+
+    async def ListModels(
+        self, request: inf.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> inf.ListModelsResponse:
+        return inf.ListModelsResponse(models=MODELS)
+
+    async def StartRun(self, request: inf.StartRunRequest, context: grpc.aio.ServicerContext) -> inf.StartRunResponse:
+        if request.model_id == "explodes":
+            await context.abort(grpc.StatusCode.INTERNAL, "Traceback: secret /etc/workbench/password")
+        if request.model_id not in {m.model_id for m in MODELS}:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no model {request.model_id!r} in the models file")
+        self.started.append(request)
+        run_id = f"run-{len(self.started)}"
+        return inf.StartRunResponse(run=run(run_id, request.model_id, inf.RUN_STATUS_QUEUED, 400))
+
+    async def GetRun(self, request: inf.GetRunRequest, context: grpc.aio.ServicerContext) -> inf.GetRunResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not used by the gateway")
+        raise AssertionError
+
+    async def ListRuns(self, request: inf.ListRunsRequest, context: grpc.aio.ServicerContext) -> inf.ListRunsResponse:
+        active = {inf.RUN_STATUS_QUEUED, inf.RUN_STATUS_RUNNING}
+        runs = [
+            r
+            for r in RUNS
+            if (not request.dataset_id or r.dataset_id == request.dataset_id)
+            and (not request.active_only or r.status in active)
+        ]
+        return inf.ListRunsResponse(runs=runs)
+
+    async def ListResults(
+        self, request: inf.ListResultsRequest, context: grpc.aio.ServicerContext
+    ) -> inf.ListResultsResponse:
+        return inf.ListResultsResponse(results=[r for r in RESULTS if r.dataset_id == request.dataset_id])
+
+
+class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
+    def __init__(self) -> None:
+        self.recorded: list[ann.RecordAnnotationRequest] = []
+        # As in the real service: a record's version is the sequence of its last annotation event.
+        self.sequence = 2
+        self.versions = {"r1": 2}
+
+    async def RecordAnnotation(
+        self, request: ann.RecordAnnotationRequest, context: grpc.aio.ServicerContext
+    ) -> ann.RecordAnnotationResponse:
+        current = self.versions.get(request.record_id, 0)
+        if request.HasField("expected_version") and request.expected_version != current:
+            await context.abort(
+                grpc.StatusCode.ABORTED,
+                f"record {request.record_id!r} changed since version {request.expected_version}: reload and retry",
+            )
+        self.recorded.append(request)
+        self.sequence += 1
+        self.versions[request.record_id] = self.sequence
+        return ann.RecordAnnotationResponse(
+            annotation=ann.Annotation(
+                dataset_id=request.dataset_id,
+                record_id=request.record_id,
+                model_id=request.model_id,
+                kind=request.kind,
+                output_text=request.fixed_text or "the model's answer",
+                note=request.note,
+                annotator=request.annotator,
+                version=self.sequence,
+                recorded_at=at(10),
+            )
+        )
+
+    async def ListAnnotations(
+        self, request: ann.ListAnnotationsRequest, context: grpc.aio.ServicerContext
+    ) -> ann.ListAnnotationsResponse:
+        return ann.ListAnnotationsResponse(annotations=[a for a in ANNOTATIONS if a.dataset_id == request.dataset_id])
+
+    async def ExportDataset(
+        self, request: ann.ExportDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ann.ExportDatasetResponse]:
+        if request.dataset_id != DATASET_ID:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dataset {request.dataset_id!r}")
+        for chunk in EXPORT_CHUNKS:
+            yield ann.ExportDatasetResponse(chunk=chunk)
+
+
+TOKEN = "unit-test-token-0123456789"
+T = TypeVar("T")
+
+
+class ServerLoop:
+    """An event loop running in a daemon thread, for the fake servers."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-grpc", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+@dataclass
+class Services:
+    datasets: FakeDatasets
+    inference: FakeInference
+    annotations: FakeAnnotations
+    addresses: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+def server_loop() -> Iterator[ServerLoop]:
+    loop = ServerLoop()
+    yield loop
+    loop.stop()
+
+
+@pytest.fixture
+def services(server_loop: ServerLoop) -> Iterator[Services]:
+    fakes = Services(FakeDatasets(), FakeInference(), FakeAnnotations(), {})
+    registrations: dict[str, tuple[str, Any]] = {
+        "datasets": (
+            "workbench.datasets.v1.DatasetService",
+            lambda s: datasets_pb2_grpc.add_DatasetServiceServicer_to_server(fakes.datasets, s),
+        ),
+        "inference": (
+            "workbench.inference.v1.InferenceService",
+            lambda s: inference_pb2_grpc.add_InferenceServiceServicer_to_server(fakes.inference, s),
+        ),
+        "annotations": (
+            "workbench.annotations.v1.AnnotationService",
+            lambda s: annotations_pb2_grpc.add_AnnotationServiceServicer_to_server(fakes.annotations, s),
+        ),
+    }
+    servers: list[grpc.aio.Server] = []
+    for name, (service_name, register) in registrations.items():
+        address = f"127.0.0.1:{free_port()}"
+        server, _ = server_loop.run(start_server(address, register, [service_name], {}))
+        servers.append(server)
+        fakes.addresses[name] = address
+    yield fakes
+    for server in servers:
+        server_loop.run(server.stop(None))
+
+
+def settings_for(services: Services, tmp_path: Path, **overrides: Any) -> Settings:
+    frontend = tmp_path / "frontend"
+    frontend.mkdir(exist_ok=True)
+    (frontend / "index.html").write_text("<!doctype html><title>Workbench</title>")
+    (frontend / "app.js").write_text("export {};")
+    values: dict[str, Any] = {
+        "api_token": TOKEN,
+        "datasets_addr": services.addresses["datasets"],
+        "inference_addr": services.addresses["inference"],
+        "annotations_addr": services.addresses["annotations"],
+        # Nothing listens there: the live relay keeps retrying in the background, HTTP does not care.
+        "nats_url": f"nats://127.0.0.1:{free_port()}",
+        "frontend_dir": frontend,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_app(services: Services, tmp_path: Path) -> Callable[..., Litestar]:
+    """create_app for the fakes, with any setting overridden."""
+    return lambda **overrides: create_app(settings_for(services, tmp_path, **overrides))
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Litestar]) -> Litestar:
+    return make_app()
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def token() -> str:
+    return TOKEN
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    """The headers of an authenticated call."""
+    return {"Authorization": f"Bearer {TOKEN}"}

@@ -1,0 +1,71 @@
+"""Every API call needs the token; the page, its assets and /health do not."""
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from gateway.config import ConfigError, Settings
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": "Basic unit-test-token"},
+        {"Authorization": "Bearer "},
+    ],
+    ids=["none", "wrong", "not-bearer", "empty"],
+)
+async def test_an_api_call_without_the_right_token_is_refused(
+    client: AsyncTestClient[Litestar], headers: dict[str, str]
+) -> None:
+    response = await client.get("/admin/datasets", headers=headers)
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "UNAUTHORIZED"
+    assert "Bearer" in response.json()["detail"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_an_api_call_with_the_token_is_answered(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:
+    response = await client.get("/admin/datasets", headers=auth)
+
+    assert response.status_code == 200
+    assert [d["dataset_id"] for d in response.json()["datasets"]] == ["ds-1"]
+
+
+async def test_the_query_token_is_accepted_for_downloads_only(client: AsyncTestClient[Litestar], token: str) -> None:
+    assert (await client.get("/admin/datasets", params={"token": token})).status_code == 401
+    assert (await client.get("/admin/export/ds-1", params={"token": token})).status_code == 200
+    assert (await client.get("/admin/export/ds-1", params={"token": "nope"})).status_code == 401
+
+
+async def test_the_page_its_assets_and_health_need_no_token(client: AsyncTestClient[Litestar]) -> None:
+    page = await client.get("/")
+    asset = await client.get("/app.js")
+    health = await client.get("/health")
+
+    assert page.status_code == 200 and "<title>Workbench</title>" in page.text
+    assert asset.status_code == 200 and "javascript" in asset.headers["content-type"]
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    assert health.json()["services"] == {"datasets": "ok", "inference": "ok", "annotations": "ok"}
+
+
+def test_the_gateway_refuses_to_start_without_a_token() -> None:
+    with pytest.raises(ConfigError, match="WB_API_TOKEN is required"):
+        Settings.from_env({"WB_GATEWAY_PORT": "4080"})
+    with pytest.raises(ConfigError, match="WB_GATEWAY_PORT must be a whole number"):
+        Settings.from_env({"WB_API_TOKEN": "t", "WB_GATEWAY_PORT": "eighty"})
+
+
+def test_settings_come_from_the_environment_and_never_show_the_token() -> None:
+    settings = Settings.from_env(
+        {"WB_API_TOKEN": "s3cret", "WB_DATASETS_ADDR": "datasets:50051", "WB_MAX_UPLOAD_BYTES": "1024"}
+    )
+
+    assert settings.datasets_addr == "datasets:50051"
+    assert settings.max_upload_bytes == 1024
+    assert settings.port == 4080
+    assert "s3cret" not in repr(settings)

@@ -1,0 +1,206 @@
+"""Live frames: what the relay makes of NATS messages, the per-client backlog, and the WebSocket itself."""
+
+import asyncio
+import json
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pytest
+from litestar import Litestar
+from litestar.exceptions import WebSocketDisconnect
+from litestar.testing import AsyncTestClient
+
+from gateway.live import CLOSE_RELOAD, CLOSE_UNAUTHORIZED, ClientQueue, Frame, LiveHub
+from gateway.relay import event_frame, progress_frame
+from workbench.datasets.v1 import datasets_pb2 as ds
+from workbench.inference.v1 import inference_pb2 as inf
+
+from .conftest import at
+
+T = TypeVar("T")
+
+
+def result_frame(n: int) -> Frame:
+    return Frame(json.dumps({"type": "result", "n": n}))
+
+
+def progress(run_id: str, done: int) -> Frame:
+    return Frame(json.dumps({"type": "progress", "run": run_id, "done": done}), progress_of=run_id)
+
+
+def run_privately(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Runs a coroutine on a loop of its own (these tests are synchronous; the session loop is not ours)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
+
+
+def drain(queue: ClientQueue) -> list[dict[str, Any]]:
+    async def take() -> list[dict[str, Any]]:
+        frames = []
+        while len(queue):
+            text = await queue.get()
+            assert text is not None
+            frames.append(json.loads(text))
+        return frames
+
+    return run_privately(take())
+
+
+def test_a_newer_progress_snapshot_replaces_the_pending_one_of_the_same_run() -> None:
+    queue = ClientQueue(limit=10)
+    queue.put(progress("a", 1))
+    queue.put(result_frame(1))
+    queue.put(progress("b", 1))
+    queue.put(progress("a", 2))
+
+    assert drain(queue) == [
+        {"type": "result", "n": 1},
+        {"type": "progress", "run": "b", "done": 1},
+        {"type": "progress", "run": "a", "done": 2},
+    ]
+
+
+def test_a_full_backlog_drops_the_oldest_progress_first_never_a_result() -> None:
+    queue = ClientQueue(limit=3)
+    queue.put(progress("a", 1))
+    queue.put(result_frame(1))
+    queue.put(result_frame(2))
+    queue.put(result_frame(3))  # full: progress "a" goes
+    queue.put(progress("b", 1))  # full of results: this snapshot is dropped, nothing else
+
+    assert not queue.overflowed
+    assert [f.get("n") for f in drain(queue)] == [1, 2, 3]
+
+
+def test_results_that_overflow_the_backlog_close_the_client_for_a_reload() -> None:
+    queue = ClientQueue(limit=2)
+    for n in range(3):
+        queue.put(result_frame(n))
+
+    assert queue.overflowed and queue.closed
+    assert run_privately(queue.get()) is None
+
+
+def test_the_hub_fans_one_frame_out_to_every_client() -> None:
+    hub = LiveHub(backlog=5)
+    first, second = hub.subscribe(), hub.subscribe()
+    hub.broadcast(result_frame(7))
+    hub.unsubscribe(second)
+    hub.broadcast(result_frame(8))
+
+    assert [f["n"] for f in drain(first)] == [7, 8]
+    assert second.closed and len(hub.clients) == 1
+
+
+def test_a_recorded_result_becomes_a_result_frame() -> None:
+    event = inf.ResultRecorded(
+        run_id="run-1",
+        dataset_id="ds-1",
+        model_id="gemma",
+        record_id="r1",
+        output_text="<b>hi</b>",
+        finish_reason="stop",
+        prompt_tokens=3,
+        output_tokens=2,
+        latency_ms=9.5,
+        recorded_at=at(1),
+    )
+
+    frame = event_frame(event)
+
+    assert frame is not None and frame.progress_of is None
+    assert json.loads(frame.text) == {
+        "type": "result",
+        "result": {
+            "run_id": "run-1",
+            "dataset_id": "ds-1",
+            "model_id": "gemma",
+            "record_id": "r1",
+            "output_text": "<b>hi</b>",
+            "finish_reason": "stop",
+            "prompt_tokens": 3,
+            "output_tokens": 2,
+            "latency_ms": 9.5,
+            "error": "",
+        },
+    }
+
+
+def test_run_events_become_run_frames_and_other_events_nothing() -> None:
+    started = event_frame(inf.RunStarted(run_id="run-1", worker="w1", engine="vllm 0.32.0", started_at=at(2)))
+    completed = event_frame(inf.RunCompleted(run_id="run-1", done=3, failed=1))
+
+    assert started is not None and json.loads(started.text) == {
+        "type": "run",
+        "event": "RunStarted",
+        "run_id": "run-1",
+        "worker": "w1",
+        "engine": "vllm 0.32.0",
+        "model_revision": "",
+        "started_at": "2025-10-09T08:53:22+00:00",
+    }
+    assert completed is not None and json.loads(completed.text)["completed_at"] is None
+    assert event_frame(ds.DatasetRegistered(dataset_id="ds-1")) is None
+
+
+def test_a_progress_snapshot_becomes_a_progress_frame() -> None:
+    frame = progress_frame(inf.RunProgress(run_id="run-1", model_id="gemma", done=5, total=10, eta_seconds=2.5))
+
+    assert frame.progress_of == "run-1"
+    body = json.loads(frame.text)
+    assert body["type"] == "progress"
+    assert body["progress"]["done"] == 5 and body["progress"]["eta_seconds"] == 2.5
+
+
+def wait_for_clients(hub: LiveHub, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(hub.clients) != count:
+        assert time.monotonic() < deadline, "the socket never subscribed"
+        time.sleep(0.01)
+
+
+async def test_the_socket_pushes_frames_to_an_authenticated_browser(
+    client: AsyncTestClient[Litestar], app: Litestar, token: str
+) -> None:
+    hub: LiveHub = app.state.hub
+    with await client.websocket_connect(f"/ws/workbench?token={token}") as socket:
+        wait_for_clients(hub, 1)
+        client.blocking_portal.call(hub.broadcast, progress("run-1", 4))
+        client.blocking_portal.call(hub.broadcast, result_frame(1))
+
+        assert socket.receive_json(timeout=5) == {"type": "progress", "run": "run-1", "done": 4}
+        assert socket.receive_json(timeout=5) == {"type": "result", "n": 1}
+    wait_for_clients(hub, 0)  # closing the socket unsubscribes it
+
+
+@pytest.mark.parametrize("query", ["", "?token=wrong"])
+async def test_the_socket_closes_4401_without_the_token(client: AsyncTestClient[Litestar], query: str) -> None:
+    socket = await client.websocket_connect(f"/ws/workbench{query}")
+    with socket, pytest.raises(WebSocketDisconnect) as closed:
+        socket.receive_json(timeout=5)
+
+    assert closed.value.code == CLOSE_UNAUTHORIZED
+
+
+async def test_a_browser_too_far_behind_is_told_to_reload(
+    client: AsyncTestClient[Litestar], app: Litestar, token: str
+) -> None:
+    hub: LiveHub = app.state.hub
+    with await client.websocket_connect(f"/ws/workbench?token={token}") as socket:
+        wait_for_clients(hub, 1)
+        # Fill the backlog faster than the socket drains it, in one go on the app's loop.
+        client.blocking_portal.call(_flood, hub, hub.backlog + 1)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                socket.receive_json(timeout=5)
+
+    assert closed.value.code == CLOSE_RELOAD
+
+
+def _flood(hub: LiveHub, count: int) -> None:
+    for n in range(count):
+        hub.broadcast(result_frame(n))

@@ -1,0 +1,80 @@
+"""The results view joins records, every model's latest answer and the annotations, and flags disagreement."""
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+
+async def results(client: AsyncTestClient[Litestar], auth: dict[str, str], **params: Any) -> Any:
+    response = await client.get("/admin/workbench/results", params={"dataset_id": "ds-1", **params}, headers=auth)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_each_record_shows_every_model_side_by_side(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    view = await results(client, auth)
+
+    assert view["dataset"]["dataset_id"] == "ds-1"
+    assert view["dataset"]["format"] == "mixed"
+    assert view["dataset"]["registered_at"].startswith("2025-10-09T")
+    assert view["models"] == ["gemma", "olmo"]  # in the order of their first run
+    assert [r["record_id"] for r in view["records"]] == ["r1", "r2", "rec/3"]  # joined across record batches
+    assert view["total"] == 3
+    first = view["records"][0]
+    assert first["input"] == {"prompt": "Is the sky blue?"}
+    assert first["results"]["gemma"] == {
+        "run_id": "run-gemma-1",
+        "output_text": "Yes.",
+        "finish_reason": "stop",
+        "prompt_tokens": 5,
+        "output_tokens": 2,
+        "latency_ms": 12.5,
+        "error": "",
+    }
+    assert view["records"][1]["input"] == {
+        "messages": [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "<b>2+2?</b>"}]
+    }
+
+
+async def test_a_rerun_replaces_the_older_answer_of_the_same_model(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    r2 = (await results(client, auth))["records"][1]
+
+    assert r2["results"]["gemma"]["run_id"] == "run-gemma-2"
+    assert r2["results"]["gemma"]["output_text"] == "Four."
+
+
+async def test_differs_flags_real_disagreement_only(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:
+    r1, r2, r3 = (await results(client, auth))["records"]
+
+    assert r1["differs"] is False  # "Yes." and "  Yes.\n" differ only in whitespace
+    assert r2["differs"] is True  # "Four." against "<script>…"
+    assert r3["differs"] is False  # one model failed: nothing to compare
+    assert r3["results"]["olmo"]["error"] == "engine crashed"
+
+
+async def test_annotations_are_grouped_by_model_with_the_record_version(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    r1, r2, _ = (await results(client, auth))["records"]
+
+    assert r1["annotations"]["gemma"]["kind"] == "golden"
+    assert r1["annotations"]["gemma"]["annotator"] == "ana"
+    assert r1["annotations"]["olmo"]["kind"] == "wrong"
+    assert r1["annotations"]["olmo"]["note"] == "hedges"
+    assert r1["annotation_version"] == 2
+    assert r2["annotations"] == {}
+    assert r2["annotation_version"] == 0
+
+
+async def test_records_can_be_paged(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:
+    page = await results(client, auth, offset=1, limit=1)
+
+    assert [r["record_id"] for r in page["records"]] == ["r2"]
+    assert (page["offset"], page["limit"], page["total"]) == (1, 1, 3)
+    too_big = await client.get("/admin/workbench/results", params={"dataset_id": "ds-1", "limit": 1001}, headers=auth)
+    assert too_big.status_code == 400

@@ -1,0 +1,106 @@
+"""Models, runs, annotations and the export, as the workbench page calls them."""
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+
+async def test_models_are_listed_without_their_paths(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:
+    response = await client.get("/admin/models", headers=auth)
+
+    assert response.status_code == 200
+    gemma, olmo = response.json()["models"]
+    assert gemma == {
+        "model_id": "gemma",
+        "display_name": "Gemma 3 4B",
+        "backend": "vllm",
+        "revision": "r1",
+        "max_model_len": 4096,
+        "default_sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 64, "seed": 7},
+    }
+    assert olmo["backend"] == "openai"
+
+
+async def test_running_selected_models_starts_one_run_each(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    response = await client.post(
+        "/admin/benchmarks/run", json={"dataset_id": "ds-1", "model_ids": ["gemma", "olmo", "gemma"]}, headers=auth
+    )
+
+    assert response.status_code == 201
+    runs = response.json()["runs"]
+    assert [r["model_id"] for r in runs] == ["gemma", "olmo"]
+    assert {r["status"] for r in runs} == {"queued"}
+    assert set(runs[0]) >= {"run_id", "total", "done", "tokens_per_second", "eta_seconds", "requested_at", "engine"}
+    assert sorted(s.model_id for s in services.inference.started) == ["gemma", "olmo"]
+
+
+async def test_a_single_model_id_is_accepted_and_no_model_is_a_400(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    one = await client.post("/admin/benchmarks/run", json={"dataset_id": "ds-1", "model_id": "olmo"}, headers=auth)
+    none = await client.post("/admin/benchmarks/run", json={"dataset_id": "ds-1", "model_ids": []}, headers=auth)
+    unknown = await client.post("/admin/benchmarks/run", json={"dataset_id": "ds-1", "model_id": "gpt-9"}, headers=auth)
+
+    assert one.status_code == 201 and one.json()["runs"][0]["model_id"] == "olmo"
+    assert none.status_code == 400 and "model_ids" in none.json()["detail"]
+    assert unknown.status_code == 404 and "gpt-9" in unknown.json()["detail"]
+
+
+async def test_active_runs_and_all_runs_of_a_dataset(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:
+    active = (await client.get("/admin/benchmarks/active", params={"dataset_id": "ds-1"}, headers=auth)).json()
+    every_active = (await client.get("/admin/benchmarks/active", headers=auth)).json()
+    of_dataset = (await client.get("/admin/benchmarks", params={"dataset_id": "ds-1"}, headers=auth)).json()
+
+    assert [(r["run_id"], r["status"]) for r in active["runs"]] == [("run-gemma-2", "running")]
+    assert {r["run_id"] for r in every_active["runs"]} == {"run-gemma-2", "run-other"}
+    assert {r["status"] for r in of_dataset["runs"]} == {"running", "completed"}
+    assert len(of_dataset["runs"]) == 3
+
+
+async def test_starring_an_answer_records_a_golden_annotation(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    response = await client.post(
+        "/admin/annotations/golden/ds-1/rec%2F3",
+        json={"model_id": "gemma", "note": "crisp", "annotator": "ana", "expected_version": 0},
+        headers=auth,
+    )
+
+    assert response.status_code == 201, response.text
+    annotation = response.json()["annotation"]
+    assert (annotation["record_id"], annotation["model_id"], annotation["kind"]) == ("rec/3", "gemma", "golden")
+    assert annotation["version"] == 3
+    sent = services.annotations.recorded[0]
+    assert (sent.record_id, sent.note, sent.annotator, sent.expected_version) == ("rec/3", "crisp", "ana", 0)
+
+
+async def test_fixing_and_flagging_an_answer(client: AsyncTestClient[Litestar], auth: dict[str, str], services) -> None:
+    fixed = await client.post(
+        "/admin/annotations/fix/ds-1/r2", json={"model_id": "olmo", "fixed_text": "4"}, headers=auth
+    )
+    empty_fix = await client.post(
+        "/admin/annotations/fix/ds-1/r2", json={"model_id": "olmo", "fixed_text": "  "}, headers=auth
+    )
+    wrong = await client.post("/admin/annotations/wrong/ds-1/r2", json={"model_id": "olmo"}, headers=auth)
+
+    assert fixed.status_code == 201 and fixed.json()["annotation"]["kind"] == "fixed"
+    assert fixed.json()["annotation"]["output_text"] == "4"
+    assert empty_fix.status_code == 400
+    assert wrong.status_code == 201 and wrong.json()["annotation"]["kind"] == "wrong"
+    assert [r.HasField("expected_version") for r in services.annotations.recorded] == [False, False]
+
+
+async def test_the_export_streams_as_a_named_attachment(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    response = await client.get("/admin/export/ds-1", params={"format": "jsonl"}, headers=auth)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    assert response.headers["content-disposition"] == 'attachment; filename="ds-1-curated.jsonl"'
+    assert (
+        response.content == b'{"messages": [{"role": "user", "content": "Is the sky blue?"}, {"role": "assistant"}]}\n'
+    )
+    csv = await client.get("/admin/export/ds-1", params={"format": "csv"}, headers=auth)
+    assert csv.status_code == 400
