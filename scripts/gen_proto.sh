@@ -4,6 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$here/.venv/bin/python}
+[[ "$python" = /* ]] || python="$PWD/$python"  # keep the venv path (no realpath: it would leave the venv)
 out=${1:-$here/proto/python}
 mkdir -p "$out"
 rm -rf "$out/workbench"

@@ -7,6 +7,7 @@ truncated file for a whole one.
 """
 
 import asyncio
+import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import PureWindowsPath
 from typing import TYPE_CHECKING
@@ -47,6 +48,7 @@ async def upload_requests(
     """The header, then the file's bytes in chunks; ends only once the whole body has been parsed."""
     buffer = bytearray()
     received = 0
+    digest = hashlib.sha256()
     in_file = seen_file = False
     try:
         with PushMultipartParser(boundary, max_header_count=16, max_segment_count=64) as parser:
@@ -66,6 +68,7 @@ async def upload_requests(
                                 f"the file is larger than the limit of {max_bytes} bytes (WB_MAX_UPLOAD_BYTES)"
                             )
                         buffer += event
+                        digest.update(event)
                         while len(buffer) >= CHUNK_BYTES:
                             yield ds.UploadDatasetRequest(chunk=bytes(buffer[:CHUNK_BYTES]))
                             del buffer[:CHUNK_BYTES]
@@ -75,6 +78,8 @@ async def upload_requests(
         raise ClientException(f'the form has no field named "{FILE_FIELD}": send the dataset file in it')
     if buffer:
         yield ds.UploadDatasetRequest(chunk=bytes(buffer))
+    # Only a body parsed to its end gets a trailer: the service registers nothing without one.
+    yield ds.UploadDatasetRequest(trailer=ds.UploadTrailer(size_bytes=received, sha256=digest.hexdigest()))
 
 
 async def upload_dataset(

@@ -11,13 +11,13 @@ import grpc
 import pytest
 
 from eventlog.natsserver import NatsServer, free_port
+from tests.uploads import upload_requests
 from workbench.annotations.v1.annotations_pb2 import (
     AnnotationKind,
     ExportDatasetRequest,
     ExportFormat,
     RecordAnnotationRequest,
 )
-from workbench.datasets.v1.datasets_pb2 import UploadDatasetRequest, UploadHeader
 from workbench.datasets.v1.datasets_pb2_grpc import DatasetServiceStub
 
 from .conftest import Annotations, annotations_config, running, wait_until_serving
@@ -70,12 +70,8 @@ async def with_datasets(fresh_nats: NatsServer, tmp_path: Path, datasets_address
 
 
 async def upload(address: str, name: str, content: bytes) -> str:
-    async def parts() -> AsyncIterator[UploadDatasetRequest]:
-        yield UploadDatasetRequest(header=UploadHeader(name=name))
-        yield UploadDatasetRequest(chunk=content)
-
     async with grpc.aio.insecure_channel(address) as channel:
-        response = await DatasetServiceStub(channel).UploadDataset(parts())
+        response = await DatasetServiceStub(channel).UploadDataset(upload_requests(name, content))
     return str(response.dataset.dataset_id)
 
 

@@ -24,6 +24,7 @@ from datasets_service.config import Settings
 from datasets_service.projector import rebuild
 from eventlog.natsserver import NatsServer, free_port
 from eventlog.projection import ProjectionCheckpoint
+from tests.uploads import upload_requests
 from workbench.datasets.v1 import datasets_pb2_grpc
 from workbench.datasets.v1.datasets_pb2 import (
     Dataset,
@@ -34,7 +35,7 @@ from workbench.datasets.v1.datasets_pb2 import (
     RecordFormat,
     UploadDatasetRequest,
     UploadDatasetResponse,
-    UploadHeader,
+    UploadTrailer,
 )
 
 MAX_UPLOAD = 64 * 1024
@@ -125,12 +126,7 @@ async def stub(service: RunningService) -> AsyncIterator[Any]:
 
 
 async def upload(stub: Any, name: str, data: bytes, chunk_size: int = 1000) -> Dataset:
-    async def requests() -> AsyncIterator[UploadDatasetRequest]:
-        yield UploadDatasetRequest(header=UploadHeader(name=name))
-        for at in range(0, len(data), chunk_size):
-            yield UploadDatasetRequest(chunk=data[at : at + chunk_size])
-
-    response: UploadDatasetResponse = await stub.UploadDataset(requests())
+    response: UploadDatasetResponse = await stub.UploadDataset(upload_requests(name, data, chunk_size))
     return response.dataset
 
 
@@ -241,6 +237,33 @@ async def test_unknown_datasets_and_uploads_without_a_header(stub: Any) -> None:
         await stub.UploadDataset(headless())
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "header" in (refused.value.details() or "")
+
+
+async def test_an_upload_cut_off_before_its_trailer_registers_nothing(stub: Any) -> None:
+    before = await stub.ListDatasets(ListDatasetsRequest())
+
+    with pytest.raises(grpc.aio.AioRpcError) as cut:
+        await stub.UploadDataset(upload_requests("cut.jsonl", prompt_file(5), chunk_size=100, trailer=False))
+
+    assert cut.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "trailer" in (cut.value.details() or "")
+    assert await stub.ListDatasets(ListDatasetsRequest()) == before
+
+
+async def test_an_upload_whose_trailer_disagrees_registers_nothing(stub: Any) -> None:
+    before = await stub.ListDatasets(ListDatasetsRequest())
+
+    async def damaged() -> AsyncIterator[UploadDatasetRequest]:
+        async for request in upload_requests("damaged.jsonl", prompt_file(5), trailer=False):
+            yield request
+        yield UploadDatasetRequest(trailer=UploadTrailer(size_bytes=1, sha256="00"))
+
+    with pytest.raises(grpc.aio.AioRpcError) as damaged_upload:
+        await stub.UploadDataset(damaged())
+
+    assert damaged_upload.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "damaged" in (damaged_upload.value.details() or "")
+    assert await stub.ListDatasets(ListDatasetsRequest()) == before
 
 
 async def test_a_stored_file_that_no_longer_matches_its_sha256_is_data_loss(settings: Settings) -> None:

@@ -156,6 +156,7 @@ class Upload:
     chunks: list[int] = field(default_factory=list)  # the size of each chunk message
     data: bytearray = field(default_factory=bytearray)
     completed: bool = False
+    trailer: ds.UploadTrailer | None = None
 
 
 class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
@@ -172,6 +173,8 @@ class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
                 upload.name = request.header.name
                 if upload.name.endswith(".exe"):  # answers before the file has been sent
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only .jsonl files are accepted")
+            elif request.HasField("trailer"):
+                upload.trailer = request.trailer
             else:
                 upload.chunks.append(len(request.chunk))
                 upload.data += request.chunk

@@ -27,6 +27,9 @@ async def test_a_file_goes_to_the_service_in_256_kib_chunks(
     assert upload.name == "cands.jsonl"
     assert upload.chunks[:2] == [256 * 1024, 256 * 1024]
     assert len(upload.chunks) == 3
+    assert upload.trailer is not None
+    assert upload.trailer.size_bytes == len(upload.data)
+    assert upload.trailer.sha256 == hashlib.sha256(upload.data).hexdigest()
     assert bytes(upload.data) == content
     assert response.json() == {
         "dataset": {
@@ -92,9 +95,10 @@ async def test_a_file_over_the_limit_is_a_413_and_the_stream_is_cut_before_its_e
 
     assert response.status_code == 413
     assert response.json()["detail"] == "the file is larger than the limit of 307200 bytes (WB_MAX_UPLOAD_BYTES)"
-    # The gateway cancels the call after the first chunk. (Without an end-of-file marker in the
-    # contract, a service cannot tell a cancelled stream from a finished one; the contract needs one.)
+    # The gateway cancels the call after the first chunk and never sends the trailer, without
+    # which the datasets service registers nothing.
     assert all(len(upload.data) <= 256 * 1024 for upload in services.datasets.uploads)
+    assert all(upload.trailer is None for upload in services.datasets.uploads)
 
 
 def test_safe_file_names() -> None:

@@ -26,41 +26,43 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from workbench.common.v1 import common_pb2 as workbench_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$workbench/datasets/v1/datasets.proto\x12\x15workbench.datasets.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workbench/common/v1/common.proto\"\xe2\x01\n\x07\x44\x61taset\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x06Record\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x32\n\x08messages\x18\x04 \x03(\x0b\x32 .workbench.common.v1.ChatMessage\"\x1c\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\"f\n\x14UploadDatasetRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.workbench.datasets.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"H\n\x15UploadDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"\x15\n\x13ListDatasetsRequest\"H\n\x14ListDatasetsResponse\x12\x30\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"E\n\x12GetDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"G\n\x12ReadRecordsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"E\n\x13ReadRecordsResponse\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.workbench.datasets.v1.Record\"\xec\x01\n\x11\x44\x61tasetRegistered\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x0e\x44\x61tasetDeleted\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x98\x01\n\x0cRecordFormat\x12\x1d\n\x19RECORD_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14RECORD_FORMAT_PROMPT\x10\x01\x12\x16\n\x12RECORD_FORMAT_CHAT\x10\x02\x12\x1e\n\x1aRECORD_FORMAT_OPENAI_BATCH\x10\x03\x12\x17\n\x13RECORD_FORMAT_MIXED\x10\x04\x32\xb2\x03\n\x0e\x44\x61tasetService\x12l\n\rUploadDataset\x12+.workbench.datasets.v1.UploadDatasetRequest\x1a,.workbench.datasets.v1.UploadDatasetResponse(\x01\x12g\n\x0cListDatasets\x12*.workbench.datasets.v1.ListDatasetsRequest\x1a+.workbench.datasets.v1.ListDatasetsResponse\x12\x61\n\nGetDataset\x12(.workbench.datasets.v1.GetDatasetRequest\x1a).workbench.datasets.v1.GetDatasetResponse\x12\x66\n\x0bReadRecords\x12).workbench.datasets.v1.ReadRecordsRequest\x1a*.workbench.datasets.v1.ReadRecordsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$workbench/datasets/v1/datasets.proto\x12\x15workbench.datasets.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workbench/common/v1/common.proto\"\xe2\x01\n\x07\x44\x61taset\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x06Record\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x32\n\x08messages\x18\x04 \x03(\x0b\x32 .workbench.common.v1.ChatMessage\"\x1c\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\"3\n\rUploadTrailer\x12\x12\n\nsize_bytes\x18\x01 \x01(\x03\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"\x9f\x01\n\x14UploadDatasetRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.workbench.datasets.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x37\n\x07trailer\x18\x03 \x01(\x0b\x32$.workbench.datasets.v1.UploadTrailerH\x00\x42\x06\n\x04part\"H\n\x15UploadDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"\x15\n\x13ListDatasetsRequest\"H\n\x14ListDatasetsResponse\x12\x30\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"E\n\x12GetDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"G\n\x12ReadRecordsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"E\n\x13ReadRecordsResponse\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.workbench.datasets.v1.Record\"\xec\x01\n\x11\x44\x61tasetRegistered\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x0e\x44\x61tasetDeleted\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x98\x01\n\x0cRecordFormat\x12\x1d\n\x19RECORD_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14RECORD_FORMAT_PROMPT\x10\x01\x12\x16\n\x12RECORD_FORMAT_CHAT\x10\x02\x12\x1e\n\x1aRECORD_FORMAT_OPENAI_BATCH\x10\x03\x12\x17\n\x13RECORD_FORMAT_MIXED\x10\x04\x32\xb2\x03\n\x0e\x44\x61tasetService\x12l\n\rUploadDataset\x12+.workbench.datasets.v1.UploadDatasetRequest\x1a,.workbench.datasets.v1.UploadDatasetResponse(\x01\x12g\n\x0cListDatasets\x12*.workbench.datasets.v1.ListDatasetsRequest\x1a+.workbench.datasets.v1.ListDatasetsResponse\x12\x61\n\nGetDataset\x12(.workbench.datasets.v1.GetDatasetRequest\x1a).workbench.datasets.v1.GetDatasetResponse\x12\x66\n\x0bReadRecords\x12).workbench.datasets.v1.ReadRecordsRequest\x1a*.workbench.datasets.v1.ReadRecordsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workbench.datasets.v1.datasets_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDFORMAT']._serialized_start=1358
-  _globals['_RECORDFORMAT']._serialized_end=1510
+  _globals['_RECORDFORMAT']._serialized_start=1469
+  _globals['_RECORDFORMAT']._serialized_end=1621
   _globals['_DATASET']._serialized_start=131
   _globals['_DATASET']._serialized_end=357
   _globals['_RECORD']._serialized_start=359
   _globals['_RECORD']._serialized_end=469
   _globals['_UPLOADHEADER']._serialized_start=471
   _globals['_UPLOADHEADER']._serialized_end=499
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=501
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=603
-  _globals['_UPLOADDATASETRESPONSE']._serialized_start=605
-  _globals['_UPLOADDATASETRESPONSE']._serialized_end=677
-  _globals['_LISTDATASETSREQUEST']._serialized_start=679
-  _globals['_LISTDATASETSREQUEST']._serialized_end=700
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=702
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=774
-  _globals['_GETDATASETREQUEST']._serialized_start=776
-  _globals['_GETDATASETREQUEST']._serialized_end=815
-  _globals['_GETDATASETRESPONSE']._serialized_start=817
-  _globals['_GETDATASETRESPONSE']._serialized_end=886
-  _globals['_READRECORDSREQUEST']._serialized_start=888
-  _globals['_READRECORDSREQUEST']._serialized_end=959
-  _globals['_READRECORDSRESPONSE']._serialized_start=961
-  _globals['_READRECORDSRESPONSE']._serialized_end=1030
-  _globals['_DATASETREGISTERED']._serialized_start=1033
-  _globals['_DATASETREGISTERED']._serialized_end=1269
-  _globals['_DATASETDELETED']._serialized_start=1271
-  _globals['_DATASETDELETED']._serialized_end=1355
-  _globals['_DATASETSERVICE']._serialized_start=1513
-  _globals['_DATASETSERVICE']._serialized_end=1947
+  _globals['_UPLOADTRAILER']._serialized_start=501
+  _globals['_UPLOADTRAILER']._serialized_end=552
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=555
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=714
+  _globals['_UPLOADDATASETRESPONSE']._serialized_start=716
+  _globals['_UPLOADDATASETRESPONSE']._serialized_end=788
+  _globals['_LISTDATASETSREQUEST']._serialized_start=790
+  _globals['_LISTDATASETSREQUEST']._serialized_end=811
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=813
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=885
+  _globals['_GETDATASETREQUEST']._serialized_start=887
+  _globals['_GETDATASETREQUEST']._serialized_end=926
+  _globals['_GETDATASETRESPONSE']._serialized_start=928
+  _globals['_GETDATASETRESPONSE']._serialized_end=997
+  _globals['_READRECORDSREQUEST']._serialized_start=999
+  _globals['_READRECORDSREQUEST']._serialized_end=1070
+  _globals['_READRECORDSRESPONSE']._serialized_start=1072
+  _globals['_READRECORDSRESPONSE']._serialized_end=1141
+  _globals['_DATASETREGISTERED']._serialized_start=1144
+  _globals['_DATASETREGISTERED']._serialized_end=1380
+  _globals['_DATASETDELETED']._serialized_start=1382
+  _globals['_DATASETDELETED']._serialized_end=1466
+  _globals['_DATASETSERVICE']._serialized_start=1624
+  _globals['_DATASETSERVICE']._serialized_end=2058
 # @@protoc_insertion_point(module_scope)

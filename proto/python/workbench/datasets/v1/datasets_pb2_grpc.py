@@ -60,7 +60,7 @@ class DatasetServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def UploadDataset(self, request_iterator, context):
-        """Client-streamed upload: the first message carries the header, the rest carry file bytes.
+        """Client-streamed upload: the header, the file's bytes in chunks, then the trailer.
         The whole file is validated before anything is stored; a bad line fails with
         INVALID_ARGUMENT naming the line, the field and the reason.
         """

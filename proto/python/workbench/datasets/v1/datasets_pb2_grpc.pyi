@@ -32,7 +32,7 @@ class DatasetServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> DatasetServiceAsyncStub: ...
     UploadDataset: _grpc.StreamUnaryMultiCallable[_datasets_pb2.UploadDatasetRequest, _datasets_pb2.UploadDatasetResponse]
-    """Client-streamed upload: the first message carries the header, the rest carry file bytes.
+    """Client-streamed upload: the header, the file's bytes in chunks, then the trailer.
     The whole file is validated before anything is stored; a bad line fails with
     INVALID_ARGUMENT naming the line, the field and the reason.
     """
@@ -45,7 +45,7 @@ class DatasetServiceStub:
 class DatasetServiceAsyncStub(DatasetServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     UploadDataset: _aio.StreamUnaryMultiCallable[_datasets_pb2.UploadDatasetRequest, _datasets_pb2.UploadDatasetResponse]  # type: ignore[assignment]
-    """Client-streamed upload: the first message carries the header, the rest carry file bytes.
+    """Client-streamed upload: the header, the file's bytes in chunks, then the trailer.
     The whole file is validated before anything is stored; a bad line fails with
     INVALID_ARGUMENT naming the line, the field and the reason.
     """
@@ -61,7 +61,7 @@ class DatasetServiceServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_datasets_pb2.UploadDatasetRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_datasets_pb2.UploadDatasetResponse, _abc.Awaitable[_datasets_pb2.UploadDatasetResponse]]:
-        """Client-streamed upload: the first message carries the header, the rest carry file bytes.
+        """Client-streamed upload: the header, the file's bytes in chunks, then the trailer.
         The whole file is validated before anything is stored; a bad line fails with
         INVALID_ARGUMENT naming the line, the field and the reason.
         """

@@ -3,6 +3,7 @@
 Errors are not handled here: the server's one interceptor maps them with ERROR_MAP.
 """
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable
 
 import grpc
@@ -84,10 +85,24 @@ def register(app: DatasetsApplication) -> Callable[[grpc.aio.Server], None]:
 
 
 async def _chunks(requests: AsyncIterator[UploadDatasetRequest]) -> AsyncIterator[bytes]:
+    """The file's bytes; fails at the end unless a trailer confirmed their size and digest."""
+    digest = hashlib.sha256()
+    size = 0
     async for request in requests:
         if request.HasField("header"):
             raise InvalidInput("only the first message of an upload may carry a header; send the rest as chunks")
+        if request.HasField("trailer"):
+            trailer = request.trailer
+            if trailer.size_bytes != size or trailer.sha256.lower() != digest.hexdigest():
+                raise InvalidInput(
+                    f"the upload was damaged on the way: received {size} bytes, the sender says "
+                    f"{trailer.size_bytes}; nothing was registered, send the file again"
+                )
+            return
+        digest.update(request.chunk)
+        size += len(request.chunk)
         yield request.chunk
+    raise InvalidInput("the upload ended before its trailer (cut off?); nothing was registered, send the file again")
 
 
 def dataset_message(info: DatasetInfo) -> Dataset:
