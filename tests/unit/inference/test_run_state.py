@@ -72,7 +72,7 @@ def test_each_result_is_keyed_by_run_and_record_so_a_retry_is_deduplicated() -> 
     (new,) = decide(given(requested(), started()), command)
 
     assert (new.subject, new.msg_id) == ("wb.results.run_1", "result:run_1:line-7")
-    assert new.event.record_id == "line-7"
+    assert isinstance(new.event, pb.ResultRecorded) and new.event.record_id == "line-7"
 
 
 def test_results_count_done_failed_and_output_tokens_and_give_speed_and_eta_by_event_time() -> None:
@@ -90,6 +90,7 @@ def test_a_run_completes_only_when_every_record_has_a_result() -> None:
 
     assert decide(state, CompleteRun("run_1", 2, 0, T0)) == []
     (new,) = decide(state, CompleteRun("run_1", 3, 1, T0 + timedelta(seconds=9)))
+    assert isinstance(new.event, pb.RunCompleted)
     assert (new.msg_id, new.event.done, new.event.failed) == ("completed:run_1", 3, 1)
 
     completed = given(requested(total=3), started(), new.event)

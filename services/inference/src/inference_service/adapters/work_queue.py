@@ -1,0 +1,84 @@
+"""The work queue: a JetStream work-queue stream (WB_WORK) of RunShard messages, one subject per model.
+
+Every worker serving a model pulls from one shared durable consumer (worker-<model_id>), so a shard
+goes to one worker at a time and comes back after AckWait when that worker dies.
+"""
+
+import asyncio
+from collections.abc import Sequence
+
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from workbench.inference.v1 import inference_pb2 as pb
+
+WORK_STREAM = "WB_WORK"
+WORK_SUBJECTS = "wb.work.>"
+
+
+def work_subject(model_id: str) -> str:
+    return f"wb.work.{model_id}"
+
+
+def consumer_name(model_id: str) -> str:
+    return f"worker-{model_id}"
+
+
+def shard_msg_id(shard: pb.RunShard) -> str:
+    return f"shard:{shard.run_id}:{shard.offset}"
+
+
+class WorkQueue:
+    def __init__(self, nc: NatsClient, stream: str = WORK_STREAM) -> None:
+        self.js: JetStreamContext = nc.jetstream()
+        self.stream = stream
+
+    async def ensure_stream(self, duplicate_window_s: float = 24 * 3600) -> None:
+        """Creates the work-queue stream when missing; safe to call from every process at start."""
+        try:
+            await self.js.stream_info(self.stream)
+        except NotFoundError:
+            await self.js.add_stream(
+                api.StreamConfig(
+                    name=self.stream,
+                    subjects=[WORK_SUBJECTS],
+                    retention=api.RetentionPolicy.WORK_QUEUE,
+                    storage=api.StorageType.FILE,
+                    duplicate_window=duplicate_window_s,
+                )
+            )
+
+    async def publish(self, shards: Sequence[pb.RunShard]) -> None:
+        """Enqueues shards, many in flight; each has a deterministic message id, so a retry is a no-op."""
+        futures = [
+            await self.js.publish_async(
+                work_subject(shard.model_id),
+                shard.SerializeToString(),
+                headers={"Nats-Msg-Id": shard_msg_id(shard)},
+                stream=self.stream,
+            )
+            for shard in shards
+        ]
+        await asyncio.gather(*futures)
+
+    async def subscribe(
+        self, model_id: str, ack_wait_s: float, max_deliver: int
+    ) -> JetStreamContext.PullSubscription:
+        """Binds to the model's shared durable consumer, creating it when missing."""
+        name = consumer_name(model_id)
+        try:
+            await self.js.consumer_info(self.stream, name)
+        except NotFoundError:
+            await self.js.add_consumer(
+                self.stream,
+                api.ConsumerConfig(
+                    durable_name=name,
+                    filter_subject=work_subject(model_id),
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    ack_wait=ack_wait_s,
+                    max_deliver=max_deliver,
+                    deliver_policy=api.DeliverPolicy.ALL,
+                ),
+            )
+        return await self.js.pull_subscribe_bind(name, stream=self.stream)

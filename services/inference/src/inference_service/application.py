@@ -1,0 +1,139 @@
+"""The inference API's use cases: list models, start a run, and read runs and results."""
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from eventlog import ProjectionRunner
+from inference_service.adapters.datasets_client import DatasetSummary
+from inference_service.adapters.read_model import ResultView, RunsReadModel
+from inference_service.adapters.run_log import RunLog
+from inference_service.domain.commands import RequestRun
+from inference_service.domain.errors import InvalidInput, NotFound
+from inference_service.domain.models import ModelSpec, Sampling, sampling_problems
+from inference_service.domain.progress import plan_shards
+from inference_service.domain.state import RunState, RunStatus, decide, sampling_to_proto
+from workbench.inference.v1 import inference_pb2 as pb
+
+
+class Datasets(Protocol):
+    async def get(self, dataset_id: str) -> DatasetSummary: ...
+
+
+class ShardQueue(Protocol):
+    async def publish(self, shards: Sequence[pb.RunShard]) -> None: ...
+
+
+REQUEUE_MAX_AGE = timedelta(hours=23)
+
+
+def new_run_id() -> str:
+    return "run_" + uuid.uuid4().hex[:12]
+
+
+class InferenceApplication:
+    """Starts runs (RunRequested, then shards on the work queue) and answers from the read model."""
+
+    def __init__(
+        self,
+        models: Sequence[ModelSpec],
+        runs: RunLog,
+        queue: ShardQueue,
+        datasets: Datasets,
+        runner: ProjectionRunner,
+        read_model: RunsReadModel,
+        shard_size: int = 256,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        make_run_id: Callable[[], str] = new_run_id,
+    ) -> None:
+        self.models = {model.model_id: model for model in models}
+        self.runs = runs
+        self.queue = queue
+        self.datasets = datasets
+        self.runner = runner
+        self.read_model = read_model
+        self.shard_size = shard_size
+        self.clock = clock
+        self.make_run_id = make_run_id
+
+    def list_models(self) -> list[ModelSpec]:
+        """Every model of the models file, in file order."""
+        return list(self.models.values())
+
+    def model(self, model_id: str) -> ModelSpec:
+        """The model with this id; NotFound names the ids that exist."""
+        try:
+            return self.models[model_id]
+        except KeyError:
+            known = ", ".join(self.models) or "none"
+            raise NotFound(f"model {model_id!r} is not in the models file; known models: {known}") from None
+
+    async def start_run(self, dataset_id: str, model_id: str, sampling: Sampling | None = None) -> RunState:
+        """Requests a run of a model over a dataset and queues its shards; returns the queued run.
+
+        sampling None uses the model's defaults. Raises NotFound for an unknown model or dataset,
+        InvalidInput for bad sampling, FailedPrecondition for an empty dataset.
+        """
+        if not dataset_id:
+            raise InvalidInput("dataset_id is required")
+        model = self.model(model_id)
+        sampling = sampling or model.sampling
+        problems = sampling_problems(sampling, model.max_model_len)
+        if problems:
+            raise InvalidInput(f"sampling for {model_id}: " + "; ".join(problems))
+        dataset = await self.datasets.get(dataset_id)
+        run_id = self.make_run_id()
+        command = RequestRun(run_id, dataset_id, model_id, sampling, dataset.record_count, self.clock())
+        sequences = await self.runs.append(decide(RunState(run_id), command))
+        await self.queue.publish(self._shards(run_id, dataset_id, model_id, sampling, dataset.record_count))
+        await self.runner.wait_for(sequences[-1])
+        return self.get_run(run_id)
+
+    async def requeue_queued_runs(self, max_age: timedelta = REQUEUE_MAX_AGE) -> int:
+        """Enqueues the shards of every recent run still queued again; returns how many runs.
+
+        Called at start: a crash between a run's RunRequested and its shards would leave it queued
+        forever. Shards already on the queue are dropped by their message ids (the work stream
+        remembers them for 24 h, hence max_age).
+        """
+        now = self.clock()
+        requeued = 0
+        for run in self.read_model.list_runs(active_only=True):
+            recent = run.requested_at is not None and now - run.requested_at < max_age
+            if run.status is RunStatus.QUEUED and recent and run.model_id in self.models:
+                shards = self._shards(run.run_id, run.dataset_id, run.model_id, run.sampling, run.total)
+                await self.queue.publish(shards)
+                requeued += 1
+        return requeued
+
+    def _shards(self, run_id: str, dataset_id: str, model_id: str, sampling: Sampling, total: int) -> list[pb.RunShard]:
+        return [
+            pb.RunShard(
+                run_id=run_id,
+                dataset_id=dataset_id,
+                model_id=model_id,
+                sampling=sampling_to_proto(sampling),
+                offset=offset,
+                limit=limit,
+                run_total=total,
+            )
+            for offset, limit in plan_shards(total, self.shard_size)
+        ]
+
+    def get_run(self, run_id: str) -> RunState:
+        """The run as the read model has it; NotFound when there is no such run."""
+        run = self.read_model.get_run(run_id)
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found; ListRuns shows the runs that exist")
+        return run
+
+    def list_runs(self, dataset_id: str = "", active_only: bool = False) -> list[RunState]:
+        """Runs, newest first; of one dataset when dataset_id is set; only queued or running ones if asked."""
+        return self.read_model.list_runs(dataset_id, active_only)
+
+    def list_results(self, dataset_id: str = "", run_id: str = "") -> list[ResultView]:
+        """Results in the order they were recorded, of a dataset and/or of one run (one of them is needed)."""
+        if not dataset_id and not run_id:
+            raise InvalidInput("give a dataset_id, a run_id, or both")
+        return self.read_model.list_results(dataset_id, run_id)

@@ -1,0 +1,153 @@
+"""Builds the demo models tiny-a and tiny-b locally: tiny Llamas with random weights.
+
+They need no download, load in vLLM on a CPU in seconds, and produce random English words, which is
+enough to exercise the whole workbench (runs, results, progress, comparison, annotation) anywhere.
+
+    python -m inference_service.demo_models OUT_DIR
+"""
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+DEMO_SEEDS = {"tiny-a": 1, "tiny-b": 2}
+MAX_POSITIONS = 512
+
+SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
+PUNCTUATION = [".", ",", "?", "!", "'", '"', ":", ";", "-", "(", ")", "/", "%", "$", "&", "+", "=", "*", "#", "@"]
+WORDS = """
+a about above across after again against all almost alone along already also always am among an and another any
+anyone anything are around as ask asked at away back bad be because been before began behind being below best
+better between big black blue book both boy bring brought but by call called came can car care carry case cat
+change child children city clear close cold come could country course cut dark day did different do does dog done
+door down draw during each early earth eat end enough even ever every eye face fact family far fast father feel
+few field find fine fire first fish five food for form found four free friend from full game gave get girl give
+go going good got great green ground group grow had half hand happy hard has have he head hear heard help her
+here high him his hold home hope horse hot hour house how however i idea if important in inside into is it its
+just keep kind king knew know land large last late learn leave left less let letter life light like line list
+little live long look made make man many may me mean men might mind money more morning most mother move much
+music must my name near need never new next night no not nothing now number of off often old on once one only
+open or order other our out over own page paper part people place plan play point put question quick quite
+rain ran read ready real red remember rest right river road room round run said same saw say school sea second
+see seem seen sentence set she should show side since small so some something song soon sound south speak
+stand start state still stop story street strong study such sun sure table take talk tell ten than thank that
+the their them then there these they thing think this those thought three through time to today together told
+too took top toward town tree true try turn two under until up us use very voice walk want warm was watch water
+way we well went were what when where which while white who whole why will wind with without word work world
+would write year yes yet you young your answer yes no hello please sorry thanks model data text summary
+""".split()  # noqa: SIM905 - a word list reads better as text
+
+
+def vocabulary() -> list[str]:
+    """Special tokens, punctuation and a few hundred plain English words, without repeats."""
+    seen: dict[str, None] = {}
+    for token in [*SPECIAL_TOKENS, *PUNCTUATION, *WORDS]:
+        seen.setdefault(token, None)
+    return list(seen)
+
+
+# Renders {"messages": [...]} records; add_generation_prompt opens the assistant's turn.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|> {{ message['content'] }} </s> "
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
+
+
+def build_demo_models(out_dir: Path | str) -> dict[str, Path]:
+    """Builds tiny-a and tiny-b under out_dir when missing (idempotent); returns their folders."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    folders: dict[str, Path] = {}
+    for model_id, seed in DEMO_SEEDS.items():
+        folder = out / model_id
+        if not _is_complete(folder):
+            _build_one(folder, seed)
+        folders[model_id] = folder
+    return folders
+
+
+def _is_complete(folder: Path) -> bool:
+    return all((folder / name).exists() for name in ("config.json", "model.safetensors", "tokenizer.json"))
+
+
+def _build_one(folder: Path, seed: int) -> None:
+    # Imported here: transformers and torch take seconds to import and only this needs them.
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {token: index for index, token in enumerate(vocabulary())}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    core.add_special_tokens(SPECIAL_TOKENS)
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=core,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        model_max_length=MAX_POSITIONS,
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,  # the CPU attention backend rejects smaller heads
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        pad_token_id=vocab["<pad>"],
+        tie_word_embeddings=False,
+        dtype="bfloat16",  # what vLLM runs on the CPU; saving it so avoids a cast at every load
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
+    model.to(torch.bfloat16)  # type: ignore[arg-type]
+
+    # Build beside the target and rename, so an interrupted build never looks complete.
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        _put_chat_template_in_tokenizer_config(staging)
+        # mkdtemp and safetensors make them private; the models are meant to be shared.
+        staging.chmod(0o755)
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _put_chat_template_in_tokenizer_config(folder: Path) -> None:
+    # Newer transformers write the template to chat_template.jinja; older readers look in the config.
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["chat_template"] = CHAT_TEMPLATE
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m inference_service.demo_models OUT_DIR", file=sys.stderr)
+        return 2
+    for model_id, folder in build_demo_models(argv[0]).items():
+        print(f"{model_id}: {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The inference domain: models, runs and their results; pure code, no I/O."""

@@ -1,0 +1,68 @@
+"""What callers ask of a run; decide() in state.py turns each into events (or refuses it)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from inference_service.domain.models import Sampling
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRun:
+    """A user asks for a model to run over a dataset (the StartRun RPC)."""
+
+    run_id: str
+    dataset_id: str
+    model_id: str
+    sampling: Sampling
+    record_count: int
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StartRun:
+    """A worker begins working on a run (the first of its shards, or a later one)."""
+
+    run_id: str
+    worker: str
+    engine: str
+    model_revision: str
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """A worker has the output (or the error) of one record."""
+
+    run_id: str
+    dataset_id: str
+    model_id: str
+    record_id: str
+    output_text: str
+    finish_reason: str
+    prompt_tokens: int
+    output_tokens: int
+    latency_ms: float
+    error: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteRun:
+    """A worker has seen as many results on the log as the run has records."""
+
+    run_id: str
+    done: int
+    failed: int
+    completed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FailRun:
+    """The run cannot go on (its model cannot load, say)."""
+
+    run_id: str
+    error: str
+    failed_at: datetime
+
+
+Command = RequestRun | StartRun | RecordResult | CompleteRun | FailRun

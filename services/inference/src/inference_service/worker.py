@@ -1,0 +1,157 @@
+"""The worker's loop: pull shards of the served models, keep them alive, ack, nak or terminate them.
+
+Per model, up to max_shards shards are in flight, so the engine always has the next shard's prompts
+queued when one shard ends. On stop: no new pulls; shards in flight get a grace period to finish,
+then are handed back (nak) for another worker.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from inference_service.adapters.work_queue import WorkQueue
+from inference_service.domain.errors import NotFound
+from inference_service.engines import EngineCache
+from inference_service.shard import Outcome, ShardJob
+from workbench.inference.v1 import inference_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+KEEP_ALIVE_S = 10.0  # well inside AckWait, so a long shard is never taken for a dead worker's
+FETCH_WAIT_S = 5.0  # how long one pull request waits at the server for a shard
+RETRY_DELAY_S = 5.0  # a shard that failed for a passing reason comes back after this
+DRAIN_S = 20.0  # on stop, how long shards in flight may take to finish before they are handed back
+
+
+class Worker:
+    def __init__(
+        self,
+        models: Sequence[str],
+        queue: WorkQueue,
+        job: ShardJob,
+        engines: EngineCache,
+        max_shards: int,
+        ack_wait_s: float,
+        max_deliver: int,
+    ) -> None:
+        self.models = list(models)
+        self.queue = queue
+        self.job = job
+        self.engines = engines
+        self.max_shards = max_shards
+        self.ack_wait_s = ack_wait_s
+        self.max_deliver = max_deliver
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Works until stop is set, then drains and shuts the engines down."""
+        subscriptions = [
+            await self.queue.subscribe(model_id, self.ack_wait_s, self.max_deliver) for model_id in self.models
+        ]
+        log.info("worker pulling shards of %s", ", ".join(self.models))  # devstack waits for this line
+        pullers = [asyncio.create_task(self._pull(sub, stop)) for sub in subscriptions]
+        try:
+            await stop.wait()
+        finally:
+            for puller in pullers:
+                puller.cancel()
+            await asyncio.gather(*pullers, return_exceptions=True)
+            for subscription in subscriptions:
+                with contextlib.suppress(Exception):  # the connection may already be gone
+                    await subscription.unsubscribe()
+            await self._drain()
+            await self.engines.shutdown()
+
+    async def _pull(self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        slots = asyncio.Semaphore(self.max_shards)
+        while not stop.is_set():
+            await slots.acquire()
+            try:
+                messages = await subscription.fetch(1, timeout=FETCH_WAIT_S)
+            except (TimeoutError, nats.errors.TimeoutError):
+                slots.release()
+                continue
+            except Exception:
+                slots.release()
+                log.exception("pulling a shard failed; retrying")
+                await asyncio.sleep(RETRY_DELAY_S)
+                continue
+            for msg in messages:
+                task = asyncio.create_task(self._settle(msg))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(lambda _: slots.release())
+
+    async def _drain(self) -> None:
+        if not self._in_flight:
+            return
+        log.info("waiting up to %.0f s for %d shards in flight", DRAIN_S, len(self._in_flight))
+        _, unfinished = await asyncio.wait(self._in_flight, timeout=DRAIN_S)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+
+    async def _settle(self, msg: Msg) -> None:
+        try:
+            await self._handle(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. NATS gone while acking: the shard comes back after AckWait
+            log.exception("a shard could not be settled")
+
+    async def _handle(self, msg: Msg) -> None:
+        shard = pb.RunShard.FromString(msg.data)
+        deliveries = msg.metadata.num_delivered or 1
+        where = f"run {shard.run_id} records {shard.offset}..{shard.offset + shard.limit - 1}"
+        log.info("shard of %s (delivery %d)", where, deliveries)
+        keep_alive = asyncio.create_task(_keep_alive(msg))
+        try:
+            outcome = await self.job.process(shard, redelivered=deliveries > 1)
+        except asyncio.CancelledError:
+            await _hand_back(msg)  # now, instead of after AckWait
+            raise
+        except NotFound as error:
+            await self.job.fail(shard.run_id, str(error))
+            await msg.term()
+            return
+        except Exception as error:
+            await self._retry_or_give_up(msg, shard, where, deliveries, error)
+            return
+        finally:
+            keep_alive.cancel()
+        if outcome is Outcome.TERM:
+            await msg.term()
+            return
+        await msg.ack_sync()
+
+    async def _retry_or_give_up(
+        self, msg: Msg, shard: pb.RunShard, where: str, deliveries: int, error: Exception
+    ) -> None:
+        if deliveries >= self.max_deliver:
+            log.error("giving up on %s after %d deliveries: %s", where, deliveries, error)
+            await self.job.fail(shard.run_id, f"{where} failed {deliveries} times; last error: {error}")
+            await msg.term()
+            return
+        log.warning("%s failed (delivery %d), will retry: %s", where, deliveries, error, exc_info=True)
+        await msg.nak(delay=RETRY_DELAY_S)
+
+
+async def _keep_alive(msg: Msg) -> None:
+    while True:
+        await asyncio.sleep(KEEP_ALIVE_S)
+        try:
+            await msg.in_progress()
+        except Exception:
+            log.warning("could not extend a shard's AckWait", exc_info=True)
+
+
+async def _hand_back(msg: Msg) -> None:
+    try:
+        await msg.nak()
+    except Exception:  # the connection may be closing; AckWait brings the shard back anyway
+        log.debug("nak failed", exc_info=True)
