@@ -24,6 +24,7 @@ test: $(STAMP) chromium
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs/eventlog/src/eventlog services/datasets/src/datasets_service \
 	  services/inference/src/inference_service services/annotations/src/annotations_service \
 	  gateway/src/gateway tools/devstack/src/devstack

@@ -61,8 +61,13 @@ class ResultsProjection:
 
 def result(i: int) -> ResultRecorded:
     return ResultRecorded(
-        run_id="run_bench", dataset_id="ds_bench", model_id="tiny", record_id=f"r{i}",
-        output_text=f"answer number {i}", finish_reason="length", output_tokens=8,
+        run_id="run_bench",
+        dataset_id="ds_bench",
+        model_id="tiny",
+        record_id=f"r{i}",
+        output_text=f"answer number {i}",
+        finish_reason="length",
+        output_tokens=8,
     )
 
 
@@ -98,9 +103,7 @@ async def run(url: str, n: int, tmp: Path) -> None:
             )
 
     async def raw_publish() -> None:
-        futures = [
-            await raw.js.publish_async("raw.results.run_bench", e.SerializeToString()) for e in payloads
-        ]
+        futures = [await raw.js.publish_async("raw.results.run_bench", e.SerializeToString()) for e in payloads]
         await asyncio.gather(*futures)
 
     # Warm both paths so neither pays the connection's first-use costs inside the timing.

@@ -1,6 +1,6 @@
 """Prints every model result the workbench records, as it is recorded (an example subscriber).
 
-    .venv/bin/python examples/subscribe_results.py --nats nats://127.0.0.1:4223 [--from-start]
+.venv/bin/python examples/subscribe_results.py --nats nats://127.0.0.1:4223 [--from-start]
 """
 
 import argparse

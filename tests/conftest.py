@@ -65,7 +65,6 @@ def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server.stop()
 
 
-
 @pytest.fixture(scope="session")
 def demo_models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The two tiny demo models, built locally (no download), and a models file naming them."""

@@ -12,7 +12,7 @@ from devstack import Stack
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 
 CHROMIUM = "/usr/bin/chromium"
-HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
+HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
 
 
 @pytest.fixture

@@ -104,7 +104,6 @@ async def test_upload_run_two_models_watch_results_mark_golden_and_export(stack:
     ]
 
 
-
 async def test_a_broken_line_is_refused_with_its_number_and_nothing_is_registered(api: httpx.AsyncClient) -> None:
     before = (await api.get("/admin/datasets")).json()["datasets"]
     body = b'{"prompt": "fine"}\n{"prompt": "also fine"}\n{"prompt": "broken"\n{"prompt": "fine again"}\n'

@@ -46,8 +46,17 @@ async def events(fresh_nats: NatsServer) -> AsyncIterator[EventLog]:
 
 def result(record_id: str, seconds: int, tokens: int, error: str = "") -> RecordResult:
     return RecordResult(
-        "run_1", "ds_1", "tiny-a", record_id, "" if error else f"answer {record_id}", "error" if error else "length",
-        6, tokens, 40.0, error, T0 + timedelta(seconds=seconds),
+        "run_1",
+        "ds_1",
+        "tiny-a",
+        record_id,
+        "" if error else f"answer {record_id}",
+        "error" if error else "length",
+        6,
+        tokens,
+        40.0,
+        error,
+        T0 + timedelta(seconds=seconds),
     )
 
 

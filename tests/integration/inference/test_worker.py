@@ -107,8 +107,13 @@ async def test_a_shard_left_by_a_dead_worker_is_finished_by_another_without_dupl
         assert (shard.run_id, shard.offset, shard.limit) == (run_id, 0, 8)
         for record_id in ids[:5]:
             result = pb.ResultRecorded(
-                run_id=run_id, dataset_id=dataset.dataset_id, model_id="tiny-a", record_id=record_id,
-                output_text="recorded before the crash", finish_reason="length", output_tokens=3,
+                run_id=run_id,
+                dataset_id=dataset.dataset_id,
+                model_id="tiny-a",
+                record_id=record_id,
+                output_text="recorded before the crash",
+                finish_reason="length",
+                output_tokens=3,
             )
             await events.append(f"wb.results.{run_id}", result, msg_id=f"result:{run_id}:{record_id}")
         await msg.nak()  # what AckWait would do, without waiting for it

@@ -85,16 +85,16 @@ def test_the_gpu_example_declares_gemma_olmo_and_gpt_oss() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (('max_model_len = 512', ''), "model 'tiny-a': field 'max_model_len' is missing"),
-        (('max_model_len = 512', 'max_model_len = "512"'), "model 'tiny-a': field 'max_model_len' must be an integer"),
+        (("max_model_len = 512", ""), "model 'tiny-a': field 'max_model_len' is missing"),
+        (("max_model_len = 512", 'max_model_len = "512"'), "model 'tiny-a': field 'max_model_len' must be an integer"),
         (('backend = "vllm"', 'backend = "tgi"'), "model 'tiny-a': field 'backend' must be one of vllm, openai"),
         (('id = "tiny-a"', 'id = "tiny.a"'), "field 'id' may hold only letters, digits"),
         (('revision = "local"', 'revison = "local"'), "model 'tiny-a': unknown field 'revison'"),
         (('path = "../var/models/tiny-a"', 'path = ""'), "model 'tiny-a': field 'path' must be a non-empty string"),
-        (('max_tokens = 24', 'max_tokens = 512'), "model 'tiny-a': [models.sampling] max_tokens must be between 1"),
-        (('top_p = 1.0', 'top_p = 0'), "model 'tiny-a': [models.sampling] top_p must be in (0, 1]"),
-        (('temperature = 0.0', 'temperature = "hot"'), "field 'temperature' must be a number"),
-        (('seed = 0', 'sede = 0'), "unknown field 'sede'"),
+        (("max_tokens = 24", "max_tokens = 512"), "model 'tiny-a': [models.sampling] max_tokens must be between 1"),
+        (("top_p = 1.0", "top_p = 0"), "model 'tiny-a': [models.sampling] top_p must be in (0, 1]"),
+        (("temperature = 0.0", 'temperature = "hot"'), "field 'temperature' must be a number"),
+        (("seed = 0", "sede = 0"), "unknown field 'sede'"),
     ],
 )
 def test_a_bad_field_is_named_with_its_model(change: tuple[str, str], expected: str) -> None:

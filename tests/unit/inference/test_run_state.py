@@ -30,8 +30,17 @@ def started(at: datetime = T0 + timedelta(seconds=1)) -> Message:
 
 def result(record_id: str, seconds: float, tokens: int = 10, error: str = "") -> Message:
     command = RecordResult(
-        "run_1", "ds_1", "tiny-a", record_id, "" if error else "some words", "error" if error else "length",
-        5, tokens, 12.5, error, T0 + timedelta(seconds=seconds),
+        "run_1",
+        "ds_1",
+        "tiny-a",
+        record_id,
+        "" if error else "some words",
+        "error" if error else "length",
+        5,
+        tokens,
+        12.5,
+        error,
+        T0 + timedelta(seconds=seconds),
     )
     return decide(RunState("run_1"), command)[0].event
 

@@ -62,8 +62,7 @@ class NatsServer:
             self.port = free_port()
         elif not port_is_free(self.port, self.host):
             raise PortInUse(
-                f"port {self.port} on {self.host} is already in use (another NATS?); "
-                "set WB_NATS_PORT to a free port"
+                f"port {self.port} on {self.host} is already in use (another NATS?); set WB_NATS_PORT to a free port"
             )
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log_file = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the child

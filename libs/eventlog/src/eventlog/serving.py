@@ -4,8 +4,10 @@ Services pass the table that maps their own error classes to status codes; any o
 becomes INTERNAL without its details reaching the caller.
 """
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -58,9 +60,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     await abort(context, error)
 
             factory = (
-                grpc.unary_unary_rpc_method_handler
-                if handler.unary_unary
-                else grpc.stream_unary_rpc_method_handler
+                grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
             )
             return factory(
                 unary_response,
@@ -113,3 +113,29 @@ async def start_server(
     for name in [*service_names, ""]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, health_servicer
+
+
+async def signalled() -> None:
+    """Returns once the process receives SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+async def run_until_stopped(projector: "asyncio.Task[None]", stop: Callable[[], Awaitable[None]]) -> int:
+    """Serves until SIGTERM/SIGINT, then stops; returns the process's exit code.
+
+    A projector that died would leave every read stale for good, so its end also stops the
+    service, with exit code 1, for the supervisor (Kubernetes, `make run`) to restart it.
+    """
+    stopping = asyncio.create_task(signalled())
+    await asyncio.wait({stopping, projector}, return_when=asyncio.FIRST_COMPLETED)
+    failed = projector.done()
+    if failed:
+        log.error("the read-model projector stopped; shutting down")
+    stopping.cancel()
+    log.info("stopping")
+    await stop()
+    return 1 if failed else 0

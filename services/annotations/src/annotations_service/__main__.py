@@ -2,31 +2,18 @@
 
 import asyncio
 import logging
-import signal
 import sys
 
 from annotations_service.bootstrap import start
 from annotations_service.config import Config
+from eventlog.serving import run_until_stopped
 
 log = logging.getLogger("annotations_service")
 
 
 async def serve(config: Config) -> int:
     service = await start(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
-    # A projection that died would leave reads stale for good: stop, so the process is restarted.
-    await asyncio.wait({stopping, service.projection_task}, return_when=asyncio.FIRST_COMPLETED)
-    failed = service.projection_task.done()
-    if failed:
-        log.error("the read-model projection stopped; shutting down")
-    stopping.cancel()
-    log.info("stopping")
-    await service.stop()
-    return 1 if failed else 0
+    return await run_until_stopped(service.projection_task, service.stop)
 
 
 def main() -> None:

@@ -2,11 +2,11 @@
 
 import asyncio
 import logging
-import signal
 import sys
 
 from datasets_service.bootstrap import start
 from datasets_service.config import Settings
+from eventlog.serving import run_until_stopped
 
 log = logging.getLogger("datasets_service")
 
@@ -14,20 +14,7 @@ log = logging.getLogger("datasets_service")
 async def serve(settings: Settings) -> int:
     service = await start(settings)
     log.info("listening on %s (events %s on %s)", settings.address, settings.event_stream, settings.nats_url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    stopping = asyncio.create_task(stop.wait())
-    # A projector that dies would leave reads stale forever: stop the service, so it is restarted.
-    await asyncio.wait({stopping, service.projector}, return_when=asyncio.FIRST_COMPLETED)
-    failed = service.projector.done()
-    if failed:
-        log.error("the read-model projector stopped; shutting down")
-    stopping.cancel()
-    log.info("stopping")
-    await service.stop()
-    return 1 if failed else 0
+    return await run_until_stopped(service.projector, service.stop)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import grpc
 
 from eventlog import EventLog, ProjectionRunner
-from eventlog.serving import start_server
+from eventlog.serving import run_until_stopped, start_server
 from inference_service.adapters.datasets_client import DatasetsClient
 from inference_service.adapters.models_file import load_models
 from inference_service.adapters.read_model import RunsReadModel
@@ -85,15 +85,7 @@ async def start_api(settings: Settings) -> RunningApi:
 async def serve(settings: Settings) -> int:
     """Runs the inference API until SIGTERM or SIGINT (or until its projector fails: 1)."""
     api = await start_api(settings)
-    stopping = asyncio.create_task(_signalled())
-    # A projector that died would leave every read stale: stop, so that the service gets restarted.
-    await asyncio.wait({stopping, api.projector}, return_when=asyncio.FIRST_COMPLETED)
-    failed = api.projector.done()
-    if failed:
-        log.error("the runs projector stopped; shutting down")
-    stopping.cancel()
-    await api.stop()
-    return 1 if failed else 0
+    return await run_until_stopped(api.projector, api.stop)
 
 
 async def work(settings: WorkerSettings) -> None:
@@ -139,11 +131,3 @@ async def rebuild_read_model(settings: Settings) -> int:
         return await rebuild(events, database(settings.db_url))
     finally:
         await events.close()
-
-
-async def _signalled() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()

@@ -54,8 +54,9 @@ class RunTracker:
     async def flush(self) -> None:
         self.last_published = self.clock()
         done = await self.count_results(self.run_id)
-        pace = rates(self.done_here, self.done_here + max(self.total - done, 0), self.tokens_here,
-                     self.clock() - self.started)
+        pace = rates(
+            self.done_here, self.done_here + max(self.total - done, 0), self.tokens_here, self.clock() - self.started
+        )
         await self.publish(
             pb.RunProgress(
                 run_id=self.run_id,

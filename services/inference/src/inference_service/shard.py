@@ -103,8 +103,9 @@ class ShardJob:
                     task.cancel()
                 raise
             if skipped:
-                log.info("run %s shard at %d: %d records already recorded, skipped", shard.run_id, shard.offset,
-                         skipped)
+                log.info(
+                    "run %s shard at %d: %d records already recorded, skipped", shard.run_id, shard.offset, skipped
+                )
             for item in pending:
                 await self.runs.confirm(item)
 

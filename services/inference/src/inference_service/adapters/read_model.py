@@ -220,4 +220,3 @@ def _write(state: RunState, row: InferenceRun | None) -> InferenceRun:
     for name, value in values.items():
         setattr(row, name, value)
     return row
-

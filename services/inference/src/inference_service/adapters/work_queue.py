@@ -62,9 +62,7 @@ class WorkQueue:
         ]
         await asyncio.gather(*futures)
 
-    async def subscribe(
-        self, model_id: str, ack_wait_s: float, max_deliver: int
-    ) -> JetStreamContext.PullSubscription:
+    async def subscribe(self, model_id: str, ack_wait_s: float, max_deliver: int) -> JetStreamContext.PullSubscription:
         """Binds to the model's shared durable consumer, creating it when missing."""
         name = consumer_name(model_id)
         try:

@@ -1,17 +1,17 @@
 """Models the workbench can run, as declared in the models file (TOML), and their sampling parameters.
 
-    [[models]]
-    id = "tiny-a"
-    display_name = "Tiny Llama A (demo, random weights)"
-    backend = "vllm"                # or "openai" (an OpenAI-compatible server)
-    path = "../var/models/tiny-a"   # "./" or "../": relative to the models file; else absolute or a model name
-    revision = "local"              # optional: "local" for folders, "main" for model names
-    max_model_len = 512
-    [models.sampling]               # optional; these are the defaults
-    temperature = 0.0
-    top_p = 1.0
-    max_tokens = 256
-    seed = 0
+[[models]]
+id = "tiny-a"
+display_name = "Tiny Llama A (demo, random weights)"
+backend = "vllm"                # or "openai" (an OpenAI-compatible server)
+path = "../var/models/tiny-a"   # "./" or "../": relative to the models file; else absolute or a model name
+revision = "local"              # optional: "local" for folders, "main" for model names
+max_model_len = 512
+[models.sampling]               # optional; these are the defaults
+temperature = 0.0
+top_p = 1.0
+max_tokens = 256
+seed = 0
 """
 
 import posixpath
@@ -61,8 +61,9 @@ def sampling_problems(sampling: Sampling, max_model_len: int) -> list[str]:
     if not 0 < sampling.top_p <= 1:
         problems.append(f"top_p must be in (0, 1], got {sampling.top_p}")
     if not 1 <= sampling.max_tokens < max_model_len:
-        problems.append(f"max_tokens must be between 1 and {max_model_len - 1} (below max_model_len), "
-                        f"got {sampling.max_tokens}")
+        problems.append(
+            f"max_tokens must be between 1 and {max_model_len - 1} (below max_model_len), got {sampling.max_tokens}"
+        )
     if sampling.seed < 0:
         problems.append(f"seed must be 0 or more, got {sampling.seed}")
     return problems
