@@ -16,6 +16,7 @@ const state = {
   datasetId: "",
   loadGeneration: 0,
   grid: null,
+  total: 0, // records in the selected dataset
   live: false,
 };
 
@@ -252,7 +253,6 @@ async function loadResults() {
   summary.textContent = "Loading…";
   let offset = 0;
   let total = 0;
-  let differing = 0;
   do {
     const view = await api(
       `/admin/workbench/results${query({ dataset_id: state.datasetId, offset, limit: PAGE_SIZE })}`,
@@ -260,11 +260,19 @@ async function loadResults() {
     if (generation !== state.loadGeneration) return; // another dataset was chosen meanwhile
     grid.addPage(view);
     total = view.total;
-    differing += view.records.filter((r) => r.differs).length;
     offset += view.records.length;
     if (!view.records.length) break;
   } while (offset < total);
-  summary.textContent = `${total} records · ${grid.models.length} models · ${differing} with differing answers`;
+  state.total = total;
+  renderSummary();
+}
+
+function renderSummary() {
+  const grid = state.grid;
+  if (!grid) return;
+  const differing = grid.differingCount;
+  $("results-summary").textContent =
+    `${state.total} records · ${grid.models.length} models · ${differing} with differing answers`;
 }
 
 async function annotate(recordId, modelId, action, fixedText) {
@@ -290,7 +298,10 @@ async function annotate(recordId, modelId, action, fixedText) {
 
 function onFrame(frame) {
   if (frame.type === "result") {
-    if (frame.result.dataset_id === state.datasetId) state.grid?.applyResult(frame.result);
+    if (frame.result.dataset_id === state.datasetId) {
+      state.grid?.applyResult(frame.result);
+      renderSummary();
+    }
   } else if (frame.type === "progress") {
     const run = state.runs.get(frame.progress.run_id);
     if (!run) {

@@ -57,6 +57,13 @@ export class ResultsGrid {
     return this.rows.size;
   }
 
+  /** How many shown records have answers that differ between models. */
+  get differingCount() {
+    let count = 0;
+    for (const row of this.rows.values()) if (row.tr.classList.contains("differs")) count += 1;
+    return count;
+  }
+
   ensureModel(modelId) {
     if (this.models.includes(modelId)) return;
     this.models.push(modelId);

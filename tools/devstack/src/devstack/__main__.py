@@ -35,7 +35,9 @@ def api_token(var: Path) -> str:
 def build_demo_models(var: Path) -> None:
     """The default models file names two tiny models under var/models; build them once, offline."""
     out = var / "models"
-    print(f"preparing the demo models in {out} (first run only) ...", flush=True)
+    if all((out / name / "config.json").exists() for name in ("tiny-a", "tiny-b")):
+        return
+    print(f"building the two tiny demo models in {out} (first run only) ...", flush=True)
     subprocess.run([sys.executable, "-m", "inference_service.demo_models", str(out)], check=True)
 
 
