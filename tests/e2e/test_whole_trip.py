@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import sys
 from typing import Any
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from devstack import Stack
-from tests.conftest import jsonl
+from tests.conftest import REPO, jsonl
 
 pytestmark = pytest.mark.vllm
 
@@ -121,3 +122,29 @@ async def test_every_endpoint_needs_the_token(stack: Stack) -> None:
         wrong = await anonymous.get("/admin/datasets", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         assert (await anonymous.get("/")).status_code == 200
+
+
+async def test_the_example_subscriber_prints_every_recorded_result(stack: Stack, api: httpx.AsyncClient) -> None:
+    records = [{"id": "sub-1", "prompt": "one"}, {"id": "sub-2", "prompt": "two"}]
+    upload = await api.post("/admin/datasets/upload", files={"file": ("sub.jsonl", jsonl(records))})
+    dataset_id = upload.json()["dataset"]["dataset_id"]
+    run = (await api.post("/admin/benchmarks/run", json={"dataset_id": dataset_id, "model_id": "tiny-a"})).json()
+    run_id = run["runs"][0]["run_id"]
+    await asyncio.wait_for(completed_runs(api, dataset_id, 1), timeout=120)
+
+    subscriber = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REPO / "examples" / "subscribe_results.py"),
+        "--nats",
+        stack.nats_url,
+        "--from-start",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert subscriber.stdout is not None
+    printed: list[str] = []
+    try:
+        while not all(any(f"{run_id} tiny-a {rid}:" in line for line in printed) for rid in ("sub-1", "sub-2")):
+            printed.append((await asyncio.wait_for(subscriber.stdout.readline(), timeout=30)).decode())
+    finally:
+        subscriber.kill()
+        await subscriber.wait()
