@@ -12,7 +12,7 @@ from sqlmodel import create_engine
 from eventlog import Append, ConcurrencyConflict, EventLog, ProjectionRunner
 from workbench.common.v1.common_pb2 import ChatMessage
 
-from .ledger import Ledger, applied, rows
+from .ledger import BatchLedger, Ledger, applied, rows
 
 LEDGER_SCRIPT = Path(__file__).with_name("ledger.py")
 
@@ -158,3 +158,20 @@ async def test_a_rebuild_produces_identical_rows(event_log: EventLog, ledger_db:
     assert len(before) == 120
     assert rows(engine) == before
     assert applied(engine) == 120
+
+
+async def test_a_batch_projection_folds_whole_batches_into_the_same_rows(
+    event_log: EventLog, ledger_db: tuple[str, Engine]
+) -> None:
+    _, engine = ledger_db
+    where = subject(event_log, "b", ">")
+    await event_log.append_many([Append(subject(event_log, "b", str(i % 3)), event(f"b{i}")) for i in range(100)])
+    await ProjectionRunner(event_log, engine, Ledger([where]), batch_size=25).catch_up()
+    one_by_one = rows(engine)
+    batched = BatchLedger([where])
+
+    await ProjectionRunner(event_log, engine, batched, batch_size=25).rebuild()
+
+    assert rows(engine) == one_by_one
+    assert applied(engine) == 100
+    assert batched.batches == 4

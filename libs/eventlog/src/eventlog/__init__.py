@@ -3,12 +3,13 @@
 from eventlog.codec import StoredEvent
 from eventlog.errors import ConcurrencyConflict, EventLogError, UnknownEventType
 from eventlog.log import DEFAULT_STREAM, Append, EventLog
-from eventlog.projection import Projection, ProjectionCheckpoint, ProjectionRunner
+from eventlog.projection import BatchProjection, Projection, ProjectionCheckpoint, ProjectionRunner
 from eventlog.subjects import token, untoken
 
 __all__ = [
     "DEFAULT_STREAM",
     "Append",
+    "BatchProjection",
     "ConcurrencyConflict",
     "EventLog",
     "EventLogError",
