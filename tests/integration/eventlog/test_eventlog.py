@@ -1,6 +1,7 @@
 """The event log against a real nats-server: dedup, optimistic concurrency, replay, projections."""
 
 import asyncio
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import create_engine
 
-from eventlog import Append, ConcurrencyConflict, EventLog, ProjectionRunner
+from eventlog import Append, AppendTimeout, ConcurrencyConflict, EventLog, ProjectionRunner
+from eventlog.natsserver import NatsServer
 from workbench.common.v1.common_pb2 import ChatMessage
 
 from .ledger import BatchLedger, Ledger, applied, rows
@@ -175,3 +177,41 @@ async def test_a_batch_projection_folds_whole_batches_into_the_same_rows(
     assert rows(engine) == one_by_one
     assert applied(engine) == 100
     assert batched.batches == 4
+
+
+async def test_a_projector_moves_past_event_types_it_cannot_decode(
+    event_log: EventLog, ledger_db: tuple[str, Engine]
+) -> None:
+    """A newer service may append types an older projector has never imported (rolling deploy)."""
+    _, engine = ledger_db
+    where = subject(event_log, "u", ">")
+    await event_log.append(subject(event_log, "u", "1"), event("before"))
+    await event_log.js.publish(
+        subject(event_log, "u", "1"), b"\x0a\x01x", headers={"Wb-Event-Type": "workbench.future.v9.Unheard"}
+    )
+    last = await event_log.append(subject(event_log, "u", "1"), event("after"))
+    runner = ProjectionRunner(event_log, engine, Ledger([where]))
+
+    assert await runner.catch_up() == last
+    assert [content for _, _, content in rows(engine)] == ["before", "after"]
+
+
+async def test_an_append_whose_acknowledgement_never_comes_times_out(fresh_nats: NatsServer) -> None:
+    """nats-py never fails a publish whose answer is lost; a frozen server must not hang the caller."""
+    log = await EventLog.connect(fresh_nats.url, stream="FROZEN")
+    await log.ensure_stream(["frozen.>"])
+    log.ack_timeout = 0.5
+    assert fresh_nats.process is not None
+    fresh_nats.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(AppendTimeout):
+            await log.append_many([Append("frozen.a", event("lost"), msg_id="lost-1")])
+        with pytest.raises(AppendTimeout):
+            await log.append("frozen.a", event("lost"), msg_id="lost-1")
+    finally:
+        fresh_nats.process.send_signal(signal.SIGCONT)
+    # The retry with the same id after the server is back stores the event once.
+    log.ack_timeout = 10
+    await log.append("frozen.a", event("lost"), msg_id="lost-1")
+    assert [e.event.content for e in await log.read("frozen.a")] == ["lost"]
+    await log.close()

@@ -19,3 +19,14 @@ class ConcurrencyConflict(EventLogError):
 
 class UnknownEventType(EventLogError):
     """A stored message names an event type that no imported proto module defines."""
+
+
+class AppendTimeout(EventLogError, TimeoutError):
+    """The server did not acknowledge an append in time: it may or may not be stored.
+
+    Retrying with the same Nats-Msg-Id is safe (deduplicated if the first one was stored).
+    """
+
+    def __init__(self, subject: str, seconds: float) -> None:
+        super().__init__(f"no acknowledgement for an append to {subject} within {seconds:g} s; retry it")
+        self.subject = subject

@@ -13,7 +13,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
 
 from eventlog.codec import TYPE_HEADER, StoredEvent, decode_event, encode_headers
-from eventlog.errors import ConcurrencyConflict
+from eventlog.errors import AppendTimeout, ConcurrencyConflict
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,11 @@ class Append:
 class EventLog:
     """Appends, reads and follows the workbench's events on a JetStream stream."""
 
-    def __init__(self, nc: NatsClient, stream: str = DEFAULT_STREAM) -> None:
+    def __init__(self, nc: NatsClient, stream: str = DEFAULT_STREAM, ack_timeout: float = 30.0) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=4000)
         self.stream = stream
+        self.ack_timeout = ack_timeout
 
     @classmethod
     async def connect(cls, url: str, stream: str = DEFAULT_STREAM, name: str | None = None) -> "EventLog":
@@ -91,9 +92,13 @@ class EventLog:
         """
         headers = encode_headers(event, msg_id, expected_sequence, correlation_id)
         try:
-            ack = await self.js.publish(subject, event.SerializeToString(), headers=headers, stream=self.stream)
+            ack = await self.js.publish(
+                subject, event.SerializeToString(), headers=headers, stream=self.stream, timeout=self.ack_timeout
+            )
         except APIError as error:
             raise _translate(error, subject, expected_sequence) from None
+        except nats.errors.TimeoutError:
+            raise AppendTimeout(subject, self.ack_timeout) from None
         return ack.seq
 
     async def append_many(self, items: Iterable[Append]) -> list[int]:
@@ -112,12 +117,19 @@ class EventLog:
         )
         return item, future
 
-    @staticmethod
-    async def confirm(item: Append, future: "asyncio.Future[api.PubAck]") -> int:
+    async def confirm(self, item: Append, future: "asyncio.Future[api.PubAck]") -> int:
+        """Waits for the server's acknowledgement of an append started with append_nowait().
+
+        nats-py never fails a publish whose answer is lost (a server restart, a leader change), so
+        the wait is bounded: AppendTimeout means "not known to be stored"; retrying with the same
+        msg_id is safe.
+        """
         try:
-            ack = await future
+            ack = await asyncio.wait_for(future, self.ack_timeout)
         except APIError as error:
             raise _translate(error, item.subject, item.expected_sequence) from None
+        except TimeoutError:
+            raise AppendTimeout(item.subject, self.ack_timeout) from None
         return ack.seq
 
     async def last_sequence(self, subject: str | None = None) -> int:

@@ -10,10 +10,12 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from nats.aio.msg import Msg
 from sqlalchemy import Engine
 from sqlmodel import Field, Session, SQLModel, select
 
 from eventlog.codec import StoredEvent
+from eventlog.errors import UnknownEventType
 from eventlog.log import EventLog, decode_message
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class ProjectionRunner:
         self.projection = projection
         self.batch_size = batch_size
         self._position = 0
+        self._seen = 0  # the last stream sequence read, decodable or not
         self._advanced = asyncio.Condition()
         SQLModel.metadata.create_all(engine)
 
@@ -68,6 +71,7 @@ class ProjectionRunner:
         with Session(self.engine) as session:
             row = session.get(ProjectionCheckpoint, self.projection.name)
             self._position = row.sequence if row else 0
+        self._seen = self._position
         return self._position
 
     def reset(self) -> None:
@@ -78,15 +82,13 @@ class ProjectionRunner:
             if row is not None:
                 session.delete(row)
             session.commit()
-        self._position = 0
+        self._position = self._seen = 0
 
     async def catch_up(self) -> int:
         """Applies every event stored now, then returns the position."""
         batch: list[StoredEvent] = []
         async for msg in self.events.raw_replay(self.projection.subjects, self.load_position() + 1):
-            event = decode_message(msg)
-            if event is not None:
-                batch.append(event)
+            self._take(msg, batch)
             if len(batch) >= self.batch_size:
                 await self._commit(batch)
                 batch = []
@@ -107,16 +109,15 @@ class ProjectionRunner:
                 if pending is None:
                     pending = asyncio.ensure_future(anext(follower))
                 # Commit a partial batch as soon as the log goes quiet, so reads stay fresh.
-                done, _ = await asyncio.wait({pending}, timeout=0.02 if batch else None)
+                behind = batch or self._seen > self._position
+                done, _ = await asyncio.wait({pending}, timeout=0.02 if behind else None)
                 if not done:
                     await self._commit(batch)
                     batch = []
                     continue
                 msg = pending.result()
                 pending = None
-                event = decode_message(msg)  # type: ignore[arg-type]
-                if event is not None:
-                    batch.append(event)
+                self._take(msg, batch)  # type: ignore[arg-type]
                 if len(batch) >= self.batch_size:
                     await self._commit(batch)
                     batch = []
@@ -131,8 +132,25 @@ class ProjectionRunner:
         async with self._advanced:
             await asyncio.wait_for(self._advanced.wait_for(lambda: self._position >= sequence), within)
 
+    def _take(self, msg: Msg, batch: list[StoredEvent]) -> None:
+        """Adds the message's event to the batch; skips (and logs) types this process cannot decode.
+
+        A newer service may append event types an older projector has never heard of (a rolling
+        deploy): projections ignore unknown types anyway, so the runner moves past them instead
+        of stopping for good at that sequence.
+        """
+        self._seen = msg.metadata.sequence.stream
+        try:
+            event = decode_message(msg)
+        except UnknownEventType as error:
+            log.warning("%s skips sequence %d: %s", self.projection.name, self._seen, error)
+            return
+        if event is not None:
+            batch.append(event)
+
     async def _commit(self, batch: list[StoredEvent]) -> None:
-        if not batch:
+        upto = max(self._seen, batch[-1].sequence if batch else 0)
+        if upto <= self._position:
             return
         with Session(self.engine) as session:
             if isinstance(self.projection, BatchProjection):
@@ -143,11 +161,11 @@ class ProjectionRunner:
             row = session.get(ProjectionCheckpoint, self.projection.name) or ProjectionCheckpoint(
                 name=self.projection.name
             )
-            row.sequence = batch[-1].sequence
+            row.sequence = upto
             session.add(row)
             session.commit()
         async with self._advanced:
-            self._position = batch[-1].sequence
+            self._position = upto
             self._advanced.notify_all()
 
 

@@ -18,6 +18,18 @@ log = logging.getLogger(__name__)
 
 ErrorMap = Mapping[type[BaseException], grpc.StatusCode]
 
+# Message size limits for every server and client of the workbench (records and result lists
+# can be large); gRPC's default receive limit is 4 MiB.
+MESSAGE_OPTIONS = (
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+)
+
+
+def insecure_channel(address: str) -> grpc.aio.Channel:
+    """A channel to a peer service, with the workbench's message size limits."""
+    return grpc.aio.insecure_channel(address, options=MESSAGE_OPTIONS)
+
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Maps exceptions raised by handlers to gRPC status codes, in one place."""
@@ -98,10 +110,7 @@ async def start_server(
     """Starts a grpc.aio server on address with health and reflection; returns it and its health."""
     server = grpc.aio.server(
         interceptors=[ErrorInterceptor(error_map)],
-        options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ],
+        options=MESSAGE_OPTIONS,
     )
     register(server)
     health_servicer = health.aio.HealthServicer()

@@ -27,8 +27,10 @@ def api_token(var: Path) -> str:
     path = var / "api-token"
     if not path.exists():
         var.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
+        # Created owner-only from the start: a chmod after the write would leave a window.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(secrets.token_urlsafe(24))
     return path.read_text().strip()
 
 

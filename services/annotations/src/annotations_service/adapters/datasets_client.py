@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from annotations_service.domain.errors import AnnotationError, InvalidInput, NotFound, Unavailable
+from eventlog.serving import insecure_channel
 from workbench.datasets.v1.datasets_pb2 import ReadRecordsRequest, Record
 from workbench.datasets.v1.datasets_pb2_grpc import DatasetServiceStub
 
@@ -19,7 +20,7 @@ class DatasetsClient:
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address)
+        self.channel = insecure_channel(address)
         self.stub = DatasetServiceStub(self.channel)
 
     async def record_batches(self, dataset_id: str) -> AsyncIterator[Sequence[Record]]:

@@ -30,6 +30,9 @@ from workbench.datasets.v1.datasets_pb2 import (
 
 SERVICE_NAME = datasets_pb2.DESCRIPTOR.services_by_name["DatasetService"].full_name
 RECORDS_PER_MESSAGE = 256
+# Well under gRPC's default 4 MiB receive limit, so any client can read the stream; a single
+# record larger than this still goes alone in its own message.
+BYTES_PER_MESSAGE = 2 * 2**20
 
 ERROR_MAP: dict[type[BaseException], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -71,8 +74,16 @@ class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):
         self, request: ReadRecordsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ReadRecordsResponse]:
         records = await self.app.read_records(request.dataset_id, request.offset, request.limit)
-        for start in range(0, len(records), RECORDS_PER_MESSAGE):
-            yield ReadRecordsResponse(records=_record_messages(records[start : start + RECORDS_PER_MESSAGE]))
+        batch: list[datasets_pb2.Record] = []
+        size = 0
+        for message in _record_messages(records):
+            if batch and (len(batch) == RECORDS_PER_MESSAGE or size + message.ByteSize() > BYTES_PER_MESSAGE):
+                yield ReadRecordsResponse(records=batch)
+                batch, size = [], 0
+            batch.append(message)
+            size += message.ByteSize()
+        if batch:
+            yield ReadRecordsResponse(records=batch)
 
 
 def register(app: DatasetsApplication) -> Callable[[grpc.aio.Server], None]:
