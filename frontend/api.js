@@ -31,11 +31,12 @@ export function currentToken() {
 }
 
 export class ApiError extends Error {
-  constructor(status, error, detail) {
+  constructor(status, error, detail, body = {}) {
     super(detail || error || `HTTP ${status}`);
     this.status = status;
     this.error = error;
     this.detail = detail;
+    this.body = body; // the whole error response, e.g. a per-model "errors" list
   }
 }
 
@@ -62,7 +63,12 @@ export async function api(path, { method = "GET", json, form } = {}) {
     } catch {
       // not JSON: a proxy's error page, say
     }
-    throw new ApiError(response.status, payload.error || response.statusText, payload.detail || response.statusText);
+    throw new ApiError(
+      response.status,
+      payload.error || response.statusText,
+      payload.detail || response.statusText,
+      payload,
+    );
   }
   return response.status === 204 ? null : response.json();
 }

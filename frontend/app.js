@@ -157,7 +157,7 @@ async function runSelected() {
   status.className = "status";
   status.textContent = "Starting…";
   try {
-    const { runs } = await api("/admin/benchmarks/run", {
+    const { runs, errors = [] } = await api("/admin/benchmarks/run", {
       method: "POST",
       json: { dataset_id: state.datasetId, model_ids: modelIds },
     });
@@ -165,13 +165,28 @@ async function runSelected() {
       state.runs.set(run.run_id, run);
       state.grid?.ensureModel(run.model_id);
     }
-    status.textContent = `Started ${runs.length} run${runs.length === 1 ? "" : "s"}.`;
+    status.replaceChildren(`Started ${runs.length} run${runs.length === 1 ? "" : "s"}.`);
+    if (errors.length) {
+      status.className = "status error";
+      status.append(runErrorList(errors));
+    }
     renderRuns();
   } catch (error) {
     if (handleAuth(error)) return;
     status.className = "status error";
-    status.textContent = `Could not start: ${describe(error)}`;
+    const errors = error instanceof ApiError ? error.body.errors || [] : [];
+    status.replaceChildren(errors.length > 1 ? "Could not start any run." : `Could not start: ${describe(error)}`);
+    if (errors.length > 1) status.append(runErrorList(errors));
   }
+}
+
+/** One line per model whose run did not start, with the gateway's reason (text only: never HTML). */
+function runErrorList(errors) {
+  const list = el("ul", "run-errors");
+  for (const { model_id: modelId, detail, error } of errors) {
+    list.append(el("li", undefined, `${modelName(modelId)}: ${detail || error}`));
+  }
+  return list;
 }
 
 async function loadRuns() {

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, cast
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from eventlog.serving import insecure_channel
 from gateway.config import Settings
 
 if TYPE_CHECKING:  # the async stub types exist in the .pyi stubs only
@@ -19,11 +20,6 @@ from workbench.inference.v1 import inference_pb2_grpc
 # Unary calls answer from read models; a call slower than this is a stuck service, not a busy one.
 RPC_TIMEOUT_S = 30.0
 HEALTH_TIMEOUT_S = 2.0
-
-_CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-]
 
 
 class Clients:
@@ -46,9 +42,9 @@ class Clients:
     def open(cls, settings: Settings) -> "Clients":
         return cls(
             {
-                "datasets": grpc.aio.insecure_channel(settings.datasets_addr, options=_CHANNEL_OPTIONS),
-                "inference": grpc.aio.insecure_channel(settings.inference_addr, options=_CHANNEL_OPTIONS),
-                "annotations": grpc.aio.insecure_channel(settings.annotations_addr, options=_CHANNEL_OPTIONS),
+                "datasets": insecure_channel(settings.datasets_addr),
+                "inference": insecure_channel(settings.inference_addr),
+                "annotations": insecure_channel(settings.annotations_addr),
             }
         )
 

@@ -3,6 +3,10 @@
 A gRPC status from a service keeps its name and the service's message (services word their messages
 for users: "line 3: field "prompt" must be a string"); anything unexpected is a 500 that says nothing
 about the gateway's insides.
+
+RESOURCE_EXHAUSTED is the one status whose words are not the service's: gRPC itself raises it when an
+answer is over the message size limit (a read, not the user's upload), so it is a 503 with a detail
+of our own. Uploads over WB_MAX_UPLOAD_BYTES are refused by the gateway itself with 413.
 """
 
 import logging
@@ -23,26 +27,58 @@ GRPC_TO_HTTP: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.ABORTED: 409,
     grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 413,
+    # Not 413: the user sent nothing too large; a service's answer was, or a service is out of resources.
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 503,
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
 
 INTERNAL_DETAIL = "internal error; see the gateway log"
+EXHAUSTED_DETAIL = (
+    "a service's answer was too large to pass on, or the service is out of resources; "
+    "ask for less (e.g. a smaller page with limit) or retry later"
+)
+
+
+class ErrorResponse(Exception):
+    """Raised by a route to answer with the common error shape and extra fields of its own."""
+
+    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.extra = extra
 
 
 def error_response(status: int, error: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
     return Response({"error": error, "detail": detail, **extra}, status_code=status)
 
 
-def grpc_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    assert isinstance(exc, grpc.aio.AioRpcError)
+def grpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
+    """The HTTP status, error name and detail for a failed service call (logs what it does not show)."""
     code = exc.code()
     status = GRPC_TO_HTTP.get(code)
     if status is None:
         log.error("service call failed with %s: %s", code.name, exc.details())
-        return error_response(500, "INTERNAL", INTERNAL_DETAIL)
-    return error_response(status, code.name, exc.details() or code.name.replace("_", " ").lower())
+        return 500, "INTERNAL", INTERNAL_DETAIL
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        log.warning("service call failed with %s: %s", code.name, exc.details())
+        return status, code.name, EXHAUSTED_DETAIL
+    return status, code.name, exc.details() or code.name.replace("_", " ").lower()
+
+
+def error_parts(exc: BaseException) -> tuple[int, str, str]:
+    """As grpc_error_parts for a service's status; anything else is an internal error (logged)."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return grpc_error_parts(exc)
+    log.error("unexpected error", exc_info=exc)
+    return 500, "INTERNAL", INTERNAL_DETAIL
+
+
+def grpc_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    return error_response(*grpc_error_parts(exc))
 
 
 def http_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -59,6 +95,11 @@ def http_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[di
     return response
 
 
+def error_response_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, ErrorResponse)
+    return error_response(exc.status, exc.error, exc.detail, **exc.extra)
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "INTERNAL", INTERNAL_DETAIL)
@@ -67,5 +108,6 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     grpc.aio.AioRpcError: grpc_error_handler,
     HTTPException: http_error_handler,
+    ErrorResponse: error_response_handler,
     Exception: internal_error_handler,
 }

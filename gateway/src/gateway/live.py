@@ -3,7 +3,8 @@
 One NATS subscription per gateway process feeds the hub (see relay.py); each socket drains its own
 queue. A slow browser loses stale progress frames first (a newer snapshot of the same run replaces
 an older one); results and run events are never dropped: when they alone overflow the backlog the
-socket is closed with CLOSE_RELOAD and the browser refetches the results view.
+socket is closed with CLOSE_RELOAD and the browser refetches the results view. The relay does the
+same to every socket when it has missed stored events it cannot replay (LiveHub.reload_all).
 """
 
 import asyncio
@@ -31,6 +32,7 @@ class ClientQueue:
     def __init__(self, limit: int = DEFAULT_BACKLOG) -> None:
         self.limit = limit
         self.overflowed = False
+        self.must_reload = False  # closed because the browser missed frames: close the socket with CLOSE_RELOAD
         self.closed = False
         self._frames: deque[Frame] = deque()
         self._ready = asyncio.Event()
@@ -47,10 +49,16 @@ class ClientQueue:
             if frame.progress_of is not None:
                 return  # a full backlog of results: this snapshot is already stale
             self.overflowed = True
-            self.close()
+            self.close_for_reload()
             return
         self._frames.append(frame)
         self._ready.set()
+
+    def close_for_reload(self) -> None:
+        """Closes the queue because frames were lost: the socket tells the browser to refetch."""
+        if not self.closed:
+            self.must_reload = True
+        self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -58,7 +66,7 @@ class ClientQueue:
         self._ready.set()
 
     async def get(self) -> str | None:
-        """The next frame's text; None once the queue is closed (see `overflowed` for why)."""
+        """The next frame's text; None once the queue is closed (see `must_reload` and `overflowed` for why)."""
         while not self._frames:
             if self.closed:
                 return None
@@ -90,6 +98,11 @@ class LiveHub:
     def unsubscribe(self, client: ClientQueue) -> None:
         self.clients.discard(client)
         client.close()
+
+    def reload_all(self) -> None:
+        """Closes every socket with CLOSE_RELOAD: their pages may lack events that no frame will bring."""
+        for client in list(self.clients):
+            client.close_for_reload()
 
     def broadcast(self, frame: Frame) -> None:
         for client in list(self.clients):

@@ -1,12 +1,19 @@
 """One NATS connection per gateway process, relaying live events to the hub as JSON frames.
 
 Progress snapshots come from core NATS (wb.progress.>, not stored); results and run lifecycle
-events from the event stream, new ones only (a browser that (re)connects refetches the results
-view, so it never needs history from here).
+events from the event stream, from its end when the relay starts (a browser that (re)connects
+refetches the results view, so it never needs history from here).
+
+An open socket must not miss a stored event, or its grid silently lacks results: the relay remembers
+the stream sequence of the last event it saw and, when following fails, resumes right after it.
+Where that is impossible (the events were removed from the stream, the stream was recreated, or the
+relay never had a position) every socket is closed with CLOSE_RELOAD, so each page refetches.
 """
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -14,6 +21,7 @@ import nats
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import NotJSMessageError
 
 from eventlog import EventLog, EventLogError
 from eventlog.log import decode_message
@@ -26,6 +34,7 @@ log = logging.getLogger(__name__)
 PROGRESS_SUBJECT = "wb.progress.>"
 EVENT_SUBJECTS = ("wb.results.>", "wb.runs.>")
 RUN_EVENTS = (inf.RunRequested, inf.RunStarted, inf.RunCompleted, inf.RunFailed, inf.RunCancelled)
+FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 
 
@@ -46,14 +55,24 @@ def event_frame(event: Message) -> Frame | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where the relay is in the stream: the last sequence it saw, in the stream created then."""
+
+    created: datetime | None
+    sequence: int
+
+
 class NatsRelay:
     """Feeds the hub from NATS until cancelled; waits for NATS and the stream when they are not up yet."""
 
-    def __init__(self, url: str, stream: str, hub: LiveHub) -> None:
+    def __init__(self, url: str, stream: str, hub: LiveHub, first_backoff_s: float = FIRST_BACKOFF_S) -> None:
         self.url = url
         self.stream = stream
         self.hub = hub
+        self.first_backoff_s = first_backoff_s
         self.nc: NatsClient | None = None
+        self.position: Position | None = None
 
     @property
     def connected(self) -> bool:
@@ -70,25 +89,54 @@ class NatsRelay:
         log.info("live updates: connected to NATS at %s", self.url)
         try:
             await self.nc.subscribe(PROGRESS_SUBJECT, cb=self._on_progress)
-            await self._follow_events(EventLog(self.nc, self.stream))
+            await self.follow_events(EventLog(self.nc, self.stream))
         finally:
             await self.nc.close()
 
-    async def _follow_events(self, events: EventLog) -> None:
-        backoff = 1.0
+    async def follow_events(self, events: EventLog) -> None:
+        """Relays the stream's run and result events, resuming after each failure where it stopped."""
+        backoff = self.first_backoff_s
         while True:
             try:
-                async for msg in events.raw_follow(list(EVENT_SUBJECTS), start=None):
-                    backoff = 1.0
+                start = await self._resume_point(events)
+                async for msg in events.raw_follow(list(EVENT_SUBJECTS), start=start):
+                    backoff = self.first_backoff_s
                     self._on_event(msg)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # e.g. the stream does not exist yet: the services create it
-                log.warning("following %s failed (%s); retrying in %.0f s", self.stream, error, backoff)
+                log.warning("following %s failed (%s); retrying in %.1f s", self.stream, error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
+    async def _resume_point(self, events: EventLog) -> int:
+        """The sequence to follow from: right after the last one seen, or the stream's end (reloading every page)."""
+        info = await events.js.stream_info(events.stream)
+        first, last = info.state.first_seq, info.state.last_seq
+        at = self.position
+        if at is not None and at.created == info.created and first <= at.sequence + 1 and at.sequence <= last:
+            return at.sequence + 1
+        if at is not None:
+            log.warning(
+                "cannot resume %s after sequence %d (stream now %d..%d): telling every page to reload",
+                self.stream,
+                at.sequence,
+                first,
+                last,
+            )
+        # No position (first start) or a gap that cannot be replayed: pages open now may lack events.
+        self.hub.reload_all()
+        self.position = Position(info.created, last)
+        return last + 1
+
     def _on_event(self, msg: Msg) -> None:
+        try:
+            sequence = msg.metadata.sequence.stream
+        except (NotJSMessageError, ValueError):
+            log.debug("skipping a message without stream metadata on %s", msg.subject)
+            return
+        if self.position is not None:
+            self.position = Position(self.position.created, sequence)
         try:
             stored = decode_message(msg)
         except (EventLogError, DecodeError) as error:

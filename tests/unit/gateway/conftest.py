@@ -228,6 +228,8 @@ class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
 class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self) -> None:
         self.started: list[inf.StartRunRequest] = []
+        self.result_requests: list[inf.ListResultsRequest] = []
+        self.oversized = False  # answer ListResults with more than the gateway's message size limit
 
     async def ListModels(
         self, request: inf.ListModelsRequest, context: grpc.aio.ServicerContext
@@ -260,7 +262,13 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
     async def ListResults(
         self, request: inf.ListResultsRequest, context: grpc.aio.ServicerContext
     ) -> inf.ListResultsResponse:
-        return inf.ListResultsResponse(results=[r for r in RESULTS if r.dataset_id == request.dataset_id])
+        self.result_requests.append(request)
+        if self.oversized:
+            return inf.ListResultsResponse(results=[result("run-olmo", "olmo", "r1", "x" * (65 * 1024 * 1024))])
+        wanted = set(request.record_ids)
+        return inf.ListResultsResponse(
+            results=[r for r in RESULTS if r.dataset_id == request.dataset_id and (not wanted or r.record_id in wanted)]
+        )
 
 
 class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):

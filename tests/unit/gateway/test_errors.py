@@ -10,6 +10,8 @@ from litestar.testing import AsyncTestClient
 from eventlog.natsserver import free_port
 from gateway.errors import GRPC_TO_HTTP
 
+from .conftest import Services
+
 
 async def test_a_bad_line_in_an_upload_is_a_400_naming_the_line(
     client: AsyncTestClient[Litestar], auth: dict[str, str]
@@ -48,8 +50,22 @@ async def test_an_unexpected_service_error_is_a_500_that_reveals_nothing(
     )
 
     assert response.status_code == 500
-    assert response.json() == {"error": "INTERNAL", "detail": "internal error; see the gateway log"}
+    internal = {"error": "INTERNAL", "detail": "internal error; see the gateway log"}
+    assert response.json() == {**internal, "errors": [{"model_id": "explodes", **internal}]}
     assert "secret" not in response.text
+
+
+async def test_a_service_answer_over_the_size_limit_is_a_503_not_a_413(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services: Services
+) -> None:
+    services.inference.oversized = True  # more than the gateway's 64 MiB gRPC message limit
+
+    response = await client.get("/admin/workbench/results", params={"dataset_id": "ds-1"}, headers=auth)
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["error"] == "RESOURCE_EXHAUSTED"
+    assert "too large" in body["detail"] and "limit" in body["detail"]
 
 
 async def test_an_unknown_export_is_a_404_not_a_broken_download(client: AsyncTestClient[Litestar], token: str) -> None:
@@ -91,7 +107,7 @@ async def test_a_service_that_is_down_makes_health_a_503_naming_it(
         (grpc.StatusCode.ABORTED, 409),
         (grpc.StatusCode.ALREADY_EXISTS, 409),
         (grpc.StatusCode.FAILED_PRECONDITION, 409),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, 413),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 503),  # the user sent nothing too large
         (grpc.StatusCode.UNAVAILABLE, 503),
     ],
 )

@@ -204,3 +204,26 @@ async def test_a_browser_too_far_behind_is_told_to_reload(
 def _flood(hub: LiveHub, count: int) -> None:
     for n in range(count):
         hub.broadcast(result_frame(n))
+
+
+async def test_every_open_browser_is_told_to_reload_when_the_relay_missed_events(
+    client: AsyncTestClient[Litestar], app: Litestar, token: str
+) -> None:
+    hub: LiveHub = app.state.hub
+    with await client.websocket_connect(f"/ws/workbench?token={token}") as socket:
+        wait_for_clients(hub, 1)
+        client.blocking_portal.call(hub.reload_all)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json(timeout=5)
+
+    assert closed.value.code == CLOSE_RELOAD
+
+
+def test_a_reload_closes_the_queue_and_says_why() -> None:
+    hub = LiveHub(backlog=5)
+    queue = hub.subscribe()
+    hub.broadcast(result_frame(1))
+    hub.reload_all()
+
+    assert queue.closed and queue.must_reload and not queue.overflowed
+    assert run_privately(queue.get()) is None  # pending frames are dropped: the page refetches them

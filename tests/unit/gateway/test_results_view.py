@@ -5,6 +5,8 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from .conftest import Services
+
 
 async def results(client: AsyncTestClient[Litestar], auth: dict[str, str], **params: Any) -> Any:
     response = await client.get("/admin/workbench/results", params={"dataset_id": "ds-1", **params}, headers=auth)
@@ -78,3 +80,33 @@ async def test_records_can_be_paged(client: AsyncTestClient[Litestar], auth: dic
     assert (page["offset"], page["limit"], page["total"]) == (1, 1, 3)
     too_big = await client.get("/admin/workbench/results", params={"dataset_id": "ds-1", "limit": 1001}, headers=auth)
     assert too_big.status_code == 400
+
+
+async def test_a_page_asks_only_for_the_results_of_its_own_records(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services: Services
+) -> None:
+    page = await results(client, auth, offset=1, limit=2)
+
+    assert [r["record_id"] for r in page["records"]] == ["r2", "rec/3"]
+    assert page["records"][0]["results"]["gemma"]["output_text"] == "Four."
+    assert page["records"][1]["results"]["olmo"]["error"] == "engine crashed"
+    [asked] = services.inference.result_requests
+    assert (asked.dataset_id, list(asked.record_ids)) == ("ds-1", ["r2", "rec/3"])
+
+
+async def test_without_a_limit_every_result_is_asked_for(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services: Services
+) -> None:
+    await results(client, auth)
+
+    [asked] = services.inference.result_requests
+    assert list(asked.record_ids) == []
+
+
+async def test_a_page_past_the_end_asks_for_no_results_at_all(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services: Services
+) -> None:
+    page = await results(client, auth, offset=3, limit=50)
+
+    assert page["records"] == []
+    assert services.inference.result_requests == []  # empty record ids would mean "every record"

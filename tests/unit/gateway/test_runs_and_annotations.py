@@ -30,6 +30,7 @@ async def test_running_selected_models_starts_one_run_each(
     assert response.status_code == 201
     runs = response.json()["runs"]
     assert [r["model_id"] for r in runs] == ["gemma", "olmo"]
+    assert response.json()["errors"] == []
     assert {r["status"] for r in runs} == {"queued"}
     assert set(runs[0]) >= {"run_id", "total", "done", "tokens_per_second", "eta_seconds", "requested_at", "engine"}
     assert sorted(s.model_id for s in services.inference.started) == ["gemma", "olmo"]
@@ -45,6 +46,37 @@ async def test_a_single_model_id_is_accepted_and_no_model_is_a_400(
     assert one.status_code == 201 and one.json()["runs"][0]["model_id"] == "olmo"
     assert none.status_code == 400 and "model_ids" in none.json()["detail"]
     assert unknown.status_code == 404 and "gpt-9" in unknown.json()["detail"]
+
+
+async def test_one_failing_model_does_not_hide_the_runs_that_started(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    response = await client.post(
+        "/admin/benchmarks/run", json={"dataset_id": "ds-1", "model_ids": ["gemma", "gpt-9", "olmo"]}, headers=auth
+    )
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [r["model_id"] for r in body["runs"]] == ["gemma", "olmo"]
+    [error] = body["errors"]
+    assert (error["model_id"], error["error"]) == ("gpt-9", "NOT_FOUND")
+    assert "gpt-9" in error["detail"]
+    assert sorted(s.model_id for s in services.inference.started) == ["gemma", "olmo"]
+
+
+async def test_when_no_model_starts_the_answer_is_the_error_with_every_model_named(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    response = await client.post(
+        "/admin/benchmarks/run", json={"dataset_id": "ds-1", "model_ids": ["gpt-9", "explodes"]}, headers=auth
+    )
+
+    assert response.status_code == 404  # the first model's error
+    body = response.json()
+    assert body["error"] == "NOT_FOUND" and "gpt-9" in body["detail"]
+    assert [(e["model_id"], e["error"]) for e in body["errors"]] == [("gpt-9", "NOT_FOUND"), ("explodes", "INTERNAL")]
+    assert "secret" not in response.text
+    assert services.inference.started == []
 
 
 async def test_active_runs_and_all_runs_of_a_dataset(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ from litestar.exceptions import ClientException
 from litestar.params import Parameter
 
 from gateway.clients import RPC_TIMEOUT_S, Clients
+from gateway.errors import ErrorResponse, error_parts
 from gateway.views import ModelView, RunView, model_view, run_view
 from workbench.inference.v1 import inference_pb2 as inf
 
@@ -20,6 +21,21 @@ class StartRunsBody(msgspec.Struct, forbid_unknown_fields=True):
     def models(self) -> list[str]:
         wanted = [*self.model_ids, *([self.model_id] if self.model_id else [])]
         return list(dict.fromkeys(m for m in wanted if m))
+
+
+class RunStartError(msgspec.Struct):
+    """Why one model's run did not start: the error name and detail an error response would carry."""
+
+    model_id: str
+    error: str
+    detail: str
+
+
+class StartedRuns(msgspec.Struct):
+    """The runs that started and, per model, why the others did not (retry only those)."""
+
+    runs: list[RunView]
+    errors: list[RunStartError]
 
 
 class ModelController(Controller):
@@ -37,8 +53,13 @@ class BenchmarkController(Controller):
     tags = ["runs"]
 
     @post("/run", operation_id="startRuns")
-    async def start_runs(self, data: StartRunsBody, clients: Clients) -> dict[str, list[RunView]]:
-        """Starts one run per model, all at once."""
+    async def start_runs(self, data: StartRunsBody, clients: Clients) -> StartedRuns:
+        """Starts one run per model, all at once.
+
+        201 when at least one run started: `runs` holds those, `errors` says why each other model's
+        did not (a retry names only those models, so no run is started twice). When none started,
+        the first model's error status, with every model's error in `errors`.
+        """
         models = data.models()
         if not models:
             raise ClientException('name at least one model in "model_ids"')
@@ -48,9 +69,23 @@ class BenchmarkController(Controller):
                     inf.StartRunRequest(dataset_id=data.dataset_id, model_id=m), timeout=RPC_TIMEOUT_S
                 )
                 for m in models
-            )
+            ),
+            return_exceptions=True,
         )
-        return {"runs": [run_view(reply.run) for reply in replies]}
+        runs: list[RunView] = []
+        errors: list[tuple[int, RunStartError]] = []
+        for model_id, reply in zip(models, replies, strict=True):
+            if isinstance(reply, BaseException):
+                if not isinstance(reply, Exception):  # cancelled, KeyboardInterrupt: not a model's failure
+                    raise reply
+                status, error, detail = error_parts(reply)
+                errors.append((status, RunStartError(model_id=model_id, error=error, detail=detail)))
+            else:
+                runs.append(run_view(reply.run))
+        if not runs:
+            status, first = errors[0]
+            raise ErrorResponse(status, first.error, first.detail, errors=[e for _, e in errors])
+        return StartedRuns(runs=runs, errors=[e for _, e in errors])
 
     @get("/active", operation_id="listActiveRuns")
     async def active_runs(self, clients: Clients, dataset_id: str = "") -> dict[str, list[RunView]]:

@@ -32,8 +32,9 @@ async def workbench_socket(socket: WebSocket[Any, Any, Any], settings: Settings,
     try:
         while (text := await client.get()) is not None:
             await socket.send_text(text)
-        if client.overflowed:
-            await socket.close(code=CLOSE_RELOAD, reason="too far behind: reload the results")
+        if client.must_reload:
+            reason = "too far behind" if client.overflowed else "live updates were interrupted"
+            await socket.close(code=CLOSE_RELOAD, reason=f"{reason}: reload the results")
     except (WebSocketDisconnect, OSError):
         pass  # the browser went away mid-send
     finally:

@@ -19,6 +19,32 @@ async def read_records(clients: Clients, dataset_id: str, offset: int, limit: in
     return [record async for batch in clients.datasets.ReadRecords(request) for record in batch.records]
 
 
+async def list_results(clients: Clients, dataset_id: str, record_ids: list[str]) -> list[inf.Result]:
+    """Every result for these records (every record: empty record_ids), of every run of the dataset."""
+    request = inf.ListResultsRequest(dataset_id=dataset_id, record_ids=record_ids)
+    reply = await clients.inference.ListResults(request, timeout=RPC_TIMEOUT_S)
+    return list(reply.results)
+
+
+async def records_and_results(
+    clients: Clients, dataset_id: str, offset: int, limit: int | None
+) -> tuple[list[ds.Record], list[inf.Result]]:
+    """The page's records and their results only; without a limit, both in full and at once.
+
+    A page asks for the results of its own records: a dataset's every result of every run can be far
+    more than a page needs (and more than one gRPC message holds).
+    """
+    if limit is None:
+        records, results = await asyncio.gather(
+            read_records(clients, dataset_id, offset, None), list_results(clients, dataset_id, [])
+        )
+        return records, results
+    records = await read_records(clients, dataset_id, offset, limit)
+    if not records:  # past the end: no record ids, and empty ones would mean "every record"
+        return records, []
+    return records, await list_results(clients, dataset_id, [r.record_id for r in records])
+
+
 class WorkbenchController(Controller):
     path = "/workbench"
     tags = ["workbench"]
@@ -32,15 +58,14 @@ class WorkbenchController(Controller):
         limit: int | None = Parameter(default=None, ge=1, le=MAX_PAGE, description="records per page; unset: all"),
     ) -> WorkbenchResults:
         """Records with every model's answer and the annotations; `differs` marks disagreement."""
-        dataset, records, results, annotations, runs = await asyncio.gather(
+        dataset, (records, results), annotations, runs = await asyncio.gather(
             clients.datasets.GetDataset(ds.GetDatasetRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S),
-            read_records(clients, dataset_id, offset, limit),
-            clients.inference.ListResults(inf.ListResultsRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S),
+            records_and_results(clients, dataset_id, offset, limit),
             clients.annotations.ListAnnotations(
                 ann.ListAnnotationsRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S
             ),
             clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S),
         )
         return merge_results(
-            dataset.dataset, records, results.results, annotations.annotations, runs.runs, offset=offset, limit=limit
+            dataset.dataset, records, results, annotations.annotations, runs.runs, offset=offset, limit=limit
         )
