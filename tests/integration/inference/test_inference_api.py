@@ -149,6 +149,25 @@ async def test_a_run_left_queued_by_a_crash_gets_its_shards_when_the_api_starts_
     assert [(shard.run_id, shard.offset, shard.limit) for shard in after[len(before) :]] == [(run_id, 0, 3)]
 
 
+async def test_results_can_be_listed_for_some_records_only(inference: Any, api: RunningApi, events: EventLog) -> None:
+    # Given a run with results for five records,
+    run_id = "run_00000000ab01"
+    command = RequestRun(run_id, "ds_page", "tiny-b", Sampling(), 5, datetime.now(UTC))
+    sequences = await RunLog(events).append(decide(RunState(run_id), command))
+    for record_id in ("r1", "r2", "r3", "r 4", "r5"):
+        result = pb.ResultRecorded(run_id=run_id, dataset_id="ds_page", model_id="tiny-b", record_id=record_id)
+        sequences.append(await events.append(f"wb.results.{run_id}", result, msg_id=f"page:{run_id}:{record_id}"))
+    await api.runner.wait_for(sequences[-1])
+
+    # when a page of the results view asks for three of them, then it gets those three, in recorded order.
+    request = pb.ListResultsRequest(run_id=run_id, record_ids=["r5", "r 4", "r2", "r9"])
+    page = (await inference.ListResults(request)).results
+
+    assert [result.record_id for result in page] == ["r2", "r 4", "r5"]
+    everything = (await inference.ListResults(pb.ListResultsRequest(dataset_id="ds_page"))).results
+    assert len(everything) == 5
+
+
 async def queued_shards(events: EventLog, model_id: str) -> list[pb.RunShard]:
     """The shards waiting on the work queue for a model (read without taking them)."""
     info = await events.js.stream_info(WORK_STREAM, subjects_filter=f"wb.work.{model_id}")

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from eventlog import EventLog
 from eventlog.natsserver import NatsServer
+from inference_service.adapters import read_model
 from inference_service.adapters.read_model import RunsReadModel
 from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import CompleteRun, RecordResult, RequestRun, StartRun
@@ -93,3 +94,24 @@ async def test_runs_and_results_are_folded_and_rebuilt_to_the_same_rows(events: 
     before = (read.list_runs(), read.list_results(run_id="run_1"))
     await runner.rebuild()
     assert (read.list_runs(), read.list_results(run_id="run_1")) == before
+
+
+async def test_results_of_some_records_are_read_in_recorded_order_in_chunked_queries(
+    events: EventLog, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(read_model, "IN_CHUNK", 2)  # so five ids take three IN lists
+    runs = RunLog(events)
+    runner = runs_runner(events, engine)
+    runner.reset()
+    await runs.append(decide(RunState("run_1"), RequestRun("run_1", "ds_1", "tiny-a", Sampling(), 6, T0)))
+    for seconds, record_id in enumerate(["f", "b", "e", "a", "d", "c"]):
+        await runs.append([record_result(result(record_id, seconds, 1))])
+    await runner.catch_up()
+    read = RunsReadModel(engine)
+
+    some = read.list_results(run_id="run_1", record_ids=["a", "c", "missing", "f", "a", "b"])
+
+    assert [view.record_id for view in some] == ["f", "b", "a", "c"]  # as recorded; each once; unknown ids ignored
+    assert [view.record_id for view in read.list_results(run_id="run_1", record_ids=["e"])] == ["e"]
+    assert len(read.list_results(run_id="run_1")) == 6  # no record ids: every record
+    assert read.list_results(dataset_id="ds_other", record_ids=["a"]) == []

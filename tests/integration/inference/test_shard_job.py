@@ -154,3 +154,18 @@ async def test_a_model_that_cannot_load_fails_the_run_and_the_shard_is_terminate
     assert isinstance(failed, pb.RunFailed)
     assert failed.error == "model tiny-a could not be loaded from /models/tiny-a: no"
     assert await job.process(shard, redelivered=True) is Outcome.ACK  # a failed run has nothing left to do
+
+
+async def test_record_ids_that_differ_only_in_whitespace_each_get_a_result_and_the_run_completes(
+    events: EventLog,
+) -> None:
+    given = [
+        DatasetRecord(record_id, Prompt(text=f"about {record_id!r}")) for record_id in ("q1", "q1 ", "a\nb", "a b")
+    ]
+    job, _ = await job_for(events, StandInEngine(expected=4), given)
+    shard = await requested_run(events, 4)
+
+    assert await job.process(shard, redelivered=False) is Outcome.ACK
+
+    assert sorted(result.record_id for result in await results_of(events, "run_1")) == ["a\nb", "a b", "q1", "q1 "]
+    assert isinstance((await events.read("wb.runs.run_1"))[-1].event, pb.RunCompleted)

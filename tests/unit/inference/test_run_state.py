@@ -6,10 +6,11 @@ from functools import reduce
 import pytest
 from google.protobuf.message import Message
 
+from eventlog import token
 from inference_service.domain.commands import CompleteRun, FailRun, RecordResult, RequestRun, StartRun
 from inference_service.domain.errors import Conflict, FailedPrecondition
 from inference_service.domain.models import Sampling
-from inference_service.domain.state import RunState, RunStatus, decide, evolve
+from inference_service.domain.state import RunState, RunStatus, decide, evolve, id_token
 from workbench.inference.v1 import inference_pb2 as pb
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -82,6 +83,25 @@ def test_each_result_is_keyed_by_run_and_record_so_a_retry_is_deduplicated() -> 
 
     assert (new.subject, new.msg_id) == ("wb.results.run_1", "result:run_1:line-7")
     assert isinstance(new.event, pb.ResultRecorded) and new.event.record_id == "line-7"
+
+
+@pytest.mark.parametrize(("first", "second"), [("q1", "q1 "), ("a\nb", "a b"), ("x\r\n", "x"), ("q1", "q1\n")])
+def test_record_ids_that_nats_headers_would_blur_still_get_distinct_message_ids(first: str, second: str) -> None:
+    def msg_id(record_id: str) -> str:
+        command = RecordResult("run_1", "ds_1", "tiny-a", record_id, "hi", "stop", 5, 1, 3.0, "", T0)
+        return decide(given(requested(), started()), command)[0].msg_id
+
+    ids = msg_id(first), msg_id(second)
+
+    assert ids[0] != ids[1]
+    # nats-py strips header values and turns CR/LF into spaces: what is sent must survive that as it is.
+    assert all(value == value.strip() and not any(char.isspace() for char in value) for value in ids)
+    assert [msg_id(first), msg_id(second)] == list(ids)  # deterministic, so a retry is still deduplicated
+
+
+@pytest.mark.parametrize("record_id", ["line-7", "q 1", "é/x.y", "", "a" * 201])
+def test_a_record_id_in_a_message_id_has_the_form_of_a_subject_token(record_id: str) -> None:
+    assert id_token(record_id) == token(record_id)
 
 
 def test_results_count_done_failed_and_output_tokens_and_give_speed_and_eta_by_event_time() -> None:

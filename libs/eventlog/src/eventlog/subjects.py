@@ -3,13 +3,13 @@
 import base64
 import re
 
-_SAFE = re.compile(r"^[A-Za-z0-9_\-]{1,200}$")
+_SAFE = re.compile(r"[A-Za-z0-9_\-]{1,200}")  # fullmatch: "$" would let a trailing newline through
 _ENCODED_PREFIX = "~"
 
 
 def token(value: str) -> str:
     """Returns a subject token for value: itself when safe, else a reversible base32 form."""
-    if _SAFE.match(value):
+    if _SAFE.fullmatch(value):
         return value
     encoded = base64.b32encode(value.encode()).decode().rstrip("=")
     return _ENCODED_PREFIX + encoded

@@ -1,5 +1,7 @@
 """The inference API's use cases: list models, start a run, and read runs and results."""
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,11 +12,13 @@ from inference_service.adapters.datasets_client import DatasetSummary
 from inference_service.adapters.read_model import ResultView, RunsReadModel
 from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import RequestRun
-from inference_service.domain.errors import InvalidInput, NotFound
+from inference_service.domain.errors import InvalidInput, NotFound, Unavailable
 from inference_service.domain.models import ModelSpec, Sampling, sampling_problems
 from inference_service.domain.progress import plan_shards
-from inference_service.domain.state import RunState, RunStatus, decide, sampling_to_proto
+from inference_service.domain.state import RunState, RunStatus, decide, evolve, sampling_to_proto
 from workbench.inference.v1 import inference_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 
 class Datasets(Protocol):
@@ -26,6 +30,7 @@ class ShardQueue(Protocol):
 
 
 REQUEUE_MAX_AGE = timedelta(hours=23)
+PROJECTION_WAIT_S = 3.0  # how long StartRun waits for the read model before answering from its own events
 
 
 def new_run_id() -> str:
@@ -33,7 +38,11 @@ def new_run_id() -> str:
 
 
 class InferenceApplication:
-    """Starts runs (RunRequested, then shards on the work queue) and answers from the read model."""
+    """Starts runs (RunRequested, then shards on the work queue) and answers from the read model.
+
+    Read-model queries run in a worker thread, so a slow one holds up neither the projector (which
+    shares this event loop) nor other calls.
+    """
 
     def __init__(
         self,
@@ -46,6 +55,7 @@ class InferenceApplication:
         shard_size: int = 256,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         make_run_id: Callable[[], str] = new_run_id,
+        projection_wait_s: float = PROJECTION_WAIT_S,
     ) -> None:
         self.models = {model.model_id: model for model in models}
         self.runs = runs
@@ -56,6 +66,7 @@ class InferenceApplication:
         self.shard_size = shard_size
         self.clock = clock
         self.make_run_id = make_run_id
+        self.projection_wait_s = projection_wait_s
 
     def list_models(self) -> list[ModelSpec]:
         """Every model of the models file, in file order."""
@@ -73,7 +84,9 @@ class InferenceApplication:
         """Requests a run of a model over a dataset and queues its shards; returns the queued run.
 
         sampling None uses the model's defaults. Raises NotFound for an unknown model or dataset,
-        InvalidInput for bad sampling, FailedPrecondition for an empty dataset.
+        InvalidInput for bad sampling, FailedPrecondition for an empty dataset, Unavailable when the
+        event log or the work queue does not confirm in time. Once the run is stored it is answered
+        even if the read model lags (from its own events), so the user never starts it twice.
         """
         if not dataset_id:
             raise InvalidInput("dataset_id is required")
@@ -85,10 +98,25 @@ class InferenceApplication:
         dataset = await self.datasets.get(dataset_id)
         run_id = self.make_run_id()
         command = RequestRun(run_id, dataset_id, model_id, sampling, dataset.record_count, self.clock())
-        sequences = await self.runs.append(decide(RunState(run_id), command))
+        new_events = decide(RunState(run_id), command)
+        try:
+            sequences = await self.runs.append(new_events)
+        except TimeoutError as error:  # the event log's AppendTimeout: maybe stored, maybe not
+            raise Unavailable(f"the event log did not confirm run {run_id} in time ({error}); try again") from None
         await self.queue.publish(self._shards(run_id, dataset_id, model_id, sampling, dataset.record_count))
-        await self.runner.wait_for(sequences[-1])
-        return self.get_run(run_id)
+        try:
+            await self.runner.wait_for(sequences[-1], within=self.projection_wait_s)
+        except TimeoutError:
+            # The run is stored and its shards are queued: answering an error now would make the
+            # user start it again. Its own events say all there is to say about a new run.
+            log.warning(
+                "read model behind run %s after %.1f s; answering from its events", run_id, self.projection_wait_s
+            )
+            state = RunState(run_id)
+            for new in new_events:
+                state = evolve(state, new.event)
+            return state
+        return await self.get_run(run_id)
 
     async def requeue_queued_runs(self, max_age: timedelta = REQUEUE_MAX_AGE) -> int:
         """Enqueues the shards of every recent run still queued again; returns how many runs.
@@ -99,7 +127,7 @@ class InferenceApplication:
         """
         now = self.clock()
         requeued = 0
-        for run in self.read_model.list_runs(active_only=True):
+        for run in await asyncio.to_thread(self.read_model.list_runs, active_only=True):
             recent = run.requested_at is not None and now - run.requested_at < max_age
             if run.status is RunStatus.QUEUED and recent and run.model_id in self.models:
                 shards = self._shards(run.run_id, run.dataset_id, run.model_id, run.sampling, run.total)
@@ -121,19 +149,24 @@ class InferenceApplication:
             for offset, limit in plan_shards(total, self.shard_size)
         ]
 
-    def get_run(self, run_id: str) -> RunState:
+    async def get_run(self, run_id: str) -> RunState:
         """The run as the read model has it; NotFound when there is no such run."""
-        run = self.read_model.get_run(run_id)
+        run = await asyncio.to_thread(self.read_model.get_run, run_id)
         if run is None:
             raise NotFound(f"run {run_id!r} not found; ListRuns shows the runs that exist")
         return run
 
-    def list_runs(self, dataset_id: str = "", active_only: bool = False) -> list[RunState]:
+    async def list_runs(self, dataset_id: str = "", active_only: bool = False) -> list[RunState]:
         """Runs, newest first; of one dataset when dataset_id is set; only queued or running ones if asked."""
-        return self.read_model.list_runs(dataset_id, active_only)
+        return await asyncio.to_thread(self.read_model.list_runs, dataset_id, active_only)
 
-    def list_results(self, dataset_id: str = "", run_id: str = "") -> list[ResultView]:
-        """Results in the order they were recorded, of a dataset and/or of one run (one of them is needed)."""
+    async def list_results(
+        self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()
+    ) -> list[ResultView]:
+        """Results in the order they were recorded, of a dataset and/or of one run (one of them is needed).
+
+        record_ids not empty: only those records' results (a page of the results view).
+        """
         if not dataset_id and not run_id:
             raise InvalidInput("give a dataset_id, a run_id, or both")
-        return self.read_model.list_results(dataset_id, run_id)
+        return await asyncio.to_thread(self.read_model.list_results, dataset_id, run_id, list(record_ids))

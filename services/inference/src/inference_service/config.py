@@ -57,7 +57,7 @@ class WorkerSettings:
                                       KV cache from RAM unless VLLM_CPU_KVCACHE_SPACE is set (0.25)
     WB_VLLM_ENFORCE_EAGER             skip graph capture and compilation: faster start, slower steps (true)
     WB_WORKER_ACK_WAIT_S              seconds before an unacknowledged shard goes to another worker (60);
-                                      a busy worker extends it every 10 s
+                                      a busy worker extends it every third of that (every 10 s at most)
     WB_WORKER_MAX_DELIVER             deliveries of a shard before its run is failed (5)
     """
 

@@ -4,14 +4,21 @@ from pathlib import Path
 
 import sqlmodel
 from sqlalchemy import Engine
+from sqlalchemy.pool import StaticPool
 
 from eventlog import EventLog, ProjectionRunner
 from inference_service.adapters.read_model import RunsProjection
 
 
 def database(url: str) -> Engine:
-    """The read model's engine; a SQLite file's folder is created when missing."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+    """The read model's engine; a SQLite file's folder is created when missing.
+
+    Queries run in worker threads (asyncio.to_thread), so an in-memory SQLite database is one
+    connection shared by every thread instead of an empty database per thread.
+    """
+    if url == "sqlite:///:memory:":
+        return sqlmodel.create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return sqlmodel.create_engine(url)
 

@@ -22,7 +22,7 @@ from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-KEEP_ALIVE_S = 10.0  # well inside AckWait, so a long shard is never taken for a dead worker's
+KEEP_ALIVE_S = 10.0  # at most; always a third of AckWait or less, so a long shard is never taken for a dead worker's
 FETCH_WAIT_S = 5.0  # how long one pull request waits at the server for a shard
 RETRY_DELAY_S = 5.0  # a shard that failed for a passing reason comes back after this
 DRAIN_S = 20.0  # on stop, how long shards in flight may take to finish before they are handed back
@@ -38,6 +38,7 @@ class Worker:
         max_shards: int,
         ack_wait_s: float,
         max_deliver: int,
+        retry_delay_s: float = RETRY_DELAY_S,
     ) -> None:
         self.models = list(models)
         self.queue = queue
@@ -46,6 +47,8 @@ class Worker:
         self.max_shards = max_shards
         self.ack_wait_s = ack_wait_s
         self.max_deliver = max_deliver
+        self.retry_delay_s = retry_delay_s
+        self.keep_alive_s = keep_alive_period(ack_wait_s)
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -109,7 +112,7 @@ class Worker:
         deliveries = msg.metadata.num_delivered or 1
         where = f"run {shard.run_id} records {shard.offset}..{shard.offset + shard.limit - 1}"
         log.info("shard of %s (delivery %d)", where, deliveries)
-        keep_alive = asyncio.create_task(_keep_alive(msg))
+        keep_alive = asyncio.create_task(_keep_alive(msg, self.keep_alive_s))
         try:
             outcome = await self.job.process(shard, redelivered=deliveries > 1)
         except asyncio.CancelledError:
@@ -119,7 +122,7 @@ class Worker:
             await self.job.fail(shard.run_id, str(error))
             await msg.term()
             return
-        except Exception as error:
+        except Exception as error:  # passing trouble, e.g. an append not confirmed in time (TimeoutError)
             await self._retry_or_give_up(msg, shard, where, deliveries, error)
             return
         finally:
@@ -138,12 +141,22 @@ class Worker:
             await msg.term()
             return
         log.warning("%s failed (delivery %d), will retry: %s", where, deliveries, error, exc_info=True)
-        await msg.nak(delay=RETRY_DELAY_S)
+        await msg.nak(delay=self.retry_delay_s)
 
 
-async def _keep_alive(msg: Msg) -> None:
+def keep_alive_period(ack_wait_s: float) -> float:
+    """How often a shard in work is reported in progress: a third of AckWait, at most KEEP_ALIVE_S.
+
+    Three chances per AckWait, so one late or lost in_progress() does not hand the shard to another worker.
+    """
+    if ack_wait_s <= 0:
+        raise ValueError(f"AckWait must be positive, got {ack_wait_s} s; set WB_WORKER_ACK_WAIT_S to 1 or more")
+    return min(KEEP_ALIVE_S, ack_wait_s / 3)
+
+
+async def _keep_alive(msg: Msg, period_s: float) -> None:
     while True:
-        await asyncio.sleep(KEEP_ALIVE_S)
+        await asyncio.sleep(period_s)
         try:
             await msg.in_progress()
         except Exception:

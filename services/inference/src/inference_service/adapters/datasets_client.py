@@ -5,11 +5,10 @@ from dataclasses import dataclass
 
 import grpc
 
+from eventlog.serving import insecure_channel
 from inference_service.adapters.engine import Prompt
 from inference_service.domain.errors import InferenceError, NotFound, Unavailable
 from workbench.datasets.v1 import datasets_pb2, datasets_pb2_grpc
-
-_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +29,7 @@ class DatasetsClient:
 
     def __init__(self, address: str) -> None:
         self.address = address
-        self._channel = grpc.aio.insecure_channel(address, options=_OPTIONS)
+        self._channel = insecure_channel(address)
         self._stub = datasets_pb2_grpc.DatasetServiceStub(self._channel)
 
     async def close(self) -> None:

@@ -75,6 +75,8 @@ class ResultView:
     error: str
 
 
+IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and Postgres' limits on bound parameters
+
 _RUN_EVENTS = (pb.RunRequested, pb.RunStarted, pb.RunCompleted, pb.RunFailed, pb.RunCancelled)
 
 
@@ -85,21 +87,39 @@ class RunsProjection:
     subjects: Sequence[str] = ("wb.runs.>", "wb.results.>")
 
     def apply(self, session: Session, event: StoredEvent) -> None:
-        message = event.event
-        if isinstance(message, pb.ResultRecorded):
-            # A result repeated beyond JetStream's dedup window must not count twice.
-            if session.get(InferenceResult, (message.run_id, message.record_id)) is not None:
-                return
-            session.add(_result_row(message, event.sequence))
-        elif not isinstance(message, _RUN_EVENTS):
-            return
-        row = session.get(InferenceRun, message.run_id)
-        if row is None and not isinstance(message, pb.RunRequested):
-            session.flush()
-            return
-        state = _state(row) if row is not None else RunState(message.run_id)
-        session.add(_write(evolve(state, message), row))
-        session.flush()  # later events of the same batch must see this row
+        self.apply_many(session, [event])
+
+    def apply_many(self, session: Session, events: Sequence[StoredEvent]) -> None:
+        """Folds a batch with one lookup per run and per IN_CHUNK results, and writes each run once.
+
+        The projector runs on the API's event loop, so a batch must not cost a query per event.
+        """
+        known = _recorded_keys(session, [stored.event for stored in events])
+        runs: dict[str, tuple[RunState | None, InferenceRun | None]] = {}
+        for stored in events:
+            message = stored.event
+            if isinstance(message, pb.ResultRecorded):
+                # A result repeated beyond JetStream's dedup window must not count twice.
+                key = (message.run_id, message.record_id)
+                if key in known:
+                    continue
+                known.add(key)
+                session.add(_result_row(message, stored.sequence))
+            elif not isinstance(message, _RUN_EVENTS):
+                continue
+            if message.run_id not in runs:
+                row = session.get(InferenceRun, message.run_id)
+                runs[message.run_id] = (_state(row) if row is not None else None, row)
+            state, row = runs[message.run_id]
+            if state is None:
+                if not isinstance(message, pb.RunRequested):
+                    continue  # no such run (yet): nothing to fold into
+                state = RunState(message.run_id)
+            runs[message.run_id] = (evolve(state, message), row)
+        for state, row in runs.values():
+            if state is not None:
+                session.add(_write(state, row))
+        session.flush()
 
     def clear(self, session: Session) -> None:
         session.execute(delete(InferenceResult))
@@ -127,15 +147,47 @@ class RunsReadModel:
         with Session(self.engine) as session:
             return [_state(row) for row in session.exec(query)]
 
-    def list_results(self, dataset_id: str = "", run_id: str = "") -> list[ResultView]:
+    def list_results(self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()) -> list[ResultView]:
+        """Results in recorded order; only those of record_ids when it is not empty.
+
+        One query (record_id IN ...), split in chunks of IN_CHUNK ids so that a long list stays
+        within the database's limit on bound parameters.
+        """
         query = select(InferenceResult)
         if dataset_id:
             query = query.where(InferenceResult.dataset_id == dataset_id)
         if run_id:
             query = query.where(InferenceResult.run_id == run_id)
-        query = query.order_by(col(InferenceResult.sequence))
+        wanted = list(dict.fromkeys(record_ids))
+        chunks: list[list[str] | None] = [wanted[at : at + IN_CHUNK] for at in range(0, len(wanted), IN_CHUNK)]
+        rows: list[tuple[int, ResultView]] = []
         with Session(self.engine) as session:
-            return [_view(row) for row in session.exec(query)]
+            for chunk in chunks or [None]:
+                part = query if chunk is None else query.where(col(InferenceResult.record_id).in_(chunk))
+                rows.extend(
+                    (row.sequence, _view(row)) for row in session.exec(part.order_by(col(InferenceResult.sequence)))
+                )
+        if len(chunks) > 1:
+            rows.sort(key=lambda item: item[0])
+        return [view for _, view in rows]
+
+
+def _recorded_keys(session: Session, messages: Sequence[object]) -> set[tuple[str, str]]:
+    """The (run_id, record_id) pairs among these results that the table already holds."""
+    wanted: dict[str, list[str]] = {}
+    for message in messages:
+        if isinstance(message, pb.ResultRecorded):
+            wanted.setdefault(message.run_id, []).append(message.record_id)
+    known: set[tuple[str, str]] = set()
+    for run_id, record_ids in wanted.items():
+        unique = list(dict.fromkeys(record_ids))
+        for start in range(0, len(unique), IN_CHUNK):
+            query = select(InferenceResult.record_id).where(
+                InferenceResult.run_id == run_id,
+                col(InferenceResult.record_id).in_(unique[start : start + IN_CHUNK]),
+            )
+            known.update((run_id, record_id) for record_id in session.exec(query))
+    return known
 
 
 def _result_row(message: pb.ResultRecorded, sequence: int) -> InferenceResult:

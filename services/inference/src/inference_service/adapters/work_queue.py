@@ -5,16 +5,21 @@ goes to one worker at a time and comes back after AckWait when that worker dies.
 """
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
+from inference_service.domain.errors import Unavailable
 from workbench.inference.v1 import inference_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 WORK_STREAM = "WB_WORK"
 WORK_SUBJECTS = "wb.work.>"
+PUBLISH_TIMEOUT_S = 30.0  # nats-py never fails a publish whose answer is lost (a server restart)
 
 
 def work_subject(model_id: str) -> str:
@@ -30,9 +35,10 @@ def shard_msg_id(shard: pb.RunShard) -> str:
 
 
 class WorkQueue:
-    def __init__(self, nc: NatsClient, stream: str = WORK_STREAM) -> None:
+    def __init__(self, nc: NatsClient, stream: str = WORK_STREAM, publish_timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
         self.js: JetStreamContext = nc.jetstream()
         self.stream = stream
+        self.publish_timeout_s = publish_timeout_s
 
     async def ensure_stream(self, duplicate_window_s: float = 24 * 3600) -> None:
         """Creates the work-queue stream when missing; safe to call from every process at start."""
@@ -50,7 +56,19 @@ class WorkQueue:
             )
 
     async def publish(self, shards: Sequence[pb.RunShard]) -> None:
-        """Enqueues shards, many in flight; each has a deterministic message id, so a retry is a no-op."""
+        """Enqueues shards, many in flight; each has a deterministic message id, so a retry is a no-op.
+
+        Raises Unavailable when the server has not confirmed them all within publish_timeout_s.
+        """
+        try:
+            await asyncio.wait_for(self._publish(shards), self.publish_timeout_s)
+        except TimeoutError:
+            raise Unavailable(
+                f"the work queue (NATS stream {self.stream}) did not confirm {len(shards)} shards within "
+                f"{self.publish_timeout_s:g} s; is nats-server up? Try again (shards already stored are not doubled)"
+            ) from None
+
+    async def _publish(self, shards: Sequence[pb.RunShard]) -> None:
         futures = [
             await self.js.publish_async(
                 work_subject(shard.model_id),
@@ -63,20 +81,36 @@ class WorkQueue:
         await asyncio.gather(*futures)
 
     async def subscribe(self, model_id: str, ack_wait_s: float, max_deliver: int) -> JetStreamContext.PullSubscription:
-        """Binds to the model's shared durable consumer, creating it when missing."""
+        """Binds to the model's shared durable consumer, creating it when missing.
+
+        A consumer made earlier with another ack_wait or max_deliver is updated to these: the
+        worker's keep-alive period is derived from ack_wait, so a stale one would redeliver shards
+        that are still being worked on.
+        """
         name = consumer_name(model_id)
+        config = api.ConsumerConfig(
+            durable_name=name,
+            filter_subject=work_subject(model_id),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            ack_wait=ack_wait_s,
+            max_deliver=max_deliver,
+            deliver_policy=api.DeliverPolicy.ALL,
+        )
         try:
-            await self.js.consumer_info(self.stream, name)
+            info = await self.js.consumer_info(self.stream, name)
         except NotFoundError:
-            await self.js.add_consumer(
-                self.stream,
-                api.ConsumerConfig(
-                    durable_name=name,
-                    filter_subject=work_subject(model_id),
-                    ack_policy=api.AckPolicy.EXPLICIT,
-                    ack_wait=ack_wait_s,
-                    max_deliver=max_deliver,
-                    deliver_policy=api.DeliverPolicy.ALL,
-                ),
-            )
+            await self.js.add_consumer(self.stream, config)
+        else:
+            current = info.config
+            if current.ack_wait != ack_wait_s or current.max_deliver != max_deliver:
+                log.info(
+                    "consumer %s: ack_wait %s s -> %g s, max_deliver %s -> %d",
+                    name,
+                    current.ack_wait,
+                    ack_wait_s,
+                    current.max_deliver,
+                    max_deliver,
+                )
+                # Creating a durable that exists updates it (nats-server 2.10+); the rest of its config stays.
+                await self.js.add_consumer(self.stream, current.evolve(ack_wait=ack_wait_s, max_deliver=max_deliver))
         return await self.js.pull_subscribe_bind(name, stream=self.stream)

@@ -5,6 +5,8 @@ wb.results.<run_id> (one ResultRecorded per record). Every event carries a deter
 so a retried append (a redelivered shard, a restarted worker) is dropped by JetStream.
 """
 
+import base64
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +31,26 @@ def results_subject(run_id: str) -> str:
 
 def progress_subject(run_id: str) -> str:
     return f"wb.progress.{run_id}"
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9_\-]{1,200}")
+
+
+def id_token(value: str) -> str:
+    """A user-chosen id (a record id) as it may appear in a message id: injective and header-safe.
+
+    NATS header values lose surrounding whitespace and turn CR/LF into spaces, so "q1" and "q1 "
+    would collide and JetStream would drop one as a duplicate. Safe ids stay as they are; any other
+    becomes "~" + base32 (the form of eventlog.token(), which the domain may not import; fullmatch,
+    so that "q1\n" is not taken for a safe id).
+    """
+    if _SAFE_ID.fullmatch(value):
+        return value
+    return "~" + base64.b32encode(value.encode()).decode().rstrip("=")
+
+
+def result_msg_id(run_id: str, record_id: str) -> str:
+    return f"result:{run_id}:{id_token(record_id)}"
 
 
 class RunStatus(StrEnum):
@@ -196,7 +218,7 @@ def record_result(command: RecordResult) -> NewEvent:
         error=command.error,
         recorded_at=_timestamp(command.recorded_at),
     )
-    return NewEvent(results_subject(command.run_id), event, f"result:{command.run_id}:{command.record_id}")
+    return NewEvent(results_subject(command.run_id), event, result_msg_id(command.run_id, command.record_id))
 
 
 def _request(state: RunState, command: RequestRun) -> list[NewEvent]:

@@ -37,16 +37,16 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
     async def GetRun(
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetRunResponse:
-        return pb.GetRunResponse(run=run_to_proto(self.app.get_run(request.run_id)))
+        return pb.GetRunResponse(run=run_to_proto(await self.app.get_run(request.run_id)))
 
     async def ListRuns(
         self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ListRunsResponse:
-        runs = self.app.list_runs(request.dataset_id, request.active_only)
+        runs = await self.app.list_runs(request.dataset_id, request.active_only)
         return pb.ListRunsResponse(runs=[run_to_proto(run) for run in runs])
 
     async def ListResults(
         self, request: pb.ListResultsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ListResultsResponse:
-        results = self.app.list_results(request.dataset_id, request.run_id)
+        results = await self.app.list_results(request.dataset_id, request.run_id, request.record_ids)
         return pb.ListResultsResponse(results=[result_to_proto(result) for result in results])
