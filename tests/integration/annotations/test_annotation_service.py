@@ -174,3 +174,17 @@ async def test_the_rebuilt_read_model_has_the_same_rows(annotations: Annotations
 
     assert position == await annotations.workers.last_sequence()
     assert annotations.rows() == before
+
+
+async def test_listing_can_be_limited_to_a_page_of_records(annotations: Annotations) -> None:
+    for record in ("a", "b", "c"):
+        await annotations.result("run1", "ds1", record, "m1", f"answer {record}")
+        await annotations.stub.RecordAnnotation(
+            RecordAnnotationRequest(dataset_id="ds1", record_id=record, model_id="m1", kind=GOLDEN)
+        )
+
+    page = await annotations.stub.ListAnnotations(ListAnnotationsRequest(dataset_id="ds1", record_ids=["c", "a", "x"]))
+    everything = await annotations.stub.ListAnnotations(ListAnnotationsRequest(dataset_id="ds1"))
+
+    assert [a.record_id for a in page.annotations] == ["a", "c"]
+    assert [a.record_id for a in everything.annotations] == ["a", "b", "c"]

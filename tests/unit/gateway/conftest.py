@@ -274,6 +274,7 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
 class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
     def __init__(self) -> None:
         self.recorded: list[ann.RecordAnnotationRequest] = []
+        self.list_requests: list[ann.ListAnnotationsRequest] = []
         # As in the real service: a record's version is the sequence of its last annotation event.
         self.sequence = 2
         self.versions = {"r1": 2}
@@ -307,7 +308,13 @@ class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
     async def ListAnnotations(
         self, request: ann.ListAnnotationsRequest, context: grpc.aio.ServicerContext
     ) -> ann.ListAnnotationsResponse:
-        return ann.ListAnnotationsResponse(annotations=[a for a in ANNOTATIONS if a.dataset_id == request.dataset_id])
+        self.list_requests.append(request)
+        wanted = set(request.record_ids)
+        return ann.ListAnnotationsResponse(
+            annotations=[
+                a for a in ANNOTATIONS if a.dataset_id == request.dataset_id and (not wanted or a.record_id in wanted)
+            ]
+        )
 
     async def ExportDataset(
         self, request: ann.ExportDatasetRequest, context: grpc.aio.ServicerContext

@@ -92,6 +92,8 @@ async def test_a_page_asks_only_for_the_results_of_its_own_records(
     assert page["records"][1]["results"]["olmo"]["error"] == "engine crashed"
     [asked] = services.inference.result_requests
     assert (asked.dataset_id, list(asked.record_ids)) == ("ds-1", ["r2", "rec/3"])
+    [asked_annotations] = services.annotations.list_requests
+    assert list(asked_annotations.record_ids) == ["r2", "rec/3"]
 
 
 async def test_without_a_limit_every_result_is_asked_for(
@@ -101,6 +103,8 @@ async def test_without_a_limit_every_result_is_asked_for(
 
     [asked] = services.inference.result_requests
     assert list(asked.record_ids) == []
+    [asked_annotations] = services.annotations.list_requests
+    assert list(asked_annotations.record_ids) == []
 
 
 async def test_a_page_past_the_end_asks_for_no_results_at_all(
@@ -110,3 +114,4 @@ async def test_a_page_past_the_end_asks_for_no_results_at_all(
 
     assert page["records"] == []
     assert services.inference.result_requests == []  # empty record ids would mean "every record"
+    assert services.annotations.list_requests == []

@@ -26,23 +26,35 @@ async def list_results(clients: Clients, dataset_id: str, record_ids: list[str])
     return list(reply.results)
 
 
-async def records_and_results(
-    clients: Clients, dataset_id: str, offset: int, limit: int | None
-) -> tuple[list[ds.Record], list[inf.Result]]:
-    """The page's records and their results only; without a limit, both in full and at once.
+async def list_annotations(clients: Clients, dataset_id: str, record_ids: list[str]) -> list[ann.Annotation]:
+    """The current annotations of these records (every record: empty record_ids)."""
+    request = ann.ListAnnotationsRequest(dataset_id=dataset_id, record_ids=record_ids)
+    reply = await clients.annotations.ListAnnotations(request, timeout=RPC_TIMEOUT_S)
+    return list(reply.annotations)
 
-    A page asks for the results of its own records: a dataset's every result of every run can be far
-    more than a page needs (and more than one gRPC message holds).
+
+async def page_contents(
+    clients: Clients, dataset_id: str, offset: int, limit: int | None
+) -> tuple[list[ds.Record], list[inf.Result], list[ann.Annotation]]:
+    """The page's records with their results and annotations only; without a limit, all at once.
+
+    A page asks for its own records' results and annotations: a dataset's every result of every run
+    can be far more than a page needs (and more than one gRPC message holds).
     """
     if limit is None:
-        records, results = await asyncio.gather(
-            read_records(clients, dataset_id, offset, None), list_results(clients, dataset_id, [])
+        return await asyncio.gather(
+            read_records(clients, dataset_id, offset, None),
+            list_results(clients, dataset_id, []),
+            list_annotations(clients, dataset_id, []),
         )
-        return records, results
     records = await read_records(clients, dataset_id, offset, limit)
     if not records:  # past the end: no record ids, and empty ones would mean "every record"
-        return records, []
-    return records, await list_results(clients, dataset_id, [r.record_id for r in records])
+        return records, [], []
+    ids = [r.record_id for r in records]
+    results, annotations = await asyncio.gather(
+        list_results(clients, dataset_id, ids), list_annotations(clients, dataset_id, ids)
+    )
+    return records, results, annotations
 
 
 class WorkbenchController(Controller):
@@ -58,14 +70,9 @@ class WorkbenchController(Controller):
         limit: int | None = Parameter(default=None, ge=1, le=MAX_PAGE, description="records per page; unset: all"),
     ) -> WorkbenchResults:
         """Records with every model's answer and the annotations; `differs` marks disagreement."""
-        dataset, (records, results), annotations, runs = await asyncio.gather(
+        dataset, (records, results, annotations), runs = await asyncio.gather(
             clients.datasets.GetDataset(ds.GetDatasetRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S),
-            records_and_results(clients, dataset_id, offset, limit),
-            clients.annotations.ListAnnotations(
-                ann.ListAnnotationsRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S
-            ),
+            page_contents(clients, dataset_id, offset, limit),
             clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S),
         )
-        return merge_results(
-            dataset.dataset, records, results, annotations.annotations, runs.runs, offset=offset, limit=limit
-        )
+        return merge_results(dataset.dataset, records, results, annotations, runs.runs, offset=offset, limit=limit)

@@ -101,9 +101,9 @@ class AnnotationsApp:
                 "reload them and try again"
             ) from None
 
-    def list_annotations(self, dataset_id: str) -> list[AnnotationRow]:
-        """The current annotations of a dataset, by record id then model id."""
-        return read_model.annotations(self.engine, dataset_id)
+    def list_annotations(self, dataset_id: str, record_ids: Sequence[str] = ()) -> list[AnnotationRow]:
+        """The current annotations of a dataset (of the given records only, if any), by record then model."""
+        return read_model.annotations(self.engine, dataset_id, record_ids=record_ids)
 
     async def export_dataset(self, dataset_id: str, kinds: list[int]) -> AsyncIterator[bytes]:
         """Yields the export as JSONL chunks: one line per curated (record, model), in record order.

@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*workbench/annotations/v1/annotations.proto\x12\x18workbench.annotations.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n\nAnnotation\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x36\n\x04kind\x18\x04 \x01(\x0e\x32(.workbench.annotations.v1.AnnotationKind\x12\x13\n\x0boutput_text\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x11\n\tannotator\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x03\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x01\n\x17RecordAnnotationRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x36\n\x04kind\x18\x04 \x01(\x0e\x32(.workbench.annotations.v1.AnnotationKind\x12\x12\n\nfixed_text\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x11\n\tannotator\x18\x07 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x08 \x01(\x03H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"T\n\x18RecordAnnotationResponse\x12\x38\n\nannotation\x18\x01 \x01(\x0b\x32$.workbench.annotations.v1.Annotation\",\n\x16ListAnnotationsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"T\n\x17ListAnnotationsResponse\x12\x39\n\x0b\x61nnotations\x18\x01 \x03(\x0b\x32$.workbench.annotations.v1.Annotation\"\x9b\x01\n\x14\x45xportDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x36\n\x06\x66ormat\x18\x02 \x01(\x0e\x32&.workbench.annotations.v1.ExportFormat\x12\x37\n\x05kinds\x18\x03 \x03(\x0e\x32(.workbench.annotations.v1.AnnotationKind\"&\n\x15\x45xportDatasetResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\xfc\x01\n\x12\x41nnotationRecorded\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x36\n\x04kind\x18\x04 \x01(\x0e\x32(.workbench.annotations.v1.AnnotationKind\x12\x13\n\x0boutput_text\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x11\n\tannotator\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x11\x41nnotationCleared\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x11\n\tannotator\x18\x04 \x01(\t\x12.\n\ncleared_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x83\x01\n\x0e\x41nnotationKind\x12\x1f\n\x1b\x41NNOTATION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41NNOTATION_KIND_GOLDEN\x10\x01\x12\x19\n\x15\x41NNOTATION_KIND_FIXED\x10\x02\x12\x19\n\x15\x41NNOTATION_KIND_WRONG\x10\x03*F\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XPORT_FORMAT_JSONL\x10\x01\x32\xfa\x02\n\x11\x41nnotationService\x12y\n\x10RecordAnnotation\x12\x31.workbench.annotations.v1.RecordAnnotationRequest\x1a\x32.workbench.annotations.v1.RecordAnnotationResponse\x12v\n\x0fListAnnotations\x12\x30.workbench.annotations.v1.ListAnnotationsRequest\x1a\x31.workbench.annotations.v1.ListAnnotationsResponse\x12r\n\rExportDataset\x12..workbench.annotations.v1.ExportDatasetRequest\x1a/.workbench.annotations.v1.ExportDatasetResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*workbench/annotations/v1/annotations.proto\x12\x18workbench.annotations.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x01\n\nAnnotation\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x36\n\x04kind\x18\x04 \x01(\x0e\x32(.workbench.annotations.v1.AnnotationKind\x12\x13\n\x0boutput_text\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x11\n\tannotator\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\x03\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf3\x01\n\x17RecordAnnotationRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x36\n\x04kind\x18\x04 \x01(\x0e\x32(.workbench.annotations.v1.AnnotationKind\x12\x12\n\nfixed_text\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x11\n\tannotator\x18\x07 \x01(\t\x12\x1d\n\x10\x65xpected_version\x18\x08 \x01(\x03H\x00\x88\x01\x01\x42\x13\n\x11_expected_version\"T\n\x18RecordAnnotationResponse\x12\x38\n\nannotation\x18\x01 \x01(\x0b\x32$.workbench.annotations.v1.Annotation\"@\n\x16ListAnnotationsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x12\n\nrecord_ids\x18\x02 \x03(\t\"T\n\x17ListAnnotationsResponse\x12\x39\n\x0b\x61nnotations\x18\x01 \x03(\x0b\x32$.workbench.annotations.v1.Annotation\"\x9b\x01\n\x14\x45xportDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x36\n\x06\x66ormat\x18\x02 \x01(\x0e\x32&.workbench.annotations.v1.ExportFormat\x12\x37\n\x05kinds\x18\x03 \x03(\x0e\x32(.workbench.annotations.v1.AnnotationKind\"&\n\x15\x45xportDatasetResponse\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\"\xfc\x01\n\x12\x41nnotationRecorded\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x36\n\x04kind\x18\x04 \x01(\x0e\x32(.workbench.annotations.v1.AnnotationKind\x12\x13\n\x0boutput_text\x18\x05 \x01(\t\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x11\n\tannotator\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12/\n\x0brecorded_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8f\x01\n\x11\x41nnotationCleared\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x11\n\trecord_id\x18\x02 \x01(\t\x12\x10\n\x08model_id\x18\x03 \x01(\t\x12\x11\n\tannotator\x18\x04 \x01(\t\x12.\n\ncleared_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x83\x01\n\x0e\x41nnotationKind\x12\x1f\n\x1b\x41NNOTATION_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41NNOTATION_KIND_GOLDEN\x10\x01\x12\x19\n\x15\x41NNOTATION_KIND_FIXED\x10\x02\x12\x19\n\x15\x41NNOTATION_KIND_WRONG\x10\x03*F\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45XPORT_FORMAT_JSONL\x10\x01\x32\xfa\x02\n\x11\x41nnotationService\x12y\n\x10RecordAnnotation\x12\x31.workbench.annotations.v1.RecordAnnotationRequest\x1a\x32.workbench.annotations.v1.RecordAnnotationResponse\x12v\n\x0fListAnnotations\x12\x30.workbench.annotations.v1.ListAnnotationsRequest\x1a\x31.workbench.annotations.v1.ListAnnotationsResponse\x12r\n\rExportDataset\x12..workbench.annotations.v1.ExportDatasetRequest\x1a/.workbench.annotations.v1.ExportDatasetResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workbench.annotations.v1.annotations_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ANNOTATIONKIND']._serialized_start=1417
-  _globals['_ANNOTATIONKIND']._serialized_end=1548
-  _globals['_EXPORTFORMAT']._serialized_start=1550
-  _globals['_EXPORTFORMAT']._serialized_end=1620
+  _globals['_ANNOTATIONKIND']._serialized_start=1437
+  _globals['_ANNOTATIONKIND']._serialized_end=1568
+  _globals['_EXPORTFORMAT']._serialized_start=1570
+  _globals['_EXPORTFORMAT']._serialized_end=1640
   _globals['_ANNOTATION']._serialized_start=106
   _globals['_ANNOTATION']._serialized_end=351
   _globals['_RECORDANNOTATIONREQUEST']._serialized_start=354
@@ -43,17 +43,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDANNOTATIONRESPONSE']._serialized_start=599
   _globals['_RECORDANNOTATIONRESPONSE']._serialized_end=683
   _globals['_LISTANNOTATIONSREQUEST']._serialized_start=685
-  _globals['_LISTANNOTATIONSREQUEST']._serialized_end=729
-  _globals['_LISTANNOTATIONSRESPONSE']._serialized_start=731
-  _globals['_LISTANNOTATIONSRESPONSE']._serialized_end=815
-  _globals['_EXPORTDATASETREQUEST']._serialized_start=818
-  _globals['_EXPORTDATASETREQUEST']._serialized_end=973
-  _globals['_EXPORTDATASETRESPONSE']._serialized_start=975
-  _globals['_EXPORTDATASETRESPONSE']._serialized_end=1013
-  _globals['_ANNOTATIONRECORDED']._serialized_start=1016
-  _globals['_ANNOTATIONRECORDED']._serialized_end=1268
-  _globals['_ANNOTATIONCLEARED']._serialized_start=1271
-  _globals['_ANNOTATIONCLEARED']._serialized_end=1414
-  _globals['_ANNOTATIONSERVICE']._serialized_start=1623
-  _globals['_ANNOTATIONSERVICE']._serialized_end=2001
+  _globals['_LISTANNOTATIONSREQUEST']._serialized_end=749
+  _globals['_LISTANNOTATIONSRESPONSE']._serialized_start=751
+  _globals['_LISTANNOTATIONSRESPONSE']._serialized_end=835
+  _globals['_EXPORTDATASETREQUEST']._serialized_start=838
+  _globals['_EXPORTDATASETREQUEST']._serialized_end=993
+  _globals['_EXPORTDATASETRESPONSE']._serialized_start=995
+  _globals['_EXPORTDATASETRESPONSE']._serialized_end=1033
+  _globals['_ANNOTATIONRECORDED']._serialized_start=1036
+  _globals['_ANNOTATIONRECORDED']._serialized_end=1288
+  _globals['_ANNOTATIONCLEARED']._serialized_start=1291
+  _globals['_ANNOTATIONCLEARED']._serialized_end=1434
+  _globals['_ANNOTATIONSERVICE']._serialized_start=1643
+  _globals['_ANNOTATIONSERVICE']._serialized_end=2021
 # @@protoc_insertion_point(module_scope)

@@ -48,7 +48,7 @@ class AnnotationServicer(pb_grpc.AnnotationServiceServicer):
     async def ListAnnotations(
         self, request: pb.ListAnnotationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAnnotationsResponse:
-        rows = self.app.list_annotations(request.dataset_id)
+        rows = self.app.list_annotations(request.dataset_id, list(request.record_ids))
         return pb.ListAnnotationsResponse(annotations=[to_proto(row) for row in rows])
 
     async def ExportDataset(
