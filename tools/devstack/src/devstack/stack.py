@@ -99,10 +99,11 @@ class Stack:
         """Starts nats-server if needed, then the named processes, and waits until they are healthy."""
         (self.var / "logs").mkdir(parents=True, exist_ok=True)
         (self.var / "db").mkdir(parents=True, exist_ok=True)
+        for name in names:  # all before anything starts: a busy port should leave nothing behind
+            self._check_port(name)
         if self.nats is None or self.nats.process is None or self.nats.process.poll() is not None:
             self.start_nats()
         for name in names:
-            self._check_port(name)
             self.processes[name] = self._spawn(name)
         deadline = time.monotonic() + timeout
         for name in names:
