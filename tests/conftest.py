@@ -96,7 +96,14 @@ seed = 0
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, demo_models_file: Path) -> Iterator[Stack]:
-    stack = Stack(REPO, tmp_path_factory.mktemp("var"), StackPorts.free(), models_file=demo_models_file)
+    # A short AckWait so that a shard of a killed worker comes back within seconds (tests/faults).
+    stack = Stack(
+        REPO,
+        tmp_path_factory.mktemp("var"),
+        StackPorts.free(),
+        models_file=demo_models_file,
+        extra_env={"WB_WORKER_ACK_WAIT_S": "6"},
+    )
     try:
         stack.start(timeout=180)
         yield stack
