@@ -1,6 +1,7 @@
 """Helpers of the inference integration tests: child processes, uploads, waiting for a run."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ class ChildProcess:
             cwd=REPO,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() also ends what it spawned
         )
 
     def log_tail(self, lines: int = 60) -> str:
@@ -47,6 +49,9 @@ class ChildProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        # vLLM's engine core outlives a worker that was killed rather than stopped.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self._log.close()
         return self.process.returncode
 

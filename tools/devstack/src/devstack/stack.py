@@ -5,6 +5,7 @@ inference worker and the gateway. Each logs to <var>/logs/<name>.log. The same c
 `make run` and the end-to-end tests, which stop, kill and restart single processes.
 """
 
+import contextlib
 import os
 import secrets
 import signal
@@ -118,14 +119,20 @@ class Stack:
         chosen = list(reversed(PROCESSES)) if names is None else list(names)
         for name in chosen:
             proc = self.processes.pop(name, None)
-            if proc is None or proc.poll() is not None:
+            if proc is None:
                 continue
-            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            # Each process leads its own process group (start_new_session): whatever it spawned and
+            # left behind (vLLM's engine core outlives a SIGKILLed worker) goes with it, as it would
+            # with its container.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         if names is None and self.nats is not None:
             self.nats.stop(kill=kill)
 
