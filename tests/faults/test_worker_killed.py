@@ -2,6 +2,7 @@
 exactly one result (none lost, none duplicated)."""
 
 import asyncio
+import contextlib
 from typing import Any
 
 import grpc
@@ -37,11 +38,16 @@ async def results_in_log(stack: Stack, run_id: str) -> list[ResultRecorded]:
         await events.close()
 
 
-async def first_result(stack: Stack, run_id: str) -> None:
+async def kill_worker_at_first_result(stack: Stack, run_id: str) -> int:
+    """SIGKILLs the worker as soon as the run's first result is stored; returns the results stored then."""
     events = await EventLog.connect(stack.nats_url)
     try:
-        async for _ in events.follow(f"wb.results.{run_id}"):
-            return
+        async with contextlib.aclosing(events.follow(f"wb.results.{run_id}")) as results:
+            async for _ in results:
+                # Kill before anything else: no goodbye, the shards in flight stay un-acked.
+                stack.stop(("worker",), kill=True)
+                break
+        return len(await events.read(f"wb.results.{run_id}"))
     finally:
         await events.close()
 
@@ -53,14 +59,11 @@ async def run_status(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
 
 async def test_a_killed_worker_loses_and_duplicates_nothing(stack: Stack) -> None:
     headers = {"Authorization": f"Bearer {stack.token}"}
-    records = [{"id": f"k{i}", "prompt": f"count to {i}"} for i in range(RECORDS)]
+    records: list[dict[str, object]] = [{"id": f"k{i}", "prompt": f"count to {i}"} for i in range(RECORDS)]
     async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=60) as api:
         upload = await api.post("/admin/datasets/upload", files={"file": ("kill.jsonl", jsonl(records))})
         run_id = await start_long_run(stack, upload.json()["dataset"]["dataset_id"])
-        await asyncio.wait_for(first_result(stack, run_id), timeout=240)
-
-        stack.stop(("worker",), kill=True)  # SIGKILL: no goodbye, shards in flight stay un-acked
-        at_kill = len(await results_in_log(stack, run_id))
+        at_kill = await asyncio.wait_for(kill_worker_at_first_result(stack, run_id), timeout=240)
         assert 0 < at_kill < RECORDS, f"{at_kill} of {RECORDS} results at the kill: the test proved nothing"
 
         stack.start(("worker",))

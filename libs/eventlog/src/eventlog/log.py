@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 
 import nats
@@ -152,14 +152,14 @@ class EventLog:
         """Every event on the subjects from sequence start up to now, in order."""
         return [event async for event in self.replay(subjects, start)]
 
-    async def replay(self, subjects: str | Sequence[str], start: int = 1) -> AsyncIterator[StoredEvent]:
+    async def replay(self, subjects: str | Sequence[str], start: int = 1) -> AsyncGenerator[StoredEvent, None]:
         """Yields the events on the subjects from sequence start, then stops at the current end."""
         async for msg in self.raw_replay(subjects, start):
             event = decode_message(msg)
             if event is not None:
                 yield event
 
-    async def raw_replay(self, subjects: str | Sequence[str], start: int = 1) -> AsyncIterator[Msg]:
+    async def raw_replay(self, subjects: str | Sequence[str], start: int = 1) -> AsyncGenerator[Msg, None]:
         sub = await self._subscribe(subjects, start)
         try:
             info = await sub.consumer_info()
@@ -173,8 +173,11 @@ class EventLog:
         finally:
             await _unsubscribe(sub)
 
-    async def follow(self, subjects: str | Sequence[str], start: int | None = 1) -> AsyncIterator[StoredEvent]:
-        """Yields the events on the subjects from sequence start (None: only new ones), forever."""
+    async def follow(self, subjects: str | Sequence[str], start: int | None = 1) -> AsyncGenerator[StoredEvent, None]:
+        """Yields the events on the subjects from sequence start (None: only new ones), forever.
+
+        Close it (contextlib.aclosing) when done early: until then its consumer keeps receiving.
+        """
         async for msg in self.raw_follow(subjects, start):
             event = decode_message(msg)
             if event is not None:
