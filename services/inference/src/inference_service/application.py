@@ -9,7 +9,7 @@ from typing import Protocol
 
 from eventlog import ProjectionRunner
 from inference_service.adapters.datasets_client import DatasetSummary
-from inference_service.adapters.read_model import ResultView, RunsReadModel
+from inference_service.adapters.read_model import InferenceResult, RunsReadModel
 from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import RequestRun
 from inference_service.domain.errors import InvalidInput, NotFound, Unavailable
@@ -162,7 +162,7 @@ class InferenceApplication:
 
     async def list_results(
         self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()
-    ) -> list[ResultView]:
+    ) -> list[InferenceResult]:
         """Results in the order they were recorded, of a dataset and/or of one run (one of them is needed).
 
         record_ids not empty: only those records' results (a page of the results view).

@@ -5,7 +5,6 @@ with what a worker would compute from the log. Times are aware UTC datetimes (sq
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, Text, delete
@@ -57,22 +56,6 @@ class InferenceResult(SQLModel, table=True):
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     recorded_at: datetime | None = None
     sequence: int = Field(default=0, index=True)
-
-
-@dataclass(frozen=True, slots=True)
-class ResultView:
-    """One record's result in a run, as the read model holds it."""
-
-    run_id: str
-    dataset_id: str
-    model_id: str
-    record_id: str
-    output_text: str
-    finish_reason: str
-    prompt_tokens: int
-    output_tokens: int
-    latency_ms: float
-    error: str
 
 
 IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and Postgres' limits on bound parameters
@@ -147,8 +130,10 @@ class RunsReadModel:
         with Session(self.engine) as session:
             return [_state(row) for row in session.exec(query)]
 
-    def list_results(self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()) -> list[ResultView]:
-        """Results in recorded order; only those of record_ids when it is not empty.
+    def list_results(
+        self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()
+    ) -> list[InferenceResult]:
+        """Result rows in recorded order; only those of record_ids when it is not empty.
 
         One query (record_id IN ...), split in chunks of IN_CHUNK ids so that a long list stays
         within the database's limit on bound parameters.
@@ -160,16 +145,14 @@ class RunsReadModel:
             query = query.where(InferenceResult.run_id == run_id)
         wanted = list(dict.fromkeys(record_ids))
         chunks: list[list[str] | None] = [wanted[at : at + IN_CHUNK] for at in range(0, len(wanted), IN_CHUNK)]
-        rows: list[tuple[int, ResultView]] = []
+        rows: list[InferenceResult] = []
         with Session(self.engine) as session:
             for chunk in chunks or [None]:
                 part = query if chunk is None else query.where(col(InferenceResult.record_id).in_(chunk))
-                rows.extend(
-                    (row.sequence, _view(row)) for row in session.exec(part.order_by(col(InferenceResult.sequence)))
-                )
+                rows.extend(session.exec(part.order_by(col(InferenceResult.sequence))))
         if len(chunks) > 1:
-            rows.sort(key=lambda item: item[0])
-        return [view for _, view in rows]
+            rows.sort(key=lambda row: row.sequence)
+        return rows
 
 
 def _recorded_keys(session: Session, messages: Sequence[object]) -> set[tuple[str, str]]:
@@ -205,21 +188,6 @@ def _result_row(message: pb.ResultRecorded, sequence: int) -> InferenceResult:
         error=message.error,
         recorded_at=recorded_at,
         sequence=sequence,
-    )
-
-
-def _view(row: InferenceResult) -> ResultView:
-    return ResultView(
-        run_id=row.run_id,
-        dataset_id=row.dataset_id,
-        model_id=row.model_id,
-        record_id=row.record_id,
-        output_text=row.output_text,
-        finish_reason=row.finish_reason,
-        prompt_tokens=row.prompt_tokens,
-        output_tokens=row.output_tokens,
-        latency_ms=row.latency_ms,
-        error=row.error,
     )
 
 

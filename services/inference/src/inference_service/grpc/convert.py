@@ -4,7 +4,7 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from inference_service.adapters.read_model import ResultView
+from inference_service.adapters.read_model import InferenceResult
 from inference_service.domain.models import ModelSpec, Sampling
 from inference_service.domain.state import RunState, RunStatus, sampling_from_proto, sampling_to_proto
 from workbench.inference.v1 import inference_pb2 as pb
@@ -61,7 +61,7 @@ def run_to_proto(run: RunState) -> pb.Run:
     return message
 
 
-def result_to_proto(result: ResultView) -> pb.Result:
+def result_to_proto(result: InferenceResult) -> pb.Result:
     return pb.Result(
         run_id=result.run_id,
         dataset_id=result.dataset_id,
