@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import msgspec.structs
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -85,31 +86,12 @@ class CellResultView(msgspec.Struct):
     error: str
 
 
-class ResultView(msgspec.Struct):
+class ResultView(CellResultView):
     """A result as pushed over the WebSocket: a cell plus where it belongs."""
 
-    run_id: str
     dataset_id: str
     model_id: str
     record_id: str
-    output_text: str
-    finish_reason: str
-    prompt_tokens: int
-    output_tokens: int
-    latency_ms: float
-    error: str
-
-
-class AnnotationView(msgspec.Struct):
-    dataset_id: str
-    record_id: str
-    model_id: str
-    kind: str
-    output_text: str
-    note: str
-    annotator: str
-    version: int
-    recorded_at: datetime | None
 
 
 class CellAnnotationView(msgspec.Struct):
@@ -119,6 +101,14 @@ class CellAnnotationView(msgspec.Struct):
     annotator: str
     version: int
     recorded_at: datetime | None
+
+
+class AnnotationView(CellAnnotationView):
+    """An annotation with the record and model it judges."""
+
+    dataset_id: str
+    record_id: str
+    model_id: str
 
 
 class ProgressView(msgspec.Struct):
@@ -182,7 +172,7 @@ def run_view(r: inf.Run) -> RunView:
     )
 
 
-def cell_result_view(r: inf.Result) -> CellResultView:
+def cell_result_view(r: inf.Result | inf.ResultRecorded) -> CellResultView:
     return CellResultView(
         run_id=r.run_id,
         output_text=r.output_text,
@@ -195,36 +185,12 @@ def cell_result_view(r: inf.Result) -> CellResultView:
 
 
 def result_view(r: inf.Result | inf.ResultRecorded) -> ResultView:
-    return ResultView(
-        run_id=r.run_id,
-        dataset_id=r.dataset_id,
-        model_id=r.model_id,
-        record_id=r.record_id,
-        output_text=r.output_text,
-        finish_reason=r.finish_reason,
-        prompt_tokens=r.prompt_tokens,
-        output_tokens=r.output_tokens,
-        latency_ms=r.latency_ms,
-        error=r.error,
-    )
+    cell = msgspec.structs.asdict(cell_result_view(r))
+    return ResultView(**cell, dataset_id=r.dataset_id, model_id=r.model_id, record_id=r.record_id)
 
 
 def annotation_kind_word(kind: ann.AnnotationKind.ValueType) -> str:
     return enum_word(ann.AnnotationKind.Name(kind), "ANNOTATION_KIND_")
-
-
-def annotation_view(a: ann.Annotation) -> AnnotationView:
-    return AnnotationView(
-        dataset_id=a.dataset_id,
-        record_id=a.record_id,
-        model_id=a.model_id,
-        kind=annotation_kind_word(a.kind),
-        output_text=a.output_text,
-        note=a.note,
-        annotator=a.annotator,
-        version=a.version,
-        recorded_at=timestamp(a.recorded_at),
-    )
 
 
 def cell_annotation_view(a: ann.Annotation) -> CellAnnotationView:
@@ -236,6 +202,11 @@ def cell_annotation_view(a: ann.Annotation) -> CellAnnotationView:
         version=a.version,
         recorded_at=timestamp(a.recorded_at),
     )
+
+
+def annotation_view(a: ann.Annotation) -> AnnotationView:
+    cell = msgspec.structs.asdict(cell_annotation_view(a))
+    return AnnotationView(**cell, dataset_id=a.dataset_id, record_id=a.record_id, model_id=a.model_id)
 
 
 def progress_view(p: inf.RunProgress) -> ProgressView:
