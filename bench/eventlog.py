@@ -25,7 +25,7 @@ from sqlalchemy import insert  # noqa: E402
 from sqlmodel import Field, Session, SQLModel, create_engine, delete  # noqa: E402
 
 from eventlog import Append, EventLog, ProjectionRunner, StoredEvent  # noqa: E402
-from eventlog.natsserver import NatsServer  # noqa: E402
+from devstack.natsserver import NatsServer  # noqa: E402
 from workbench.inference.v1.inference_pb2 import ResultRecorded  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from annotations_service.adapters.tables import AnnotationRow, OutputRow
 from annotations_service.bootstrap import RunningService, start
 from annotations_service.config import Config
 from eventlog import EventLog
-from eventlog.natsserver import NatsServer, free_port
+from devstack.natsserver import NatsServer, free_port
 from workbench.annotations.v1.annotations_pb2_grpc import AnnotationServiceStub
 from workbench.inference.v1.inference_pb2 import ResultRecorded
 

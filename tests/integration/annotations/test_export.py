@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from eventlog.natsserver import NatsServer, free_port
+from devstack.natsserver import NatsServer, free_port
 from tests.uploads import upload_requests
 from workbench.annotations.v1.annotations_pb2 import (
     AnnotationKind,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from eventlog.natsserver import NatsServer, free_port
+from devstack.natsserver import NatsServer, free_port
 from workbench.annotations.v1.annotations_pb2 import ListAnnotationsRequest
 from workbench.annotations.v1.annotations_pb2_grpc import AnnotationServiceStub
 

@@ -22,7 +22,7 @@ from datasets_service.adapters.read_model import DatasetProjection, DatasetQueri
 from datasets_service.bootstrap import RunningService, start
 from datasets_service.config import Settings
 from datasets_service.projector import rebuild
-from eventlog.natsserver import NatsServer, free_port
+from devstack.natsserver import NatsServer, free_port
 from eventlog.projection import ProjectionCheckpoint
 from tests.uploads import upload_requests
 from workbench.datasets.v1 import datasets_pb2_grpc

@@ -17,7 +17,7 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from eventlog import EventLog
-from eventlog.natsserver import NatsServer, free_port
+from devstack.natsserver import NatsServer, free_port
 from inference_service.adapters.work_queue import WORK_STREAM, consumer_name
 from inference_service.bootstrap import RunningApi, start_api
 from inference_service.config import Settings

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from eventlog import EventLog
-from eventlog.natsserver import free_port
+from devstack.natsserver import free_port
 from inference_service.adapters.run_log import RunLog
 from inference_service.adapters.work_queue import WORK_STREAM
 from inference_service.bootstrap import RunningApi, start_api

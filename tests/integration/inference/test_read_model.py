@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from eventlog import EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
 from inference_service.adapters import read_model
 from inference_service.adapters.read_model import RunsReadModel
 from inference_service.adapters.run_log import RunLog

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from eventlog import EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import (
     Engine,

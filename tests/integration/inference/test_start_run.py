@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eventlog import AppendTimeout, EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
 from inference_service.adapters.datasets_client import DatasetSummary
 from inference_service.adapters.read_model import RunsReadModel
 from inference_service.adapters.run_log import RunLog

@@ -14,7 +14,7 @@ import nats
 import pytest
 
 from eventlog import AppendTimeout, EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import Engine, EngineOptions, Generation, Prompt
 from inference_service.adapters.run_log import PendingAppend, RunLog

@@ -23,7 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from eventlog.natsserver import free_port
+from devstack.natsserver import free_port
 from eventlog.serving import start_server
 from gateway.app import create_app
 from gateway.config import Settings

@@ -13,7 +13,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from eventlog import EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
 from gateway.live import ClientQueue, LiveHub
 from gateway.relay import NatsRelay
 from workbench.inference.v1 import inference_pb2 as inf

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from devstack.stack import PROCESSES, Stack, StackPorts
-from eventlog.natsserver import PortInUse
+from devstack.natsserver import PortInUse
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -40,7 +40,7 @@ def build_demo_models(var: Path) -> None:
     if all((out / name / "config.json").exists() for name in ("tiny-a", "tiny-b")):
         return
     print(f"building the two tiny demo models in {out} (first run only) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "inference_service.demo_models", str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "devstack.demo_models", str(out)], check=True)
 
 
 def run() -> int:

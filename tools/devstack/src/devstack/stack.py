@@ -19,7 +19,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from eventlog.natsserver import NatsServer, PortInUse, free_port, port_is_free
+from devstack.natsserver import NatsServer, PortInUse, free_port, port_is_free
 
 SERVICES = ("datasets", "inference", "annotations")
 PROCESSES = (*SERVICES, "worker", "gateway")
