@@ -59,7 +59,11 @@ class Projection(Protocol):
 
     name: str
     subjects: Sequence[str]
-    tables: Sequence[type[SQLModel]]  # the tables it owns (created at start, emptied by clear)
+
+    @property
+    def tables(self) -> Sequence[type[SQLModel]]:
+        """The tables it owns: created at start, emptied by clear()."""
+        ...
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         """Folds one event into the tables; must ignore event types it does not know."""

@@ -1,0 +1,34 @@
+"""Domain values to proto messages and back (the only place that knows both)."""
+
+from collections.abc import Iterable
+
+from datasets_service.domain.dataset import DatasetInfo
+from datasets_service.domain.records import Record
+from eventlog.events import to_timestamp
+from workbench.common.v1.common_pb2 import ChatMessage
+from workbench.datasets.v1 import datasets_pb2 as pb
+
+
+def dataset_to_proto(info: DatasetInfo) -> pb.Dataset:
+    return pb.Dataset(
+        dataset_id=info.dataset_id,
+        name=info.name,
+        format=info.format,
+        record_count=info.record_count,
+        sha256=info.sha256,
+        object_name=info.object_name,
+        size_bytes=info.size_bytes,
+        registered_at=to_timestamp(info.registered_at),
+    )
+
+
+def records_to_proto(records: Iterable[Record]) -> list[pb.Record]:
+    return [
+        pb.Record(
+            record_id=record.record_id,
+            index=record.index,
+            prompt=record.prompt or "",
+            messages=[ChatMessage(role=message.role, content=message.content) for message in record.messages],
+        )
+        for record in records
+    ]
