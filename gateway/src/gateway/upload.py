@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from workbench.datasets.v1.datasets_pb2_grpc import DatasetServiceAsyncStub
 
 CHUNK_BYTES = 256 * 1024
+# The whole upload must fit in one call's deadline; a browser on a slow link is not a stuck service.
+UPLOAD_TIMEOUT_S = 3600.0
 FILE_FIELD = "file"
 DEFAULT_NAME = "upload.jsonl"
 
@@ -103,7 +105,7 @@ async def upload_dataset(
     # The iterator form (not call.write) keeps the service's own status when it answers before
     # the end of the file (e.g. INVALID_ARGUMENT on line 3); write() would report INTERNAL instead.
     try:
-        response: ds.UploadDatasetResponse = await stub.UploadDataset(stream())
+        response: ds.UploadDatasetResponse = await stub.UploadDataset(stream(), timeout=UPLOAD_TIMEOUT_S)
     except (asyncio.CancelledError, grpc.aio.AioRpcError):
         if failure is not None:
             raise failure from None

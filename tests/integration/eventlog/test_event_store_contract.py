@@ -27,6 +27,8 @@ async def test_sequences_count_every_stored_event_across_subjects(store: EventSt
     assert await store.last_sequence() == second
     assert await store.last_sequence("c.a.1") == first
     assert await store.last_sequence("c.never") == 0
+    assert await store.last_sequence("c.a.>") == first  # a pattern: the newest event under it
+    assert await store.last_sequence("c.*.1") == second
 
 
 async def test_a_retried_append_is_stored_once_and_answers_the_first_sequence(store: EventStore) -> None:

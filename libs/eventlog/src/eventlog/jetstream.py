@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 
 import nats
@@ -108,6 +108,25 @@ class JetStreamEventStore(EventStore):
         )
         return JetStreamPendingAppend(new, future, self.ack_timeout)
 
+    async def append_many(self, news: Iterable[NewEvent]) -> list[int]:
+        # One bounded wait for the whole batch: a wait_for per event (a timer and a task each) cost
+        # a sixth of the time of a bulk append (bench/eventlog.py).
+        pending = [await self.start_append(new) for new in news]
+        try:
+            acks = await asyncio.wait_for(
+                asyncio.gather(*(item.future for item in pending), return_exceptions=True), self.ack_timeout
+            )
+        except TimeoutError:
+            raise AppendTimeout(pending[0].new.subject if pending else "", self.ack_timeout) from None
+        sequences = []
+        for item, ack in zip(pending, acks, strict=True):
+            if isinstance(ack, APIError):
+                raise _translate(ack, item.new) from None
+            if isinstance(ack, BaseException):
+                raise ack
+            sequences.append(ack if isinstance(ack, int) else int(ack.seq))
+        return sequences
+
     async def get(self, sequence: int) -> RawEvent | None:
         try:
             raw = await self.js.get_msg(self.stream, seq=sequence, direct=True)
@@ -193,12 +212,12 @@ class JetStreamPendingAppend:
         self, new: NewEvent, future: "asyncio.Future[api.PubAck] | asyncio.Future[int]", timeout: float
     ) -> None:
         self.new = new
-        self._future = future
+        self.future = future
         self._timeout = timeout
 
     async def confirm(self) -> int:
         try:
-            ack: api.PubAck | int = await asyncio.wait_for(self._future, self._timeout)
+            ack: api.PubAck | int = await asyncio.wait_for(self.future, self._timeout)
         except APIError as error:
             raise _translate(error, self.new) from None
         except TimeoutError:

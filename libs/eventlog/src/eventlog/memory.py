@@ -53,7 +53,9 @@ class InMemoryEventStore(EventStore):
     async def last_sequence(self, subject: str | None = None) -> int:
         if subject is None:
             return len(self.events)
-        return self._last_by_subject.get(subject, 0)
+        if "*" not in subject and ">" not in subject:
+            return self._last_by_subject.get(subject, 0)
+        return max((seq for name, seq in self._last_by_subject.items() if subject_matches(subject, name)), default=0)
 
     async def count(self, subject: str) -> int:
         return sum(1 for event in self.events if subject_matches(subject, event.subject))

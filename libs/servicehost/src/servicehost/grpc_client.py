@@ -1,11 +1,11 @@
 """Channels to other services: every call carries a deadline, and a failed call becomes an error kind.
 
-A call without a deadline waits for ever on a peer that hangs; the channel's interceptor gives
-every call that names none the default (WB_RPC_TIMEOUT_S). Long streams pass their own timeout.
+A call without a deadline waits for ever on a peer that hangs; the channel gives every call that
+names none the default (WB_RPC_TIMEOUT_S). Long streams pass their own timeout.
 """
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import grpc
 
@@ -32,38 +32,57 @@ _KIND_OF: dict[grpc.StatusCode, type[ServiceError]] = {
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
-class _Deadline(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
-):
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
+class _WithDeadline:
+    """A stub method that names the default deadline when its caller names none."""
 
-    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        if details.timeout is not None:
-            return details
-        return grpc.aio.ClientCallDetails(
-            details.method, self.timeout_s, details.metadata, details.credentials, details.wait_for_ready
-        )
+    def __init__(self, call: Callable[..., Any], timeout_s: float) -> None:
+        self._call = call
+        self._timeout_s = timeout_s
 
-    async def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout_s
+        return self._call(*args, **kwargs)
 
-    async def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        return await continuation(self._details(details), request)
 
-    async def intercept_stream_unary(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
+class _DeadlineChannel:
+    """A channel whose stubs' calls all carry a deadline.
 
-    async def intercept_stream_stream(self, continuation: Callable[..., Any], details: Any, requests: Any) -> Any:
-        return await continuation(self._details(details), requests)
+    Not a client interceptor: grpc.aio turns an intercepted client-streaming call's request
+    iterator into write() calls, and then a service that refuses an upload early is reported as
+    INTERNAL instead of with its own status and words.
+    """
+
+    def __init__(self, channel: grpc.aio.Channel, timeout_s: float) -> None:
+        self._channel = channel
+        self._timeout_s = timeout_s
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> _WithDeadline:
+        return _WithDeadline(self._channel.unary_unary(*args, **kwargs), self._timeout_s)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> _WithDeadline:
+        return _WithDeadline(self._channel.unary_stream(*args, **kwargs), self._timeout_s)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> _WithDeadline:
+        return _WithDeadline(self._channel.stream_unary(*args, **kwargs), self._timeout_s)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> _WithDeadline:
+        return _WithDeadline(self._channel.stream_stream(*args, **kwargs), self._timeout_s)
+
+    def __getattr__(self, name: str) -> Any:  # close(), get_state(), channel_ready(), ...
+        return getattr(self._channel, name)
+
+    async def __aenter__(self) -> "_DeadlineChannel":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._channel.close()
 
 
 def open_channel(address: str, timeout_s: float = DEFAULT_RPC_TIMEOUT_S) -> grpc.aio.Channel:
     """A channel to a peer service: the workbench's message size limits, a deadline on every call."""
-    return grpc.aio.insecure_channel(address, options=MESSAGE_OPTIONS, interceptors=[_Deadline(timeout_s)])
+    channel = grpc.aio.insecure_channel(address, options=MESSAGE_OPTIONS)
+    return cast(grpc.aio.Channel, _DeadlineChannel(channel, timeout_s))
 
 
 def peer_error(error: grpc.aio.AioRpcError, peer: str, address: str) -> ServiceError:
@@ -79,12 +98,3 @@ def peer_error(error: grpc.aio.AioRpcError, peer: str, address: str) -> ServiceE
             f"and that WB_{peer.upper()}_ADDR points at it, then try again"
         )
     return ServiceError(f"the {peer} service failed ({code.name}): {error.details()}")
-
-
-async def stream_from_peer(calls: AsyncIterator[Any], peer: str, address: str) -> AsyncIterator[Any]:
-    """Yields a server stream's messages, turning a failed call into peer_error()."""
-    try:
-        async for message in calls:
-            yield message
-    except grpc.aio.AioRpcError as error:
-        raise peer_error(error, peer, address) from None

@@ -171,7 +171,11 @@ class ServiceHost:
             loop.add_signal_handler(signum, stopping.set)
         signalled = asyncio.create_task(stopping.wait())
         watched: set[asyncio.Task[object]] = {signalled, *self._tasks, *also}
-        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
         failed = not signalled.done()
         if failed:
             ended = next(task for task in watched if task.done())

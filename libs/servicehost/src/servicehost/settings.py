@@ -39,22 +39,30 @@ class Settings(BaseSettings):
                 return cls()
             return cls.model_validate({name: value for name, value in env.items() if value != ""})
         except ValidationError as error:
-            raise SettingsError(_explain(error)) from None
+            raise SettingsError(_explain(error, cls)) from None
 
     @classmethod
     def variables(cls) -> list[tuple[str, Any, str]]:
-        """(variable, default, description) of every field, for docs and checks."""
+        """(variable, default, description) of every field read from a variable, for docs and checks."""
         return [
             (str(info.validation_alias), info.get_default(call_default_factory=False), info.description or "")
             for info in cls.model_fields.values()
+            if info.validation_alias is not None
         ]
 
 
-class ProcessSettings(Settings):
-    """What every workbench process that talks to the event log needs."""
+class CommonSettings(Settings):
+    """What every workbench process needs: where the event log is, deadlines, logging."""
 
     nats_url: str = setting("WB_NATS_URL", DEFAULT_NATS_URL, "NATS server (JetStream) holding the event log")
     event_stream: str = setting("WB_EVENT_STREAM", DEFAULT_EVENT_STREAM, "the event-log stream")
+    rpc_timeout_s: float = setting("WB_RPC_TIMEOUT_S", 30.0, "deadline of a call to another service, in seconds", gt=0)
+    log_level: str = setting("WB_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+
+
+class ProcessSettings(CommonSettings):
+    """A process that may create the streams and serves its metrics (services and workers)."""
+
     stream_replicas: int = setting(
         "WB_STREAM_REPLICAS",
         1,
@@ -62,8 +70,6 @@ class ProcessSettings(Settings):
         ge=1,
         le=5,
     )
-    rpc_timeout_s: float = setting("WB_RPC_TIMEOUT_S", 30.0, "deadline of a call to another service, in seconds", gt=0)
-    log_level: str = setting("WB_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
     # Each process kind sets its own variable and port; empty: no metrics server.
     metrics_addr: str = ""
 
@@ -75,11 +81,15 @@ class ServiceSettings(ProcessSettings):
     db_url: str
 
 
-def _explain(error: ValidationError) -> str:
+def _explain(error: ValidationError, settings: type[Settings]) -> str:
+    variables = {name: str(info.validation_alias) for name, info in settings.model_fields.items()}
     problems = []
     for problem in error.errors():
-        variable = ".".join(str(part) for part in problem["loc"])
+        variable = ".".join(variables.get(str(part), str(part)) for part in problem["loc"])
+        if problem["type"] == "value_error":  # a validator's own words: "WB_X is required: ..."
+            problems.append(f"{variable} {problem['ctx']['error']}")
+            continue
         given = problem.get("input")
         shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
-        problems.append(f"{variable}: {problem['msg'].lower()}{shown}")
+        problems.append(f"{variable}: {problem['msg'][:1].lower()}{problem['msg'][1:]}{shown}")
     return "; ".join(problems)
