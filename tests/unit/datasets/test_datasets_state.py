@@ -6,6 +6,7 @@ import pytest
 from google.protobuf.message import Message
 
 from datasets_service.domain.commands import DeleteDataset, RegisterDataset
+from datasets_service.domain.dataset import DatasetInfo
 from datasets_service.domain.errors import Conflict, InvalidInput, NotFound
 from datasets_service.domain.state import Command, DatasetState, decide, evolve
 from eventlog import NewEvent
@@ -27,7 +28,7 @@ def register(**changes: object) -> RegisterDataset:
         "registered_at": NOON,
     }
     fields.update(changes)
-    return RegisterDataset(**fields)  # type: ignore[arg-type]
+    return RegisterDataset(DatasetInfo(**fields))  # type: ignore[arg-type]
 
 
 def given(*events: Message) -> DatasetState:

@@ -6,6 +6,7 @@ becomes INTERNAL without its details reaching the caller (they go to the service
 """
 
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,19 @@ class GrpcService:
     @property
     def name(self) -> str:
         return self.descriptor.full_name
+
+    @classmethod
+    def of(cls, servicer: object) -> "GrpcService":
+        """The service a servicer implements, found from the generated base class it subclasses
+        (<Name>Servicer in a *_pb2_grpc module, beside add_<Name>Servicer_to_server and *_pb2)."""
+        for base in type(servicer).__mro__:
+            module = sys.modules.get(base.__module__)
+            adder = getattr(module, f"add_{base.__name__}_to_server", None)
+            if module is not None and base.__module__.endswith("_pb2_grpc") and adder is not None:
+                messages = sys.modules[base.__module__.removesuffix("_grpc")]
+                descriptor = messages.DESCRIPTOR.services_by_name[base.__name__.removesuffix("Servicer")]
+                return cls(descriptor, servicer, adder)
+        raise TypeError(f"{type(servicer).__name__} does not subclass a generated gRPC servicer")
 
 
 class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

@@ -4,7 +4,7 @@
     runner = host.project(DatasetsProjection())               # a read model, fed from the log
     await host.catch_up()                                     # reads see everything stored so far
     ... build the application on host.store, runner, host.database, host.clock ...
-    await host.start(grpc_service(app))                       # projectors, gRPC, metrics
+    await host.start(DatasetServicer(app))                    # projectors, gRPC, metrics
     exit_code = await host.run_until_signalled()              # SIGTERM/SIGINT: graceful stop
 
 Tests pass an InMemoryEventStore as store, and stop the host themselves.
@@ -28,7 +28,7 @@ from servicehost.clock import Clock, utc_now
 from servicehost.database import create_engine
 from servicehost.grpc_server import GrpcServer, GrpcService, start_grpc_server
 from servicehost.metered import MeteredEventStore
-from servicehost.operations import operations_service
+from servicehost.operations import OperationsServicer
 from servicehost.settings import ProcessSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -110,9 +110,10 @@ class ServiceHost:
         """Something to close when the host stops (a channel, a client), after the server and projectors."""
         self._closers.append(closer)
 
-    async def start(self, *services: GrpcService) -> None:
-        """Follows the log with every projection, serves the services (and OperationsService) on
+    async def start(self, *servicers: object) -> None:
+        """Follows the log with every projection, serves the servicers (and OperationsService) on
         settings.address, and serves metrics on settings.metrics_addr."""
+        services = [s if isinstance(s, GrpcService) else GrpcService.of(s) for s in servicers]
         for runner in self.runners.values():
             self._tasks.append(asyncio.create_task(runner.run(), name=f"{self.name}: {runner.name}"))
         self._unwatch = metrics.watch_projections(self.statuses)
@@ -122,7 +123,7 @@ class ServiceHost:
         if services:
             if not isinstance(self.settings, ServiceSettings):
                 raise TypeError(f"{self.name} serves gRPC but its settings name no address")
-            every = [*services, operations_service(self.name, lambda: self.runners)]
+            every = [*services, GrpcService.of(OperationsServicer(self.name, lambda: self.runners))]
             self._grpc = await start_grpc_server(self.settings.address, every)
             log.info("%s: listening on %s", self.name, self.settings.address)
 

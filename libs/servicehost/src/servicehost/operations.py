@@ -5,7 +5,6 @@ from collections.abc import Callable, Mapping
 import grpc
 
 from eventlog import ProjectionRunner, to_timestamp
-from servicehost.grpc_server import GrpcService
 from workbench.common.v1 import operations_pb2 as pb
 from workbench.common.v1 import operations_pb2_grpc as pb_grpc
 
@@ -52,11 +51,3 @@ class OperationsServicer(pb_grpc.OperationsServiceServicer):
             applied += outcome.applied
             still += outcome.still_parked
         return pb.RetryParkedEventsResponse(applied=applied, still_parked=still)
-
-
-def operations_service(service: str, runners: Callable[[], Mapping[str, ProjectionRunner]]) -> GrpcService:
-    return GrpcService(
-        pb.DESCRIPTOR.services_by_name["OperationsService"],
-        OperationsServicer(service, runners),
-        pb_grpc.add_OperationsServiceServicer_to_server,
-    )

@@ -6,7 +6,7 @@
 from annotations_service.adapters.datasets_client import DatasetsClient
 from annotations_service.adapters.read_model import AnnotationsProjection, AnnotationsReadModel
 from annotations_service.application import AnnotationsApplication
-from annotations_service.grpc.servicer import annotation_service
+from annotations_service.grpc.servicer import AnnotationServicer
 from annotations_service.settings import AnnotationsSettings
 from eventlog import EventStore, Projection
 from servicehost.host import Running, ServiceHost
@@ -29,7 +29,7 @@ async def start(settings: AnnotationsSettings, store: EventStore | None = None) 
         app = AnnotationsApplication(
             host.store, runner, AnnotationsReadModel(host.database), datasets, clock=host.clock
         )
-        await host.start(annotation_service(app))
+        await host.start(AnnotationServicer(app))
     except BaseException:
         await host.stop()
         raise

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import secrets
 from collections.abc import AsyncIterable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from datasets_service.adapters.read_model import DatasetsReadModel
@@ -41,28 +42,18 @@ def new_dataset_id() -> str:
     return "ds_" + secrets.token_hex(6)
 
 
+@dataclass
 class DatasetsApplication:
     """Everything the datasets service can do, independent of gRPC."""
 
-    def __init__(
-        self,
-        store: EventStore,
-        projection: ProjectionRunner,
-        read_model: DatasetsReadModel,
-        files: FileStore,
-        cache: RecordCache,
-        max_upload_bytes: int,
-        clock: Clock = utc_now,
-        new_id: Callable[[], str] = new_dataset_id,
-    ) -> None:
-        self.store = store
-        self.projection = projection
-        self.read_model = read_model
-        self.files = files
-        self.cache = cache
-        self.max_upload_bytes = max_upload_bytes
-        self.clock = clock
-        self.new_id = new_id
+    store: EventStore
+    projection: ProjectionRunner
+    read_model: DatasetsReadModel
+    files: FileStore
+    cache: RecordCache
+    max_upload_bytes: int
+    clock: Clock = utc_now
+    new_id: Callable[[], str] = new_dataset_id
 
     async def upload_dataset(self, name: str, chunks: AsyncIterable[bytes]) -> DatasetInfo:
         """Validates a whole JSONL file, stores it, registers it as a new dataset and returns it.
@@ -74,7 +65,7 @@ class DatasetsApplication:
         parsed = await asyncio.to_thread(parse_jsonl, data)
         sha256 = await asyncio.to_thread(_sha256, data)
         dataset_id = self.new_id()
-        command = RegisterDataset(
+        dataset = DatasetInfo(
             dataset_id=dataset_id,
             name=safe_file_name(name),
             format=parsed.format,
@@ -84,12 +75,12 @@ class DatasetsApplication:
             size_bytes=len(data),
             registered_at=self.clock(),
         )
-        new_events = decide(await self._load(dataset_id), command)
-        await self.files.put(command.object_name, data)
+        new_events = decide(await self._load(dataset_id), RegisterDataset(dataset))
+        await self.files.put(dataset.object_name, data)
         # Should the append below fail, the file stays in the bucket as an orphan: no event refers
         # to it, so no read model or reader ever sees it; the client gets an error and may retry.
         await self._append(dataset_id, new_events)
-        self.cache.put(CacheKey(dataset_id, command.sha256), parsed, len(data))
+        self.cache.put(CacheKey(dataset_id, sha256), parsed, len(data))
         return await self.get_dataset(dataset_id)
 
     async def delete_dataset(self, dataset_id: str) -> None:

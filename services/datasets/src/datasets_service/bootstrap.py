@@ -7,7 +7,7 @@ from datasets_service.adapters.object_store import DatasetFiles
 from datasets_service.adapters.read_model import DatasetsProjection, DatasetsReadModel
 from datasets_service.adapters.record_cache import RecordCache
 from datasets_service.application import DatasetsApplication
-from datasets_service.grpc.servicer import dataset_service
+from datasets_service.grpc.servicer import DatasetServicer
 from datasets_service.settings import DatasetsSettings
 from eventlog import EventStore, Projection
 from servicehost.host import Running, ServiceHost
@@ -35,7 +35,7 @@ async def start(settings: DatasetsSettings, store: EventStore | None = None) -> 
             settings.max_upload_bytes,
             clock=host.clock,
         )
-        await host.start(dataset_service(app))
+        await host.start(DatasetServicer(app))
     except BaseException:
         await host.stop()
         raise

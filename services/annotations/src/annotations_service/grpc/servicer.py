@@ -10,7 +10,6 @@ import grpc
 from annotations_service.application import AnnotationsApplication
 from annotations_service.domain.errors import InvalidInput
 from annotations_service.grpc.convert import annotation_to_proto, record_annotation_command
-from servicehost.grpc_server import GrpcService
 from workbench.annotations.v1 import annotations_pb2 as pb
 from workbench.annotations.v1 import annotations_pb2_grpc as pb_grpc
 
@@ -38,12 +37,3 @@ class AnnotationServicer(pb_grpc.AnnotationServiceServicer):
             raise InvalidInput(f"export format {request.format} is not supported: use JSONL")
         async for chunk in self.app.export_dataset(request.dataset_id, list(request.kinds)):
             yield pb.ExportDatasetResponse(chunk=chunk)
-
-
-def annotation_service(app: AnnotationsApplication) -> GrpcService:
-    """The servicer, ready for the host's gRPC server."""
-    return GrpcService(
-        pb.DESCRIPTOR.services_by_name["AnnotationService"],
-        AnnotationServicer(app),
-        pb_grpc.add_AnnotationServiceServicer_to_server,
-    )

@@ -44,25 +44,26 @@ def decide(state: DatasetState, command: Command) -> list[NewEvent]:
 
 
 def _register(state: DatasetState, command: RegisterDataset) -> list[NewEvent]:
-    if not is_dataset_id(command.dataset_id):
-        raise InvalidInput(f"{command.dataset_id!r} is not a dataset id (ds_ followed by 12 hex digits)")
+    dataset = command.dataset
+    if not is_dataset_id(dataset.dataset_id):
+        raise InvalidInput(f"{dataset.dataset_id!r} is not a dataset id (ds_ followed by 12 hex digits)")
     if state.registered:
-        raise Conflict(f"dataset {command.dataset_id} is already registered; upload the file again for a new id")
-    if command.record_count <= 0:
+        raise Conflict(f"dataset {dataset.dataset_id} is already registered; upload the file again for a new id")
+    if dataset.record_count <= 0:
         raise InvalidInput("a dataset needs at least one record")
-    if command.object_name != object_name(command.dataset_id):
-        raise InvalidInput(f"the file of {command.dataset_id} must be stored as {object_name(command.dataset_id)}")
+    if dataset.object_name != object_name(dataset.dataset_id):
+        raise InvalidInput(f"the file of {dataset.dataset_id} must be stored as {object_name(dataset.dataset_id)}")
     event = DatasetRegistered(
-        dataset_id=command.dataset_id,
-        name=command.name,
-        format=command.format,
-        record_count=command.record_count,
-        sha256=command.sha256,
-        object_name=command.object_name,
-        size_bytes=command.size_bytes,
-        registered_at=to_timestamp(command.registered_at),
+        dataset_id=dataset.dataset_id,
+        name=dataset.name,
+        format=dataset.format,
+        record_count=dataset.record_count,
+        sha256=dataset.sha256,
+        object_name=dataset.object_name,
+        size_bytes=dataset.size_bytes,
+        registered_at=to_timestamp(dataset.registered_at),
     )
-    return [_new(state, event, f"dataset:{command.dataset_id}")]
+    return [_new(state, event, f"dataset:{dataset.dataset_id}")]
 
 
 def _delete(state: DatasetState, command: DeleteDataset) -> list[NewEvent]:

@@ -11,7 +11,6 @@ import grpc
 from datasets_service.application import DatasetsApplication
 from datasets_service.domain.errors import InvalidInput
 from datasets_service.grpc.convert import dataset_to_proto, records_to_proto
-from servicehost.grpc_server import GrpcService
 from workbench.datasets.v1 import datasets_pb2 as pb
 from workbench.datasets.v1 import datasets_pb2_grpc as pb_grpc
 
@@ -58,15 +57,6 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
             size += message.ByteSize()
         if batch:
             yield pb.ReadRecordsResponse(records=batch)
-
-
-def dataset_service(app: DatasetsApplication) -> GrpcService:
-    """The servicer, ready for the host's gRPC server."""
-    return GrpcService(
-        pb.DESCRIPTOR.services_by_name["DatasetService"],
-        DatasetServicer(app),
-        pb_grpc.add_DatasetServiceServicer_to_server,
-    )
 
 
 async def _chunks(requests: AsyncIterator[pb.UploadDatasetRequest]) -> AsyncIterator[bytes]:
