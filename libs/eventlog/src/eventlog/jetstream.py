@@ -4,6 +4,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -124,7 +125,7 @@ class JetStreamEventStore(EventStore):
                 raise _translate(ack, item.new) from None
             if isinstance(ack, BaseException):
                 raise ack
-            sequences.append(ack if isinstance(ack, int) else int(ack.seq))
+            sequences.append(ack if isinstance(ack, int) else int(cast(api.PubAck, ack).seq))
         return sequences
 
     async def get(self, sequence: int) -> RawEvent | None:

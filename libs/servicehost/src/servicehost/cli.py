@@ -10,19 +10,29 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 
 from eventlog import Projection
+from servicehost.errors import ServiceError
 from servicehost.grpc_client import open_channel
 from servicehost.host import Running, ServiceHost
-from servicehost.settings import ServiceSettings, SettingsError
+from servicehost.settings import ServiceSettings, Settings, SettingsError
 from workbench.common.v1 import operations_pb2 as ops
 from workbench.common.v1 import operations_pb2_grpc as ops_grpc
 
 S = TypeVar("S", bound=ServiceSettings)
-Command = Callable[[Any], Coroutine[Any, Any, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A further command of a service (inference's `worker`), with the settings class it reads."""
+
+    help: str
+    settings: type[Settings]
+    run: Callable[[Any], Coroutine[Any, Any, int]]
 
 
 def configure_logging(level: str) -> None:
@@ -35,11 +45,12 @@ def service_main(
     start: Callable[[S], Awaitable[Running[Any]]],
     projections: Callable[[], Sequence[Projection]],
     argv: Sequence[str] | None = None,
-    more: dict[str, tuple[str, Command]] | None = None,
+    more: dict[str, Command] | None = None,
 ) -> int:
-    """Parses the command line, reads the settings and runs the command; returns the exit code.
+    """Parses the command line, reads the settings and runs the command; returns the exit code:
+    0 when stopped by a signal, 1 when something it runs failed, 2 for a setting or input to fix.
 
-    more: further commands of this service, by name: (help, coroutine taking the settings).
+    more: further commands of this service, by name.
     """
     extra = more or {}
     parser = argparse.ArgumentParser(prog=f"python -m {name}_service", description=__doc__.split("\n\n")[1])
@@ -48,23 +59,28 @@ def service_main(
     commands.add_parser("rebuild", help="drop the read model's rows and replay the event log into it")
     parked = commands.add_parser("parked", help="list the events the running service could not apply")
     parked.add_argument("--retry", action="store_true", help="apply them again (after a fix)")
-    for command, (help_text, _) in extra.items():
-        commands.add_parser(command, help=help_text)
+    for command, spec in extra.items():
+        commands.add_parser(command, help=spec.help)
     args = parser.parse_args(argv)
     command = args.command or "serve"
+    chosen = extra[command].settings if command in extra else settings_class
     try:
-        settings = settings_class.from_env()
+        settings: Any = chosen.from_env()  # the chosen command's own settings class
     except SettingsError as error:
-        print(f"{name}: {error}", file=sys.stderr)
+        print(f"{name} {command}: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    if command in extra:
-        return asyncio.run(extra[command][1](settings))
-    if command == "rebuild":
-        return asyncio.run(rebuild(name, settings, projections()))
-    if command == "parked":
-        return asyncio.run(show_parked(name, settings, args.retry))
-    return asyncio.run(serve(start, settings))
+    try:
+        if command in extra:
+            return asyncio.run(extra[command].run(settings))
+        if command == "rebuild":
+            return asyncio.run(rebuild(name, settings, projections()))
+        if command == "parked":
+            return asyncio.run(show_parked(name, settings, args.retry))
+        return asyncio.run(serve(start, settings))
+    except ServiceError as error:  # a models file or a setting that names something missing
+        print(f"{name} {command}: {error}", file=sys.stderr)
+        return 2
 
 
 async def serve(start: Callable[[S], Awaitable[Running[Any]]], settings: S) -> int:

@@ -107,7 +107,11 @@ class ServiceHost:
             log.info("%s: %s caught up to sequence %d", self.name, runner.name, position)
 
     def close_on_stop(self, closer: Callable[[], Awaitable[object]]) -> None:
-        """Something to close when the host stops (a channel, a client), after the server and projectors."""
+        """Something to close when the host stops (a channel, a client, a worker loop to drain).
+
+        Closers run after the gRPC server and the projectors have stopped, before the event store
+        closes, the last registered first: register what still needs a connection after it.
+        """
         self._closers.append(closer)
 
     async def start(self, *servicers: object) -> None:

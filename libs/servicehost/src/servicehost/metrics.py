@@ -71,8 +71,10 @@ def watch_projections(statuses: Callable[[], Sequence[ProjectionStatus]]) -> Cal
 
 
 def serve_metrics(address: str) -> tuple[WSGIServer, int] | None:
-    """Serves /metrics on host:port in a thread (port 0: any free port); None when address is empty."""
-    if not address:
+    """Serves /metrics on host:port in a thread (port 0: any free port); None when address is "off"
+    (or empty, as settings built in code may say; an empty variable counts as unset, so the
+    environment says "off")."""
+    if address in ("", "off"):
         return None
     host, _, port = address.rpartition(":")
     try:

@@ -13,7 +13,7 @@ class AnnotationsSettings(ServiceSettings):
     metrics_addr: str = setting(
         "WB_ANNOTATIONS_METRICS_ADDR",
         "127.0.0.1:9153",
-        "where the annotations service serves /metrics (empty: nowhere)",
+        "where the annotations service serves /metrics (off: nowhere)",
     )
     datasets_addr: str = setting(
         "WB_DATASETS_ADDR", "127.0.0.1:50051", "the datasets service, whose records an export reads (gRPC)"

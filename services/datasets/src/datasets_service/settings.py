@@ -9,7 +9,7 @@ class DatasetsSettings(ServiceSettings):
         "WB_DATASETS_DB_URL", "sqlite:///var/datasets.db", "the datasets read model's database (SQLAlchemy URL)"
     )
     metrics_addr: str = setting(
-        "WB_DATASETS_METRICS_ADDR", "127.0.0.1:9151", "where the datasets service serves /metrics (empty: nowhere)"
+        "WB_DATASETS_METRICS_ADDR", "127.0.0.1:9151", "where the datasets service serves /metrics (off: nowhere)"
     )
     max_upload_bytes: int = setting(
         "WB_MAX_UPLOAD_BYTES", 256 * 2**20, "largest dataset file accepted, in bytes (also the gateway's limit)", gt=0

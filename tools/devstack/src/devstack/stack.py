@@ -107,7 +107,7 @@ class Stack:
         )
         for name in METERED:
             port = getattr(self.ports, f"{name}_metrics")
-            env[f"WB_{name.upper()}_METRICS_ADDR"] = f"127.0.0.1:{port}" if port else ""
+            env[f"WB_{name.upper()}_METRICS_ADDR"] = f"127.0.0.1:{port}" if port else "off"
         for service in SERVICES:
             env.setdefault(f"WB_{service.upper()}_DB_URL", f"sqlite:///{self.db_path(service)}")
         if self.models_file is not None:

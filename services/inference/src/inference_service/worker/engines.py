@@ -14,6 +14,8 @@ Loader = Callable[[ModelSpec, EngineOptions], Awaitable[Engine]]
 
 
 class EngineCache:
+    """The engines of the models a worker serves, by model id."""
+
     def __init__(self, models: Mapping[str, ModelSpec], options: EngineOptions, loader: Loader = load_engine) -> None:
         self.models = dict(models)
         self.options = options
@@ -47,6 +49,7 @@ class EngineCache:
             await _shutdown(model_id, engine)
 
     async def shutdown(self) -> None:
+        """Shuts every loaded engine down (the worker is stopping)."""
         for model_id, engine in list(self._engines.items()):
             await self.discard(model_id, engine)
 
