@@ -1,11 +1,11 @@
 """One lifecycle for every workbench process: connect, catch up, run projectors, serve, stop.
 
-    host = await ServiceHost.connect("datasets", settings)    # event store (+ read-model database)
-    runner = host.project(DatasetsProjection())               # a read model, fed from the log
-    await host.catch_up()                                     # reads see everything stored so far
-    ... build the application on host.store, runner, host.database, host.clock ...
-    await host.start(DatasetServicer(app))                    # projectors, gRPC, metrics
-    exit_code = await host.run_until_signalled()              # SIGTERM/SIGINT: graceful stop
+    async with ServiceHost.starting("datasets", settings) as host:  # event store, read-model database
+        runner = host.project(DatasetsProjection())                  # a read model, fed from the log
+        await host.catch_up()                                        # reads see everything stored so far
+        ... build the application on host.store, runner, host.database, host.clock ...
+        await host.start(DatasetServicer(app))                       # projectors, gRPC, metrics
+    exit_code = await host.run_until_signalled()                     # SIGTERM/SIGINT: graceful stop
 
 Tests pass an InMemoryEventStore as store, and stop the host themselves.
 """
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 from wsgiref.simple_server import WSGIServer
@@ -80,6 +80,20 @@ class ServiceHost:
             store = jetstream
         engine = create_engine(settings.db_url) if isinstance(settings, ServiceSettings) else None
         return cls(name, settings, store, engine, jetstream, clock)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def starting(
+        cls, name: str, settings: ProcessSettings, *, store: EventStore | None = None, clock: Clock = utc_now
+    ) -> AsyncIterator["ServiceHost"]:
+        """connect(), for the block that wires and starts the service: if the block fails, the
+        host stops again (nothing is left connected or listening); if it succeeds, it runs on."""
+        host = await cls.connect(name, settings, store=store, clock=clock)
+        try:
+            yield host
+        except BaseException:
+            await host.stop()
+            raise
 
     @property
     def nats(self) -> NatsClient:

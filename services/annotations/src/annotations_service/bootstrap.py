@@ -19,8 +19,7 @@ def projections() -> list[Projection]:
 
 async def start(settings: AnnotationsSettings, store: EventStore | None = None) -> Running[AnnotationsApplication]:
     """Connects to NATS, brings the read model up to date, and serves on settings.address."""
-    host = await ServiceHost.connect("annotations", settings, store=store)
-    try:
+    async with ServiceHost.starting("annotations", settings, store=store) as host:
         (projection,) = projections()
         runner = host.project(projection)
         await host.catch_up()
@@ -30,7 +29,4 @@ async def start(settings: AnnotationsSettings, store: EventStore | None = None) 
             host.store, runner, AnnotationsReadModel(host.database), datasets, clock=host.clock
         )
         await host.start(AnnotationServicer(app))
-    except BaseException:
-        await host.stop()
-        raise
     return Running(host, app)

@@ -20,8 +20,7 @@ def projections() -> list[Projection]:
 
 async def start(settings: DatasetsSettings, store: EventStore | None = None) -> Running[DatasetsApplication]:
     """Connects to NATS, brings the read model up to date, and serves on settings.address."""
-    host = await ServiceHost.connect("datasets", settings, store=store)
-    try:
+    async with ServiceHost.starting("datasets", settings, store=store) as host:
         (projection,) = projections()
         runner = host.project(projection)
         await host.catch_up()
@@ -36,7 +35,4 @@ async def start(settings: DatasetsSettings, store: EventStore | None = None) -> 
             clock=host.clock,
         )
         await host.start(DatasetServicer(app))
-    except BaseException:
-        await host.stop()
-        raise
     return Running(host, app)

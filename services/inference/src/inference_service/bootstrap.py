@@ -41,8 +41,7 @@ async def start(settings: InferenceSettings, store: EventStore | None = None) ->
     """Loads the models file, connects to NATS, brings the read model up to date, enqueues again the
     shards of runs a crash left queued, and serves on settings.address."""
     models = load_models(settings.models_file)
-    host = await ServiceHost.connect("inference", settings, store=store)
-    try:
+    async with ServiceHost.starting("inference", settings, store=store) as host:
         (projection,) = projections()
         runner = host.project(projection)
         await host.catch_up()
@@ -65,9 +64,6 @@ async def start(settings: InferenceSettings, store: EventStore | None = None) ->
             log.info("enqueued the shards of %d queued runs again", requeued)
         await host.start(InferenceServicer(app))
         log.info("%d models in %s", len(models), settings.models_file)
-    except BaseException:
-        await host.stop()
-        raise
     return Running(host, app)
 
 
@@ -78,8 +74,7 @@ async def work(settings: WorkerSettings) -> int:
     the queue; then the engines shut down.
     """
     served = served_models(settings)
-    host = await ServiceHost.connect("inference-worker", settings)
-    try:
+    async with ServiceHost.starting("inference-worker", settings) as host:
         queue = WorkQueue(host.nats)
         await queue.ensure_stream(replicas=settings.stream_replicas)
         datasets = DatasetsClient(settings.datasets_addr, settings.rpc_timeout_s)
@@ -110,9 +105,6 @@ async def work(settings: WorkerSettings) -> int:
 
         # Closed before the datasets channel and the NATS connection, which draining shards still use.
         host.close_on_stop(drain)
-    except BaseException:
-        await host.stop()
-        raise
     log.info("worker %s starting", settings.worker_name)
     code = await host.run_until_signalled(loop)
     log.info("worker %s stopped", settings.worker_name)

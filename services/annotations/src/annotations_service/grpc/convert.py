@@ -1,5 +1,7 @@
 """Domain values to proto messages and back (the only place that knows both)."""
 
+from dataclasses import asdict
+
 from annotations_service.domain.annotation import Annotation
 from annotations_service.domain.commands import RecordAnnotation
 from eventlog.events import to_timestamp
@@ -20,16 +22,9 @@ def record_annotation_command(request: pb.RecordAnnotationRequest) -> RecordAnno
 
 
 def annotation_to_proto(annotation: Annotation) -> pb.Annotation:
-    message = pb.Annotation(
-        dataset_id=annotation.dataset_id,
-        record_id=annotation.record_id,
-        model_id=annotation.model_id,
-        kind=annotation.kind,
-        output_text=annotation.output_text,
-        note=annotation.note,
-        annotator=annotation.annotator,
-        version=annotation.version,
-    )
-    if annotation.recorded_at is not None:
-        message.recorded_at.CopyFrom(to_timestamp(annotation.recorded_at))
-    return message
+    fields = asdict(annotation)
+    del fields["source"]  # not part of the contract's Annotation
+    recorded_at = fields.pop("recorded_at")
+    if recorded_at is not None:
+        fields["recorded_at"] = to_timestamp(recorded_at)
+    return pb.Annotation(**fields)

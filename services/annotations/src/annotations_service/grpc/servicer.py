@@ -4,6 +4,7 @@ Errors are not handled here: the service host's one interceptor maps them to sta
 """
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -14,9 +15,9 @@ from workbench.annotations.v1 import annotations_pb2 as pb
 from workbench.annotations.v1 import annotations_pb2_grpc as pb_grpc
 
 
+@dataclass
 class AnnotationServicer(pb_grpc.AnnotationServiceServicer):
-    def __init__(self, app: AnnotationsApplication) -> None:
-        self.app = app
+    app: AnnotationsApplication
 
     async def RecordAnnotation(
         self, request: pb.RecordAnnotationRequest, context: grpc.aio.ServicerContext

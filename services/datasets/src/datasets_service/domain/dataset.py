@@ -1,8 +1,10 @@
 """A registered dataset as the catalogue shows it (what the read model answers)."""
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
+from eventlog.events import to_timestamp
 from workbench.datasets.v1.datasets_pb2 import RecordFormat
 
 
@@ -16,3 +18,7 @@ class DatasetInfo:
     object_name: str
     size_bytes: int
     registered_at: datetime
+
+    def message_fields(self) -> dict[str, Any]:
+        """The fields as the contract's messages hold them (DatasetRegistered and Dataset share them)."""
+        return {**asdict(self), "registered_at": to_timestamp(self.registered_at)}

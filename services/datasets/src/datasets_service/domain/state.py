@@ -53,16 +53,7 @@ def _register(state: DatasetState, command: RegisterDataset) -> list[NewEvent]:
         raise InvalidInput("a dataset needs at least one record")
     if dataset.object_name != object_name(dataset.dataset_id):
         raise InvalidInput(f"the file of {dataset.dataset_id} must be stored as {object_name(dataset.dataset_id)}")
-    event = DatasetRegistered(
-        dataset_id=dataset.dataset_id,
-        name=dataset.name,
-        format=dataset.format,
-        record_count=dataset.record_count,
-        sha256=dataset.sha256,
-        object_name=dataset.object_name,
-        size_bytes=dataset.size_bytes,
-        registered_at=to_timestamp(dataset.registered_at),
-    )
+    event = DatasetRegistered(**dataset.message_fields())
     return [_new(state, event, f"dataset:{dataset.dataset_id}")]
 
 

@@ -4,22 +4,12 @@ from collections.abc import Iterable
 
 from datasets_service.domain.dataset import DatasetInfo
 from datasets_service.domain.records import Record
-from eventlog.events import to_timestamp
 from workbench.common.v1.common_pb2 import ChatMessage
 from workbench.datasets.v1 import datasets_pb2 as pb
 
 
 def dataset_to_proto(info: DatasetInfo) -> pb.Dataset:
-    return pb.Dataset(
-        dataset_id=info.dataset_id,
-        name=info.name,
-        format=info.format,
-        record_count=info.record_count,
-        sha256=info.sha256,
-        object_name=info.object_name,
-        size_bytes=info.size_bytes,
-        registered_at=to_timestamp(info.registered_at),
-    )
+    return pb.Dataset(**info.message_fields())
 
 
 def records_to_proto(records: Iterable[Record]) -> list[pb.Record]:

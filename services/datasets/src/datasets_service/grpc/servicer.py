@@ -5,6 +5,7 @@ Errors are not handled here: the service host's one interceptor maps them to sta
 
 import hashlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -20,9 +21,9 @@ RECORDS_PER_MESSAGE = 256
 BYTES_PER_MESSAGE = 2 * 2**20
 
 
+@dataclass
 class DatasetServicer(pb_grpc.DatasetServiceServicer):
-    def __init__(self, app: DatasetsApplication) -> None:
-        self.app = app
+    app: DatasetsApplication
 
     async def UploadDataset(
         self, request_iterator: AsyncIterator[pb.UploadDatasetRequest], context: grpc.aio.ServicerContext

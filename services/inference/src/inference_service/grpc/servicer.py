@@ -3,6 +3,8 @@
 Errors are not handled here: the service host's one interceptor maps them to status codes.
 """
 
+from dataclasses import dataclass
+
 import grpc
 
 from inference_service.application import InferenceApplication
@@ -11,9 +13,9 @@ from workbench.inference.v1 import inference_pb2 as pb
 from workbench.inference.v1 import inference_pb2_grpc as pb_grpc
 
 
+@dataclass
 class InferenceServicer(pb_grpc.InferenceServiceServicer):
-    def __init__(self, app: InferenceApplication) -> None:
-        self.app = app
+    app: InferenceApplication
 
     async def ListModels(
         self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
