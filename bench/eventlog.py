@@ -9,13 +9,17 @@ ordered consumer. The last two lines are the ratios (1.0 = as fast as bare nats-
     append_vs_raw_publish: X      (aim >= 0.7)
     rebuild_vs_raw_read: Y        (aim >= 0.3)
 
-Where the append's time goes (cProfile, 20,000 appends): confirming each append with its own
-asyncio.wait_for (a timer and a task per event) took a sixth of it; append_many now waits once for
-the whole batch (0.50-0.80 before, on this 2-core machine, depending on what else ran). What is left
-is the price of the contract, not of the library: nats-py builds and checks two headers per message
-(Wb-Event-Type, Nats-Msg-Id: a regex and a translate each) and the server looks every Nats-Msg-Id
-up in its duplicate window; bare publish_async sends neither. Client and server share 2 cores here,
-so load from other processes moves both numbers: compare ratios from one run only.
+Where the append's time goes (cProfile and process_time over 30,000-50,000 appends, 2 cores shared
+by client and server): the client is the bottleneck (its CPU time is the wall time). The library's
+own code is under a tenth of the append's time; the rest is nats-py. Two costs were the library's and
+are gone: a wait_for per event in append_many (a timer and a task each, a sixth of the time: it now
+waits once per batch), and nats-py's stream= check, a third header per event (now not sent: the
+wb.* subjects belong to the stream by configuration). What is left is the price of the contract:
+nats-py builds and checks the two headers of every event (Wb-Event-Type, Nats-Msg-Id: a regex and
+a translate each; bare publish_async with the same two headers runs at about 0.85 of bare without)
+and the server looks each Nats-Msg-Id up in its duplicate window. Measured before: 0.50-0.80 from
+run to run, the paths timed one after the other; now the paths alternate chunk by chunk, so both
+see the same load: 0.73-0.77 in six runs here.
 """
 
 import argparse
@@ -83,6 +87,9 @@ class ResultsProjection:
         session.exec(delete(BenchResult))  # type: ignore[call-overload]
 
 
+CHUNK = 5000  # events per append_many, as a worker's shard appends them
+
+
 def result(i: int) -> ResultRecorded:
     return ResultRecorded(
         run_id="run_bench",
@@ -119,22 +126,31 @@ async def run(url: str, n: int, tmp: Path) -> None:
     await raw.ensure_stream(StreamSettings(subjects=["raw.>"]))
     payloads = [result(i) for i in range(n)]
 
-    async def lib_append() -> None:
-        for start in range(0, n, 5000):
-            await lib.append_many(
-                NewEvent("lib.results.run_bench", e, msg_id=f"result:run_bench:{e.record_id}")
-                for e in payloads[start : start + 5000]
-            )
+    async def lib_append(chunk: list[ResultRecorded]) -> None:
+        await lib.append_many(
+            NewEvent("lib.results.run_bench", e, msg_id=f"result:run_bench:{e.record_id}") for e in chunk
+        )
 
-    async def raw_publish() -> None:
-        futures = [await raw.js.publish_async("raw.results.run_bench", e.SerializeToString()) for e in payloads]
+    async def raw_publish(chunk: list[ResultRecorded]) -> None:
+        futures = [await raw.js.publish_async("raw.results.run_bench", e.SerializeToString()) for e in chunk]
         await asyncio.gather(*futures)
 
     # Warm both paths so neither pays the connection's first-use costs inside the timing.
     await lib.append(NewEvent("lib.warm", result(-1)))
     await raw.js.publish("raw.warm", b"")
-    raw_rate = await timed("raw publish_async", n, raw_publish())
-    lib_rate = await timed("eventlog append_many", n, lib_append())
+    # Interleaved chunks, each path first in turn: both run under the same load (the server's
+    # growing streams, garbage collection, whatever else the machine does meanwhile).
+    seconds = {"raw": 0.0, "lib": 0.0}
+    for round_, start in enumerate(range(0, n, CHUNK)):
+        chunk = payloads[start : start + CHUNK]
+        order = [("raw", raw_publish), ("lib", lib_append)]
+        for name, append in order if round_ % 2 == 0 else reversed(order):
+            began = time.perf_counter()
+            await append(chunk)
+            seconds[name] += time.perf_counter() - began
+    raw_rate, lib_rate = n / seconds["raw"], n / seconds["lib"]
+    print(f"raw publish_async: {raw_rate:,.0f} events/s ({seconds['raw']:.2f} s)")
+    print(f"eventlog append_many: {lib_rate:,.0f} events/s ({seconds['lib']:.2f} s)")
 
     async def raw_read() -> None:
         # Bare nats-py: an ordered push consumer from the first message, no decoding.

