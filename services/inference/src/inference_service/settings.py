@@ -72,7 +72,7 @@ class WorkerSettings(ProcessSettings):
     max_deliver: int = setting("WB_WORKER_MAX_DELIVER", 5, "deliveries of a shard before its run is failed", ge=1)
     drain_s: float = setting(
         "WB_WORKER_DRAIN_S",
-        5.0,
+        3.0,
         "on SIGTERM, how long shards in flight may finish before they are handed back to the queue; "
         "keep it well below the supervisor's stop timeout (10 s for `make run`)",
         ge=0,

@@ -7,7 +7,7 @@ nothing in the launcher can catch), the guardian stops every group still listed:
 SIGKILL after a grace period. Each child leads its own group, so whatever it started (vLLM's engine
 processes) goes with it.
 
-    python -m devstack.guardian   # reads the pipe on stdin; started by Guardian.start()
+Guardian.start() runs main() in a process of its own, reading the pipe on its stdin.
 """
 
 import contextlib
@@ -31,7 +31,8 @@ class Guardian:
     def start(self) -> "Guardian":
         if self._process is None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "devstack.guardian"],
+                # Not `-m devstack.guardian`: the package imports this module first, and runpy warns.
+                [sys.executable, "-c", "import sys; from devstack.guardian import main; sys.exit(main())"],
                 stdin=subprocess.PIPE,
                 start_new_session=True,  # Ctrl-C at the terminal must not stop it before its work
             )

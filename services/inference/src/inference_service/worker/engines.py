@@ -49,9 +49,9 @@ class EngineCache:
             await _shutdown(model_id, engine)
 
     async def shutdown(self) -> None:
-        """Shuts every loaded engine down (the worker is stopping)."""
-        for model_id, engine in list(self._engines.items()):
-            await self.discard(model_id, engine)
+        """Shuts every loaded engine down, all at once (the worker is stopping, and each engine may
+        take its whole shutdown timeout)."""
+        await asyncio.gather(*(self.discard(model_id, engine) for model_id, engine in list(self._engines.items())))
 
 
 async def _shutdown(model_id: str, engine: Engine) -> None:

@@ -42,7 +42,7 @@ class Worker:
     max_shards: int
     ack_wait_s: float
     max_deliver: int
-    drain_s: float = 5.0
+    drain_s: float = 3.0
     retry_delay_s: float = RETRY_DELAY_S
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
