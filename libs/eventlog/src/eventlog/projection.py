@@ -13,7 +13,7 @@ and retries the same batch instead.
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -323,10 +323,16 @@ class ProjectionRunner:
 
     def _apply_alone(self, event: StoredEvent) -> str | None:
         """Applies one event with its checkpoint; the error that stopped it, or None."""
+        return self._apply_and(event, lambda session: _checkpoint(session, self.name, event.sequence))
+
+    def _apply_and(self, event: StoredEvent | None, then: Callable[[Session], None]) -> str | None:
+        """Applies an event and then() in one transaction; the error that stopped it, or None
+        (database errors that say "not now" are raised: they are not the event's fault)."""
         try:
             with Session(self.engine) as session:
-                self.projection.apply(session, event)
-                _checkpoint(session, self.name, event.sequence)
+                if event is not None:
+                    self.projection.apply(session, event)
+                then(session)
                 session.commit()
         except TRANSIENT_DB_ERRORS:
             raise
@@ -359,19 +365,7 @@ class ProjectionRunner:
             event = raw.decode()
         except UndecodableEvent as error:
             return str(error)
-        try:
-            with Session(self.engine) as session:
-                if event is not None:
-                    self.projection.apply(session, event)
-                parked = session.get(ParkedEvent, (self.name, raw.sequence))
-                if parked is not None:
-                    session.delete(parked)
-                session.commit()
-        except TRANSIENT_DB_ERRORS:
-            raise
-        except Exception as error:
-            return _describe(error)
-        return None
+        return self._apply_and(event, lambda session: _unpark(session, self.name, raw.sequence))
 
     def _note_attempt(self, sequence: int, error: str) -> None:
         with Session(self.engine) as session:
@@ -387,6 +381,12 @@ def _checkpoint(session: Session, name: str, sequence: int) -> None:
     row = session.get(ProjectionCheckpoint, name) or ProjectionCheckpoint(name=name)
     row.sequence = sequence
     session.add(row)
+
+
+def _unpark(session: Session, name: str, sequence: int) -> None:
+    parked = session.get(ParkedEvent, (name, sequence))
+    if parked is not None:
+        session.delete(parked)
 
 
 def _raw_of(event: StoredEvent) -> RawEvent:

@@ -95,6 +95,15 @@ class GrpcService:
         raise TypeError(f"{type(servicer).__name__} does not subclass a generated gRPC servicer")
 
 
+# The generated handler kinds, and what rebuilds a handler of each kind around a new behaviour.
+_HANDLER_FACTORIES = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
+
+
 class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Maps exceptions to status codes (status_for) and counts every call by method and code."""
 
@@ -107,6 +116,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return handler
         service, _, method = handler_call_details.method.strip("/").rpartition("/")
+        kind = next(kind for kind in _HANDLER_FACTORIES if getattr(handler, kind))
+        inner = getattr(handler, kind)
 
         def done(context: grpc.aio.ServicerContext, started: float, code: str | None = None) -> None:
             metrics.observe_grpc_call(service, method, code or _code_name(context), time.perf_counter() - started)
@@ -116,37 +127,23 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             done(context, started, code.name)
             await context.abort(code, message)  # raises AbortError
 
-        if handler.unary_unary or handler.stream_unary:
-            inner = handler.unary_unary or handler.stream_unary
-
-            async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                started = time.perf_counter()
-                try:
-                    response = await inner(request, context)
-                except grpc.aio.AbortError:
-                    done(context, started)
-                    raise
-                except Exception as error:
-                    await fail(context, started, error)
-                    raise
-                done(context, started, "OK")
-                return response
-
-            factory = (
-                grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
-            )
-            return factory(
-                unary_response,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-
-        inner_stream = handler.unary_stream or handler.stream_stream
+        async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            try:
+                response = await inner(request, context)
+            except grpc.aio.AbortError:
+                done(context, started)
+                raise
+            except Exception as error:
+                await fail(context, started, error)
+                raise
+            done(context, started, "OK")
+            return response
 
         async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
-                async for item in inner_stream(request, context):
+                async for item in inner(request, context):
                     yield item
             except grpc.aio.AbortError:
                 done(context, started)
@@ -156,11 +153,8 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 raise
             done(context, started, "OK")
 
-        factory = (
-            grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
-        )
-        return factory(
-            stream_response,
+        return _HANDLER_FACTORIES[kind](
+            unary_response if kind.endswith("_unary") else stream_response,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
