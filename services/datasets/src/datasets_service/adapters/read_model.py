@@ -47,7 +47,7 @@ class DatasetsProjection:
                     sha256=message.sha256,
                     object_name=message.object_name,
                     size_bytes=message.size_bytes,
-                    registered_at=message.registered_at.ToDatetime(tzinfo=UTC),
+                    registered_at=message.registered_at.ToDatetime(tzinfo=UTC),  # always set
                 )
             )
         elif isinstance(message, DatasetDeleted):
