@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from devstack import Stack, StackPorts
-from eventlog import EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
+from eventlog import JetStreamEventStore, StreamSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,12 +28,12 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 @pytest.fixture
-async def event_log(nats_server: NatsServer) -> AsyncIterator[EventLog]:
-    """An event log on its own stream, so tests never see each other's events."""
+async def event_log(nats_server: NatsServer) -> AsyncIterator[JetStreamEventStore]:
+    """An event store on its own stream, so tests never see each other's events."""
     stream = f"T_{uuid.uuid4().hex[:10]}"
     prefix = f"t{uuid.uuid4().hex[:8]}"
-    log = await EventLog.connect(nats_server.url, stream=stream)
-    await log.ensure_stream([f"{prefix}.>"])
+    log = await JetStreamEventStore.connect(nats_server.url, stream=stream)
+    await log.ensure_stream(StreamSettings(subjects=[f"{prefix}.>"]))
     log.test_prefix = prefix  # type: ignore[attr-defined]
     yield log
     await log.js.delete_stream(stream)
@@ -69,7 +69,7 @@ def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
 def demo_models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The two tiny demo models, built locally (no download), and a models file naming them."""
     root = tmp_path_factory.mktemp("models")
-    subprocess.run([sys.executable, "-m", "inference_service.demo_models", str(root)], check=True)
+    subprocess.run([sys.executable, "-m", "devstack.demo_models", str(root)], check=True)
     models_file = root / "models.toml"
     models_file.write_text(
         "\n".join(

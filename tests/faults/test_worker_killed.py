@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from devstack import Stack
-from eventlog import EventLog
+from eventlog import JetStreamEventStore as EventLog
 from tests.conftest import jsonl
 from workbench.inference.v1.inference_pb2 import ResultRecorded, SamplingParams, StartRunRequest
 from workbench.inference.v1.inference_pb2_grpc import InferenceServiceStub

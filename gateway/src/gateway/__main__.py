@@ -6,19 +6,21 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
-from gateway.config import ConfigError, Settings
+from gateway.settings import GatewaySettings
+from servicehost.cli import configure_logging
+from servicehost.settings import SettingsError
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = Settings.from_env()
-    except ConfigError as error:
+        settings = GatewaySettings.from_env()
+    except SettingsError as error:
         print(f"gateway: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    configure_logging(settings.log_level)
     logging.getLogger("gateway").info("listening on http://%s:%d", settings.host, settings.port)
     # uvicorn handles SIGTERM/SIGINT: it stops accepting, finishes requests, then runs the lifespan's exit.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower())
 
 
 if __name__ == "__main__":

@@ -10,23 +10,24 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 
 from gateway.auth import require_token
 from gateway.clients import Clients
-from gateway.config import Settings
 from gateway.controllers.annotations import AnnotationController, ExportController
 from gateway.controllers.datasets import DatasetController
 from gateway.controllers.health import health
-from gateway.controllers.inference import BenchmarkController, ModelController
+from gateway.controllers.inference import ModelController, RunController
 from gateway.controllers.live import workbench_socket
 from gateway.controllers.workbench import WorkbenchController
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.live import LiveHub
 from gateway.relay import NatsRelay
+from gateway.settings import GatewaySettings
 
 
-def _settings(state: State) -> Settings:
+def _settings(state: State) -> GatewaySettings:
     return state.settings  # type: ignore[no-any-return]
 
 
@@ -42,7 +43,7 @@ def _relay(state: State) -> NatsRelay:
     return state.relay  # type: ignore[no-any-return]
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: GatewaySettings) -> Litestar:
     """The gateway for these settings; gRPC channels and the NATS relay open when the app starts."""
 
     @asynccontextmanager
@@ -68,7 +69,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             DatasetController,
             ModelController,
-            BenchmarkController,
+            RunController,
             WorkbenchController,
             AnnotationController,
             ExportController,
@@ -76,8 +77,11 @@ def create_app(settings: Settings) -> Litestar:
     )
     frontend = create_static_files_router(path="/", directories=[settings.frontend_dir], html_mode=True)
 
+    # Request counts and latency by route template (not by URL: ids would make a series per record).
+    prometheus = PrometheusConfig(app_name="wb-gateway", prefix="wb_gateway", group_path=True, exclude=["/metrics"])
     return Litestar(
-        route_handlers=[admin, health, workbench_socket, frontend],
+        route_handlers=[admin, health, workbench_socket, PrometheusController, frontend],
+        middleware=[prometheus.middleware],
         lifespan=[connections],
         state=State({"settings": settings}),
         dependencies={

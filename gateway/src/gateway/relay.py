@@ -21,10 +21,8 @@ import nats
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import NotJSMessageError
 
-from eventlog import EventLog, EventLogError
-from eventlog.log import decode_message
+from eventlog import EventLogError, JetStreamEventStore, RawEvent
 from gateway.live import Frame, LiveHub
 from gateway.views import message_fields, progress_view, result_view
 from workbench.inference.v1 import inference_pb2 as inf
@@ -89,19 +87,19 @@ class NatsRelay:
         log.info("live updates: connected to NATS at %s", self.url)
         try:
             await self.nc.subscribe(PROGRESS_SUBJECT, cb=self._on_progress)
-            await self.follow_events(EventLog(self.nc, self.stream))
+            await self.follow_events(JetStreamEventStore(self.nc, self.stream))
         finally:
             await self.nc.close()
 
-    async def follow_events(self, events: EventLog) -> None:
+    async def follow_events(self, events: JetStreamEventStore) -> None:
         """Relays the stream's run and result events, resuming after each failure where it stopped."""
         backoff = self.first_backoff_s
         while True:
             try:
                 start = await self._resume_point(events)
-                async for msg in events.raw_follow(list(EVENT_SUBJECTS), start=start):
+                async for raw in events.follow_raw(list(EVENT_SUBJECTS), start=start):
                     backoff = self.first_backoff_s
-                    self._on_event(msg)
+                    self._on_event(raw)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # e.g. the stream does not exist yet: the services create it
@@ -109,7 +107,7 @@ class NatsRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def _resume_point(self, events: EventLog) -> int:
+    async def _resume_point(self, events: JetStreamEventStore) -> int:
         """The sequence to follow from: right after the last one seen, or the stream's end (reloading every page)."""
         info = await events.js.stream_info(events.stream)
         first, last = info.state.first_seq, info.state.last_seq
@@ -129,16 +127,11 @@ class NatsRelay:
         self.position = Position(info.created, last)
         return last + 1
 
-    def _on_event(self, msg: Msg) -> None:
-        try:
-            sequence = msg.metadata.sequence.stream
-        except (NotJSMessageError, ValueError):
-            log.debug("skipping a message without stream metadata on %s", msg.subject)
-            return
+    def _on_event(self, raw: RawEvent) -> None:
         if self.position is not None:
-            self.position = Position(self.position.created, sequence)
+            self.position = Position(self.position.created, raw.sequence)
         try:
-            stored = decode_message(msg)
+            stored = raw.decode()
         except (EventLogError, DecodeError) as error:
             log.debug("skipping an event the gateway cannot read: %s", error)
             return

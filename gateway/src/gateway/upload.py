@@ -9,7 +9,6 @@ truncated file for a whole one.
 import asyncio
 import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from pathlib import PureWindowsPath
 from typing import TYPE_CHECKING
 
 import grpc
@@ -23,15 +22,9 @@ if TYPE_CHECKING:
     from workbench.datasets.v1.datasets_pb2_grpc import DatasetServiceAsyncStub
 
 CHUNK_BYTES = 256 * 1024
+# The whole upload must fit in one call's deadline; a browser on a slow link is not a stuck service.
+UPLOAD_TIMEOUT_S = 3600.0
 FILE_FIELD = "file"
-DEFAULT_NAME = "upload.jsonl"
-
-
-def safe_file_name(raw: str | None) -> str:
-    """The last path component, without control characters, at most 200 characters."""
-    name = PureWindowsPath(raw or "").name  # splits on both / and \
-    name = "".join(ch for ch in name if ch.isprintable()).strip()[:200]
-    return name if name.strip(".") else DEFAULT_NAME
 
 
 def multipart_boundary(content_type: str) -> str:
@@ -58,7 +51,8 @@ async def upload_requests(
                         in_file = event.name == FILE_FIELD and not seen_file
                         seen_file = seen_file or in_file
                         if in_file:
-                            yield ds.UploadDatasetRequest(header=ds.UploadHeader(name=safe_file_name(event.filename)))
+                            # The datasets service makes the name safe (one rule for every client).
+                            yield ds.UploadDatasetRequest(header=ds.UploadHeader(name=event.filename or ""))
                     elif event is None:
                         in_file = False
                     elif in_file:
@@ -103,7 +97,7 @@ async def upload_dataset(
     # The iterator form (not call.write) keeps the service's own status when it answers before
     # the end of the file (e.g. INVALID_ARGUMENT on line 3); write() would report INTERNAL instead.
     try:
-        response: ds.UploadDatasetResponse = await stub.UploadDataset(stream())
+        response: ds.UploadDatasetResponse = await stub.UploadDataset(stream(), timeout=UPLOAD_TIMEOUT_S)
     except (asyncio.CancelledError, grpc.aio.AioRpcError):
         if failure is not None:
             raise failure from None

@@ -4,7 +4,7 @@ Enums become short lower-case words ("chat", "running", "golden"), timestamps IS
 (null when unset), keys snake_case.
 """
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -12,6 +12,7 @@ import msgspec.structs
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from eventlog import from_timestamp
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.inference.v1 import inference_pb2 as inf
@@ -20,12 +21,6 @@ from workbench.inference.v1 import inference_pb2 as inf
 def enum_word(enum_name: str, prefix: str) -> str:
     """RUN_STATUS_RUNNING -> running."""
     return enum_name.removeprefix(prefix).lower()
-
-
-def timestamp(value: Timestamp) -> datetime | None:
-    if value.seconds == 0 and value.nanos == 0:
-        return None
-    return value.ToDatetime(tzinfo=UTC)
 
 
 class DatasetView(msgspec.Struct):
@@ -130,7 +125,7 @@ def dataset_view(d: ds.Dataset) -> DatasetView:
         record_count=d.record_count,
         sha256=d.sha256,
         size_bytes=d.size_bytes,
-        registered_at=timestamp(d.registered_at),
+        registered_at=from_timestamp(d.registered_at),
     )
 
 
@@ -166,9 +161,9 @@ def run_view(r: inf.Run) -> RunView:
         engine=r.engine,
         model_revision=r.model_revision,
         sampling=sampling_view(r.sampling),
-        requested_at=timestamp(r.requested_at),
-        started_at=timestamp(r.started_at),
-        finished_at=timestamp(r.finished_at),
+        requested_at=from_timestamp(r.requested_at),
+        started_at=from_timestamp(r.started_at),
+        finished_at=from_timestamp(r.finished_at),
     )
 
 
@@ -200,7 +195,7 @@ def cell_annotation_view(a: ann.Annotation) -> CellAnnotationView:
         note=a.note,
         annotator=a.annotator,
         version=a.version,
-        recorded_at=timestamp(a.recorded_at),
+        recorded_at=from_timestamp(a.recorded_at),
     )
 
 
@@ -235,7 +230,7 @@ def message_fields(message: Message) -> dict[str, Any]:
     for descriptor in message.DESCRIPTOR.fields:
         value = getattr(message, descriptor.name)
         if isinstance(value, Timestamp):
-            moment = timestamp(value)
+            moment = from_timestamp(value)
             fields[descriptor.name] = moment.isoformat() if moment else None
         elif isinstance(value, Message):
             fields[descriptor.name] = message_fields(value)

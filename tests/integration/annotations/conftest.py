@@ -12,10 +12,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlmodel import Session, select
 
 from annotations_service.adapters.tables import AnnotationRow, OutputRow
-from annotations_service.bootstrap import RunningService, start
-from annotations_service.config import Config
-from eventlog import EventLog
-from eventlog.natsserver import NatsServer, free_port
+from annotations_service.application import AnnotationsApplication
+from annotations_service.bootstrap import start
+from annotations_service.settings import AnnotationsSettings
+from devstack.natsserver import NatsServer, free_port
+from eventlog import JetStreamEventStore, NewEvent
+from servicehost.host import Running
 from workbench.annotations.v1.annotations_pb2_grpc import AnnotationServiceStub
 from workbench.inference.v1.inference_pb2 import ResultRecorded
 
@@ -24,22 +26,25 @@ from workbench.inference.v1.inference_pb2 import ResultRecorded
 class Annotations:
     """The service under test, a client of it, and a second connection to the log that plays the workers."""
 
-    service: RunningService
+    service: Running[AnnotationsApplication]
+    settings: AnnotationsSettings
     stub: AnnotationServiceStub
-    workers: EventLog
+    workers: JetStreamEventStore
 
     async def result(self, run_id: str, dataset_id: str, record_id: str, model_id: str, text: str) -> int:
         """Appends a ResultRecorded as an inference worker would, and waits until the service has seen it."""
         event = ResultRecorded(
             run_id=run_id, dataset_id=dataset_id, record_id=record_id, model_id=model_id, output_text=text
         )
-        sequence = await self.workers.append(f"wb.results.{run_id}", event, msg_id=f"result:{run_id}:{record_id}")
-        await self.service.runner.wait_for(sequence)
+        sequence = await self.workers.append(
+            NewEvent(f"wb.results.{run_id}", event, msg_id=f"result:{run_id}:{record_id}")
+        )
+        await self.service.runner().wait_for(sequence)
         return sequence
 
     def rows(self) -> list[list[tuple[object, ...]]]:
         """Every row of the read model's two tables, in key order."""
-        with Session(self.service.engine) as session:
+        with Session(self.service.host.database) as session:
             return [
                 [tuple(row.model_dump().values()) for row in session.exec(select(table).order_by(*keys))]
                 for table, keys in (
@@ -49,27 +54,30 @@ class Annotations:
             ]
 
 
-def annotations_config(nats: NatsServer, tmp_path: Path, datasets_address: str | None = None) -> Config:
-    return Config(
+def annotations_settings(nats: NatsServer, tmp_path: Path, datasets_address: str | None = None) -> AnnotationsSettings:
+    return AnnotationsSettings(
         nats_url=nats.url,
         address=f"127.0.0.1:{free_port()}",
-        datasets_address=datasets_address or f"127.0.0.1:{free_port()}",
+        metrics_addr="",
+        datasets_addr=datasets_address or f"127.0.0.1:{free_port()}",
         db_url=f"sqlite:///{tmp_path / 'read-model' / 'annotations.db'}",
     )
 
 
-async def running(config: Config) -> AsyncIterator[Annotations]:
-    service = await start(config)
-    workers = await EventLog.connect(config.nats_url)
-    async with grpc.aio.insecure_channel(config.address) as channel:
-        yield Annotations(service, AnnotationServiceStub(channel), workers)
-    await workers.close()
-    await service.stop(grace=0)
+async def running(settings: AnnotationsSettings) -> AsyncIterator[Annotations]:
+    service = await start(settings)
+    workers = await JetStreamEventStore.connect(settings.nats_url)
+    try:
+        async with grpc.aio.insecure_channel(settings.address) as channel:
+            yield Annotations(service, settings, AnnotationServiceStub(channel), workers)
+    finally:
+        await workers.close()
+        await service.stop(grace=0)
 
 
 @pytest.fixture
 async def annotations(fresh_nats: NatsServer, tmp_path: Path) -> AsyncIterator[Annotations]:
-    async for harness in running(annotations_config(fresh_nats, tmp_path)):
+    async for harness in running(annotations_settings(fresh_nats, tmp_path)):
         yield harness
 
 

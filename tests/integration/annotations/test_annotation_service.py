@@ -4,10 +4,10 @@ import asyncio
 
 import grpc
 import pytest
-from sqlmodel import create_engine
 
-from annotations_service.projector import projection_runner
-from eventlog import EventLog, token
+from annotations_service.adapters.read_model import AnnotationsProjection
+from eventlog import EventStore, ProjectionRunner, token
+from servicehost.database import create_engine
 from workbench.annotations.v1.annotations_pb2 import (
     AnnotationKind,
     AnnotationRecorded,
@@ -27,7 +27,7 @@ def subject(dataset_id: str, record_id: str) -> str:
     return f"wb.annotations.{dataset_id}.{token(record_id)}"
 
 
-async def recorded_events(events: EventLog, dataset_id: str, record_id: str) -> list[AnnotationRecorded]:
+async def recorded_events(events: EventStore, dataset_id: str, record_id: str) -> list[AnnotationRecorded]:
     return [stored.event for stored in await events.read(subject(dataset_id, record_id))]  # type: ignore[misc]
 
 
@@ -169,8 +169,9 @@ async def test_the_rebuilt_read_model_has_the_same_rows(annotations: Annotations
     assert len(before[0]) == 3 and len(before[1]) == 3
     await annotations.service.stop(grace=0)
 
-    runner = projection_runner(annotations.workers, create_engine(annotations.service.config.db_url))
-    position = await runner.rebuild()
+    engine = create_engine(annotations.settings.db_url)
+    position = await ProjectionRunner(annotations.workers, engine, AnnotationsProjection()).rebuild()
+    engine.dispose()
 
     assert position == await annotations.workers.last_sequence()
     assert annotations.rows() == before

@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from eventlog.natsserver import NatsServer, free_port
+from devstack.natsserver import NatsServer, free_port
 from tests.uploads import upload_requests
 from workbench.annotations.v1.annotations_pb2 import (
     AnnotationKind,
@@ -20,7 +20,7 @@ from workbench.annotations.v1.annotations_pb2 import (
 )
 from workbench.datasets.v1.datasets_pb2_grpc import DatasetServiceStub
 
-from .conftest import Annotations, annotations_config, running, wait_until_serving
+from .conftest import Annotations, annotations_settings, running, wait_until_serving
 
 GOLDEN = AnnotationKind.ANNOTATION_KIND_GOLDEN
 FIXED = AnnotationKind.ANNOTATION_KIND_FIXED
@@ -45,6 +45,7 @@ def datasets_address(fresh_nats: NatsServer, tmp_path: Path) -> Iterator[str]:
         "WB_NATS_URL": fresh_nats.url,
         "WB_DATASETS_ADDR": address,
         "WB_DATASETS_DB_URL": f"sqlite:///{tmp_path / 'datasets.db'}",
+        "WB_DATASETS_METRICS_ADDR": "127.0.0.1:0",  # any free port: tests may run beside a `make run`
     }
     log_path = tmp_path / "datasets-service.log"
     with open(log_path, "wb") as log_file:
@@ -65,7 +66,7 @@ def datasets_address(fresh_nats: NatsServer, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def with_datasets(fresh_nats: NatsServer, tmp_path: Path, datasets_address: str) -> AsyncIterator[Annotations]:
-    async for harness in running(annotations_config(fresh_nats, tmp_path, datasets_address)):
+    async for harness in running(annotations_settings(fresh_nats, tmp_path, datasets_address)):
         yield harness
 
 

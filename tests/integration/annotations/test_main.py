@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from eventlog.natsserver import NatsServer, free_port
+from devstack.natsserver import NatsServer, free_port
 from workbench.annotations.v1.annotations_pb2 import ListAnnotationsRequest
 from workbench.annotations.v1.annotations_pb2_grpc import AnnotationServiceStub
 
@@ -23,6 +23,7 @@ def test_the_service_process_serves_and_stops_on_sigterm(fresh_nats: NatsServer,
         "WB_NATS_URL": fresh_nats.url,
         "WB_ANNOTATIONS_ADDR": address,
         "WB_ANNOTATIONS_DB_URL": f"sqlite:///{db}",
+        "WB_ANNOTATIONS_METRICS_ADDR": "127.0.0.1:0",  # any free port: tests may run beside a `make run`
     }
     log_path = tmp_path / "annotations-service.log"
     with open(log_path, "wb") as log_file:

@@ -4,6 +4,7 @@ Stories: a file is uploaded in chunks, registered, listed and read back; a bad f
 naming its line and leaves no trace; the read model is dropped and rebuilt to the same rows.
 """
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -15,15 +16,19 @@ import grpc
 import pytest
 import sqlalchemy
 from nats.js.errors import NotFoundError
-from sqlmodel import SQLModel, create_engine
+from nats.js.object_store import ObjectStore
+from sqlmodel import SQLModel
 
 from datasets_service.adapters.object_store import BUCKET
-from datasets_service.adapters.read_model import DatasetProjection, DatasetQueries, DatasetRow
-from datasets_service.bootstrap import RunningService, start
-from datasets_service.config import Settings
-from datasets_service.projector import rebuild
-from eventlog.natsserver import NatsServer, free_port
+from datasets_service.adapters.read_model import DatasetRow, DatasetsProjection, DatasetsReadModel
+from datasets_service.application import DatasetsApplication
+from datasets_service.bootstrap import projections, start
+from datasets_service.settings import DatasetsSettings
+from devstack.natsserver import NatsServer, free_port
 from eventlog.projection import ProjectionCheckpoint
+from servicehost.cli import rebuild
+from servicehost.database import create_engine
+from servicehost.host import Running
 from tests.uploads import upload_requests
 from workbench.datasets.v1 import datasets_pb2_grpc
 from workbench.datasets.v1.datasets_pb2 import (
@@ -39,6 +44,7 @@ from workbench.datasets.v1.datasets_pb2 import (
 )
 
 MAX_UPLOAD = 64 * 1024
+RunningService = Running[DatasetsApplication]
 
 
 def chat_file(count: int) -> bytes:
@@ -83,15 +89,16 @@ def forget_read_model(db_url: str, drop_tables: bool = False) -> None:
             datasets.drop(connection)
         else:
             connection.execute(sqlalchemy.delete(datasets))
-        connection.execute(sqlalchemy.delete(checkpoints).where(checkpoints.c.name == DatasetProjection.name))
+        connection.execute(sqlalchemy.delete(checkpoints).where(checkpoints.c.name == DatasetsProjection.name))
     engine.dispose()
 
 
 @pytest.fixture
-def settings(fresh_nats: NatsServer, db_url: str) -> Settings:
-    return Settings(
+def settings(fresh_nats: NatsServer, db_url: str) -> DatasetsSettings:
+    return DatasetsSettings(
         nats_url=fresh_nats.url,
         address=f"127.0.0.1:{free_port()}",
+        metrics_addr="",
         db_url=db_url,
         max_upload_bytes=MAX_UPLOAD,
         cache_bytes=1024 * 1024,
@@ -99,7 +106,7 @@ def settings(fresh_nats: NatsServer, db_url: str) -> Settings:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[RunningService]:
+async def running(settings: DatasetsSettings) -> AsyncIterator[RunningService]:
     service = await start(settings)
     try:
         yield service
@@ -108,21 +115,25 @@ async def running(settings: Settings) -> AsyncIterator[RunningService]:
 
 
 @asynccontextmanager
-async def client(settings: Settings) -> AsyncIterator[Any]:
+async def client(settings: DatasetsSettings) -> AsyncIterator[Any]:
     async with grpc.aio.insecure_channel(settings.address) as channel:
         yield datasets_pb2_grpc.DatasetServiceStub(channel)
 
 
 @pytest.fixture
-async def service(settings: Settings) -> AsyncIterator[RunningService]:
+async def service(settings: DatasetsSettings) -> AsyncIterator[RunningService]:
     async with running(settings) as service:
         yield service
 
 
 @pytest.fixture
 async def stub(service: RunningService) -> AsyncIterator[Any]:
-    async with client(service.settings) as stub:
+    async with client(service.host.settings) as stub:  # type: ignore[arg-type]
         yield stub
+
+
+async def bucket(service: RunningService) -> ObjectStore:
+    return await service.host.nats.jetstream().object_store(BUCKET)
 
 
 async def upload(stub: Any, name: str, data: bytes, chunk_size: int = 1000) -> Dataset:
@@ -141,7 +152,7 @@ async def listed_ids(stub: Any) -> list[str]:
 
 def rows(db_url: str) -> list[dict[str, Any]]:
     engine = create_engine(db_url)
-    found = [row.model_dump() for row in DatasetQueries(engine).list()]
+    found = [dataclasses.asdict(info) for info in DatasetsReadModel(engine).list()]
     engine.dispose()
     return found
 
@@ -160,10 +171,10 @@ async def test_an_upload_in_chunks_is_registered_listed_and_read_back_in_order(
     assert (dataset.record_count, dataset.size_bytes) == (50, len(data))
     assert dataset.sha256 == hashlib.sha256(data).hexdigest()
     assert dataset.object_name == f"{dataset.dataset_id}.jsonl"
-    [event] = await service.events.read("wb.datasets.>")
+    [event] = await service.host.store.read("wb.datasets.>")
     assert isinstance(event.event, DatasetRegistered)
     assert event.headers["Nats-Msg-Id"] == f"dataset:{dataset.dataset_id}"
-    stored = await (await service.events.js.object_store(BUCKET)).get(dataset.object_name)
+    stored = await (await bucket(service)).get(dataset.object_name)
     assert stored.data == data
 
     assert await listed_ids(stub) == [dataset.dataset_id]
@@ -184,7 +195,9 @@ async def test_an_upload_in_chunks_is_registered_listed_and_read_back_in_order(
     assert await listed_ids(stub) == [dataset.dataset_id, second.dataset_id]
 
 
-async def test_records_stream_in_batches_and_a_dataset_read_by_shards_is_downloaded_once(settings: Settings) -> None:
+async def test_records_stream_in_batches_and_a_dataset_read_by_shards_is_downloaded_once(
+    settings: DatasetsSettings,
+) -> None:
     async with running(settings) as service, client(settings) as stub:
         dataset = await upload(stub, "prompts.jsonl", prompt_file(600), chunk_size=8192)
     async with running(settings) as service, client(settings) as stub:  # restarted: nothing cached
@@ -206,8 +219,8 @@ async def test_a_broken_line_is_refused_naming_it_and_nothing_is_registered(serv
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (refused.value.details() or "").startswith("line 3: not valid JSON (Expecting ',' delimiter")
     assert await listed_ids(stub) == [kept.dataset_id]
-    assert len(await service.events.read("wb.datasets.>")) == 1
-    assert [info.name for info in await (await service.events.js.object_store(BUCKET)).list()] == [kept.object_name]
+    assert len(await service.host.store.read("wb.datasets.>")) == 1
+    assert [info.name for info in await (await bucket(service)).list()] == [kept.object_name]
 
 
 async def test_an_upload_over_the_limit_is_refused_with_the_limit(service: RunningService, stub: Any) -> None:
@@ -218,7 +231,7 @@ async def test_an_upload_over_the_limit_is_refused_with_the_limit(service: Runni
     assert f"upload limit of {MAX_UPLOAD} bytes" in (refused.value.details() or "")
     assert await listed_ids(stub) == []
     with pytest.raises(NotFoundError):  # the bucket holds no file
-        await (await service.events.js.object_store(BUCKET)).list()
+        await (await bucket(service)).list()
 
 
 async def test_unknown_datasets_and_uploads_without_a_header(stub: Any) -> None:
@@ -266,10 +279,10 @@ async def test_an_upload_whose_trailer_disagrees_registers_nothing(stub: Any) ->
     assert await stub.ListDatasets(ListDatasetsRequest()) == before
 
 
-async def test_a_stored_file_that_no_longer_matches_its_sha256_is_data_loss(settings: Settings) -> None:
+async def test_a_stored_file_that_no_longer_matches_its_sha256_is_data_loss(settings: DatasetsSettings) -> None:
     async with running(settings) as service, client(settings) as stub:
         dataset = await upload(stub, "prompts.jsonl", prompt_file(3))
-        await (await service.events.js.object_store(BUCKET)).put(dataset.object_name, prompt_file(4))
+        await (await bucket(service)).put(dataset.object_name, prompt_file(4))
     async with running(settings), client(settings) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as corrupt:
             await read_all(stub, dataset.dataset_id)
@@ -278,7 +291,7 @@ async def test_a_stored_file_that_no_longer_matches_its_sha256_is_data_loss(sett
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_the_read_model_dropped_and_rebuilt_has_the_same_rows(settings: Settings) -> None:
+async def test_the_read_model_dropped_and_rebuilt_has_the_same_rows(settings: DatasetsSettings) -> None:
     async with running(settings) as service, client(settings) as stub:
         first = await upload(stub, "a.jsonl", prompt_file(3))
         gone = await upload(stub, "b.jsonl", chat_file(2))
@@ -287,7 +300,7 @@ async def test_the_read_model_dropped_and_rebuilt_has_the_same_rows(settings: Se
         assert await listed_ids(stub) == [first.dataset_id, third.dataset_id]
     before = rows(settings.db_url)
 
-    await rebuild(settings)  # python -m datasets_service.projector rebuild
+    await rebuild("datasets", settings, projections())  # python -m datasets_service rebuild
     assert rows(settings.db_url) == before
 
     forget_read_model(settings.db_url, drop_tables=True)  # the service recreates the tables at start

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from devstack import Stack, StackPorts
-from eventlog.natsserver import PortInUse
+from devstack.natsserver import PortInUse
 from tests.conftest import REPO
 
 

@@ -10,9 +10,10 @@ import time
 from collections.abc import Sequence
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
-from eventlog import EventLog, ProjectionRunner, StoredEvent
+from eventlog import JetStreamEventStore, ProjectionRunner, StoredEvent
 
 
 class LedgerRow(SQLModel, table=True):
@@ -33,12 +34,23 @@ class LedgerCounter(SQLModel, table=True):
 
 class Ledger:
     name = "test-ledger"
+    tables = (LedgerRow, LedgerCounter)
 
-    def __init__(self, subjects: Sequence[str], delay: float = 0.0) -> None:
+    def __init__(self, subjects: Sequence[str], delay: float = 0.0, poison: str | None = None) -> None:
         self.subjects = subjects
         self.delay = delay
+        self.poison = poison  # content that makes apply fail, as a bug would
+        self.database_down_for = 0  # how many more applies fail as if the database were unreachable
+
+    def check(self, event: StoredEvent) -> None:
+        if self.database_down_for > 0:
+            self.database_down_for -= 1
+            raise OperationalError("INSERT ...", {}, ConnectionError("the database went away"))
+        if self.poison is not None and event.event.content == self.poison:  # type: ignore[attr-defined]
+            raise ValueError(f"cannot fold {self.poison!r}")
 
     def apply(self, session: Session, event: StoredEvent) -> None:
+        self.check(event)
         if self.delay:
             time.sleep(self.delay)  # makes a kill land in the middle of a batch
         session.add(LedgerRow(sequence=event.sequence, subject=event.subject, content=event.event.content))  # type: ignore[attr-defined]
@@ -64,7 +76,7 @@ def applied(engine: Engine) -> int:
 
 
 async def _main(url: str, stream: str, subject: str, db_url: str, delay: float) -> None:
-    events = await EventLog.connect(url, stream=stream)
+    events = await JetStreamEventStore.connect(url, stream=stream)
     runner = ProjectionRunner(events, create_engine(db_url), Ledger([subject], delay), batch_size=50)
     await runner.catch_up()
     await events.close()
@@ -80,12 +92,14 @@ if __name__ == "__main__":
 class BatchLedger(Ledger):
     """The same ledger, folding a whole batch per call (the runner's bulk path)."""
 
-    def __init__(self, subjects: Sequence[str]) -> None:
-        super().__init__(subjects)
+    def __init__(self, subjects: Sequence[str], poison: str | None = None) -> None:
+        super().__init__(subjects, poison=poison)
         self.batches = 0
 
     def apply_many(self, session: Session, events: Sequence[StoredEvent]) -> None:
         self.batches += 1
+        for e in events:
+            self.check(e)
         session.add_all(
             LedgerRow(sequence=e.sequence, subject=e.subject, content=e.event.content)  # type: ignore[attr-defined]
             for e in events

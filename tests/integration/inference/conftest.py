@@ -16,12 +16,14 @@ import grpc
 import pytest
 from nats.js.errors import NotFoundError
 
-from eventlog import EventLog
-from eventlog.natsserver import NatsServer, free_port
+from devstack.demo_models import build_demo_models
+from devstack.natsserver import NatsServer, free_port
+from eventlog import JetStreamEventStore
 from inference_service.adapters.work_queue import WORK_STREAM, consumer_name
-from inference_service.bootstrap import RunningApi, start_api
-from inference_service.config import Settings
-from inference_service.demo_models import build_demo_models
+from inference_service.application import InferenceApplication
+from inference_service.bootstrap import start
+from inference_service.settings import InferenceSettings
+from servicehost.host import Running
 from tests.integration.inference.stack import ChildProcess, WorkerProcess, wait_for_port
 from workbench.datasets.v1 import datasets_pb2_grpc
 from workbench.inference.v1 import inference_pb2_grpc
@@ -86,6 +88,7 @@ def datasets_address(stack_nats: NatsServer, tmp_path_factory: pytest.TempPathFa
         "WB_NATS_URL": stack_nats.url,
         "WB_DATASETS_ADDR": address,
         "WB_DATASETS_DB_URL": f"sqlite:///{folder / 'datasets.db'}",
+        "WB_DATASETS_METRICS_ADDR": "127.0.0.1:0",  # any free port: other stacks may run on this machine
     }
     child = ChildProcess(["datasets_service"], env, folder / "datasets_service.log")
     wait_for_port(child, address)
@@ -104,18 +107,22 @@ async def worker(
         "WB_MODELS_FILE": str(models_file),
         "WB_WORKER_MODELS": "tiny-a,broken",
         "WB_WORKER_NAME": "test-worker",
+        "WB_WORKER_METRICS_ADDR": f"127.0.0.1:{free_port()}",
         "HF_HUB_OFFLINE": "1",  # a damaged local model must fail at once, not look for itself online
     }
     child = WorkerProcess(["inference_service", "worker"], env, tmp_path_factory.mktemp("worker") / "worker.log")
     await _wait_for_consumers(child, stack_nats.url, ["tiny-a", "broken"])
     yield child
     child.resume()
+    began = time.monotonic()
     code = child.stop(timeout=90)
     assert code == 0, f"the worker did not stop cleanly on SIGTERM (exit {code}):\n{child.log_tail()}"
+    stopped_in = time.monotonic() - began
+    assert stopped_in < 10, f"the worker took {stopped_in:.1f} s to stop (make run allows 10):\n{child.log_tail()}"
 
 
 async def _wait_for_consumers(child: ChildProcess, url: str, models: list[str], within_s: float = 60) -> None:
-    events = await EventLog.connect(url)
+    events = await JetStreamEventStore.connect(url)
     try:
         deadline = time.monotonic() + within_s
         for model_id in models:
@@ -131,26 +138,31 @@ async def _wait_for_consumers(child: ChildProcess, url: str, models: list[str], 
 
 
 @pytest.fixture(scope="session")
-async def api(
+def api_settings(
     stack_nats: NatsServer, datasets_address: str, models_file: Path, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[RunningApi]:
-    """The inference API, in this process (the tests can look at its read model)."""
-    settings = Settings(
+) -> InferenceSettings:
+    return InferenceSettings(
         nats_url=stack_nats.url,
-        inference_addr=f"127.0.0.1:{free_port()}",
+        address=f"127.0.0.1:{free_port()}",
+        metrics_addr="",
         datasets_addr=datasets_address,
         db_url=f"sqlite:///{tmp_path_factory.mktemp('inference-api') / 'inference.db'}",
         models_file=models_file,
         shard_size=SHARD_SIZE,
     )
-    running = await start_api(settings)
+
+
+@pytest.fixture(scope="session")
+async def api(api_settings: InferenceSettings) -> AsyncIterator[Running[InferenceApplication]]:
+    """The inference API, in this process (the tests can look at its read model)."""
+    running = await start(api_settings)
     yield running
     await running.stop()
 
 
 @pytest.fixture(scope="session")
-async def inference(api: RunningApi) -> AsyncIterator[Any]:
-    async with grpc.aio.insecure_channel(api.settings.inference_addr) as channel:
+async def inference(api: Running[InferenceApplication], api_settings: InferenceSettings) -> AsyncIterator[Any]:
+    async with grpc.aio.insecure_channel(api_settings.address) as channel:
         yield inference_pb2_grpc.InferenceServiceStub(channel)
 
 
@@ -161,7 +173,7 @@ async def datasets(datasets_address: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture(scope="session")
-async def events(stack_nats: NatsServer) -> AsyncIterator[EventLog]:
-    log = await EventLog.connect(stack_nats.url)
+async def events(stack_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
+    log = await JetStreamEventStore.connect(stack_nats.url)
     yield log
     await log.close()

@@ -12,7 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from eventlog import EventLog
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from eventlog import JetStreamEventStore
 from tests.uploads import upload_requests
 from workbench.datasets.v1 import datasets_pb2
 from workbench.inference.v1 import inference_pb2
@@ -24,6 +27,7 @@ class ChildProcess:
     """A service started as `python -m <module> ...`, logging to a file the failures can show."""
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.env = env
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
@@ -69,6 +73,15 @@ def wait_for_port(child: ChildProcess, address: str, timeout: float = 60) -> Non
 
 
 class WorkerProcess(ChildProcess):
+    def metrics(self) -> dict[tuple[str, str], float]:
+        """The worker's Prometheus samples by (name, model label)."""
+        text = httpx.get(f"http://{self.env['WB_WORKER_METRICS_ADDR']}/metrics", timeout=5).text
+        return {
+            (sample.name, sample.labels.get("model", "")): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
     def pause(self) -> None:
         """Freezes the worker (as a hung machine would be): it takes no shard until resume()."""
         self.process.send_signal(signal.SIGSTOP)
@@ -108,7 +121,7 @@ async def wait_for_run(
         await asyncio.sleep(0.5)
 
 
-async def results_of(events: EventLog, run_id: str) -> list[inference_pb2.ResultRecorded]:
+async def results_of(events: JetStreamEventStore, run_id: str) -> list[inference_pb2.ResultRecorded]:
     """Every ResultRecorded on the run's results subject, in log order."""
     stored = await events.read(f"wb.results.{run_id}")
     return [item.event for item in stored if isinstance(item.event, inference_pb2.ResultRecorded)]

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from eventlog import EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
+from eventlog import JetStreamEventStore, NewEvent, ProjectionRunner
 from inference_service.adapters import read_model
-from inference_service.adapters.read_model import RunsReadModel
+from inference_service.adapters.read_model import RunsProjection, RunsReadModel
 from inference_service.adapters.run_log import RunLog
-from inference_service.domain.commands import CompleteRun, RecordResult, RequestRun, StartRun
+from inference_service.domain.commands import BeginRun, CompleteRun, RecordResult, RequestRun
 from inference_service.domain.models import Sampling
 from inference_service.domain.state import RunState, RunStatus, decide, record_result
-from inference_service.projector import database, runs_runner
+from servicehost.database import create_engine
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -32,14 +32,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | N
         pytest.skip("no Postgres server (set WB_TEST_POSTGRES_URL)")
     else:
         url = postgres_url
-    engine = database(url)
+    engine = create_engine(url)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[EventLog]:
-    log = await EventLog.connect(fresh_nats.url)
+async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
+    log = await JetStreamEventStore.connect(fresh_nats.url)
     await log.ensure_stream()
     yield log
     await log.close()
@@ -61,18 +61,20 @@ def result(record_id: str, seconds: int, tokens: int, error: str = "") -> Record
     )
 
 
-async def test_runs_and_results_are_folded_and_rebuilt_to_the_same_rows(events: EventLog, engine: Engine) -> None:
+async def test_runs_and_results_are_folded_and_rebuilt_to_the_same_rows(
+    events: JetStreamEventStore, engine: Engine
+) -> None:
     runs = RunLog(events)
-    runner = runs_runner(events, engine)
+    runner = ProjectionRunner(events, engine, RunsProjection())
     runner.reset()  # a shared Postgres may hold rows of an older stream
     queued = RunState("run_1", RunStatus.QUEUED, total=3)
     running = RunState("run_1", RunStatus.RUNNING, total=3)
     await runs.append(decide(RunState("run_1"), RequestRun("run_1", "ds_1", "tiny-a", Sampling(), 3, T0)))
-    await runs.append(decide(queued, StartRun("run_1", "w1", "vllm 0.32.0", "local", T0 + timedelta(seconds=1))))
+    await runs.append(decide(queued, BeginRun("run_1", "w1", "vllm 0.32.0", "local", T0 + timedelta(seconds=1))))
     for item in (result("a", 2, 10), result("b", 3, 0, error="too long"), result("c", 5, 30)):
         await runs.append([record_result(item)])
     repeat = record_result(result("a", 9, 10))
-    await events.append(repeat.subject, repeat.event, msg_id="result:run_1:a:beyond-the-dedup-window")
+    await events.append(NewEvent(repeat.subject, repeat.event, msg_id="result:run_1:a:beyond-the-dedup-window"))
     await runs.append(decide(running, CompleteRun("run_1", 3, 1, T0 + timedelta(seconds=6))))
 
     await runner.catch_up()
@@ -97,11 +99,11 @@ async def test_runs_and_results_are_folded_and_rebuilt_to_the_same_rows(events: 
 
 
 async def test_results_of_some_records_are_read_in_recorded_order_in_chunked_queries(
-    events: EventLog, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    events: JetStreamEventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(read_model, "IN_CHUNK", 2)  # so five ids take three IN lists
     runs = RunLog(events)
-    runner = runs_runner(events, engine)
+    runner = ProjectionRunner(events, engine, RunsProjection())
     runner.reset()
     await runs.append(decide(RunState("run_1"), RequestRun("run_1", "ds_1", "tiny-a", Sampling(), 6, T0)))
     for seconds, record_id in enumerate(["f", "b", "e", "a", "d", "c"]):

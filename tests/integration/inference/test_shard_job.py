@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from eventlog import EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
+from eventlog import JetStreamEventStore
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import (
     Engine,
@@ -27,9 +27,9 @@ from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import RequestRun
 from inference_service.domain.models import ModelSpec, Sampling
 from inference_service.domain.state import RunState, decide
-from inference_service.engines import EngineCache
-from inference_service.live_progress import ProgressBoard
-from inference_service.shard import Outcome, ShardJob
+from inference_service.worker.engines import EngineCache
+from inference_service.worker.progress import ProgressBoard
+from inference_service.worker.shard import Outcome, ShardJob
 from tests.integration.inference.stack import results_of
 from workbench.inference.v1 import inference_pb2 as pb
 
@@ -73,8 +73,8 @@ class GivenRecords:
 
 
 @pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[EventLog]:
-    log = await EventLog.connect(fresh_nats.url)
+async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
+    log = await JetStreamEventStore.connect(fresh_nats.url)
     await log.ensure_stream()
     yield log
     await log.close()
@@ -85,7 +85,7 @@ def records(*prompts: str) -> list[DatasetRecord]:
 
 
 async def job_for(
-    events: EventLog, engine: Engine | Exception, given: list[DatasetRecord]
+    events: JetStreamEventStore, engine: Engine | Exception, given: list[DatasetRecord]
 ) -> tuple[ShardJob, list[ModelSpec]]:
     loads: list[ModelSpec] = []
 
@@ -103,14 +103,14 @@ async def job_for(
     return ShardJob(runs, GivenRecords(given), EngineCache({"tiny-a": SPEC}, EngineOptions(), load), board, "w1"), loads
 
 
-async def requested_run(events: EventLog, total: int) -> pb.RunShard:
+async def requested_run(events: JetStreamEventStore, total: int) -> pb.RunShard:
     command = RequestRun("run_1", "ds_1", "tiny-a", Sampling(max_tokens=8), total, datetime.now(UTC))
     await RunLog(events).append(decide(RunState("run_1"), command))
     return pb.RunShard(run_id="run_1", dataset_id="ds_1", model_id="tiny-a", offset=0, limit=total, run_total=total)
 
 
 async def test_every_prompt_of_a_shard_goes_to_the_engine_at_once_and_a_bad_one_is_recorded_as_an_error(
-    events: EventLog,
+    events: JetStreamEventStore,
 ) -> None:
     given = records("hello", "bad", "tell me", "more")
     job, _ = await job_for(events, StandInEngine(expected=4), given)
@@ -127,7 +127,7 @@ async def test_every_prompt_of_a_shard_goes_to_the_engine_at_once_and_a_bad_one_
     assert started.engine == "stand-in 1.0" and (completed.done, completed.failed) == (4, 1)
 
 
-async def test_an_engine_that_dies_is_dropped_and_the_shard_left_for_a_retry(events: EventLog) -> None:
+async def test_an_engine_that_dies_is_dropped_and_the_shard_left_for_a_retry(events: JetStreamEventStore) -> None:
     engine = StandInEngine(expected=2)
     engine.dead = True
     job, loads = await job_for(events, engine, records("a", "b"))
@@ -144,7 +144,7 @@ async def test_an_engine_that_dies_is_dropped_and_the_shard_left_for_a_retry(eve
     assert await events.count("wb.results.run_1") == 2
 
 
-async def test_a_model_that_cannot_load_fails_the_run_and_the_shard_is_terminated(events: EventLog) -> None:
+async def test_a_model_that_cannot_load_fails_the_run_and_the_shard_is_terminated(events: JetStreamEventStore) -> None:
     job, _ = await job_for(events, EngineLoadError("model tiny-a could not be loaded from /models/tiny-a: no"), [])
     shard = await requested_run(events, 2)
 
@@ -157,7 +157,7 @@ async def test_a_model_that_cannot_load_fails_the_run_and_the_shard_is_terminate
 
 
 async def test_record_ids_that_differ_only_in_whitespace_each_get_a_result_and_the_run_completes(
-    events: EventLog,
+    events: JetStreamEventStore,
 ) -> None:
     given = [
         DatasetRecord(record_id, Prompt(text=f"about {record_id!r}")) for record_id in ("q1", "q1 ", "a\nb", "a b")

@@ -1,6 +1,7 @@
 """The worker's loop and the work queue against a real nats-server, with a stand-in engine.
 
-Stories: a shard that takes longer than AckWait stays with the worker that works on it; a consumer
+Stories: a shard that takes longer than AckWait stays with the worker that works on it; a worker
+stopped mid-shard hands the shard back once its drain time is up; a consumer
 made with other settings takes the new ones; an append the server did not confirm in time hands the
 shard back for a retry (the run still completes, each result once); publishing shards to a server
 that went away fails as Unavailable instead of hanging StartRun.
@@ -13,18 +14,18 @@ from collections.abc import AsyncIterator
 import nats
 import pytest
 
-from eventlog import AppendTimeout, EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
+from eventlog import AppendTimeout, JetStreamEventStore, NewEvent, PendingAppend
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import Engine, EngineOptions, Generation, Prompt
-from inference_service.adapters.run_log import PendingAppend, RunLog
+from inference_service.adapters.run_log import RunLog
 from inference_service.adapters.work_queue import WORK_STREAM, WorkQueue, consumer_name
 from inference_service.domain.errors import Unavailable
 from inference_service.domain.models import ModelSpec, Sampling
-from inference_service.engines import EngineCache
-from inference_service.live_progress import ProgressBoard
-from inference_service.shard import ShardJob
-from inference_service.worker import Worker
+from inference_service.worker.engines import EngineCache
+from inference_service.worker.loop import Worker
+from inference_service.worker.progress import ProgressBoard
+from inference_service.worker.shard import ShardJob
 from tests.integration.inference.stack import results_of
 from tests.integration.inference.test_shard_job import GivenRecords, requested_run
 from workbench.inference.v1 import inference_pb2 as pb
@@ -40,9 +41,11 @@ class SlowEngine:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.prompts: Counter[str] = Counter()
+        self.generating = asyncio.Event()
 
     async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
         self.prompts[prompt.text or ""] += 1
+        self.generating.set()
         await asyncio.sleep(self.seconds)
         return Generation(f"echo {prompt.text}", "stop", prompt_tokens=1, output_tokens=1)
 
@@ -53,29 +56,45 @@ class SlowEngine:
 class UnconfirmedOnce(RunLog):
     """The event log as it is when nats-server restarts: the first result's acknowledgement never comes."""
 
-    def __init__(self, events: EventLog) -> None:
+    def __init__(self, events: JetStreamEventStore) -> None:
         super().__init__(events)
         self.timeouts = 0
 
-    async def confirm(self, pending: PendingAppend) -> int:
-        if self.timeouts == 0:
-            self.timeouts += 1
-            raise AppendTimeout(pending[0].subject, 30)
-        return await super().confirm(pending)
+    async def start_append(self, new: NewEvent) -> PendingAppend:
+        pending = await super().start_append(new)
+        if self.timeouts > 0:
+            return pending
+        self.timeouts += 1
+        return NeverAcknowledged(new)
+
+
+class NeverAcknowledged:
+    """An append whose acknowledgement was lost: confirm() times out."""
+
+    def __init__(self, new: NewEvent) -> None:
+        self.new = new
+
+    async def confirm(self) -> int:
+        raise AppendTimeout(self.new.subject, 30)
 
 
 @pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[EventLog]:
-    log = await EventLog.connect(fresh_nats.url)
+async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
+    log = await JetStreamEventStore.connect(fresh_nats.url)
     await log.ensure_stream()
     yield log
     await log.close()
 
 
-async def run_worker_until_finished(
-    events: EventLog, runs: RunLog, engine: Engine, records: list[DatasetRecord], ack_wait_s: float
-) -> None:
-    """Queues one shard of run_1, lets a worker (two shard slots) work until run_1 has finished, stops it."""
+async def queued_worker(
+    events: JetStreamEventStore,
+    runs: RunLog,
+    engine: Engine,
+    records: list[DatasetRecord],
+    ack_wait_s: float,
+    drain_s: float = 5.0,
+) -> Worker:
+    """A worker (two shard slots) of tiny-a, and one shard of run_1 queued for it."""
 
     async def load(spec: ModelSpec, options: EngineOptions) -> Engine:
         return engine
@@ -89,7 +108,14 @@ async def run_worker_until_finished(
     await queue.ensure_stream()
     shard = await requested_run(events, len(records))
     await queue.publish([shard])
-    worker = Worker(["tiny-a"], queue, job, engines, 2, ack_wait_s, 5, retry_delay_s=0.1)
+    return Worker(["tiny-a"], queue, job, engines, 2, ack_wait_s, 5, drain_s=drain_s, retry_delay_s=0.1)
+
+
+async def run_worker_until_finished(
+    events: JetStreamEventStore, runs: RunLog, engine: Engine, records: list[DatasetRecord], ack_wait_s: float
+) -> None:
+    """Queues one shard of run_1, lets a worker work until run_1 has finished, stops it."""
+    worker = await queued_worker(events, runs, engine, records, ack_wait_s)
     stop = asyncio.Event()
     working = asyncio.create_task(worker.run(stop))
     try:
@@ -104,7 +130,7 @@ async def run_worker_until_finished(
         await working
 
 
-async def test_a_shard_that_takes_longer_than_ack_wait_stays_with_its_worker(events: EventLog) -> None:
+async def test_a_shard_that_takes_longer_than_ack_wait_stays_with_its_worker(events: JetStreamEventStore) -> None:
     engine = SlowEngine(seconds=2.5)
     records = [DatasetRecord("r0", Prompt(text="slow"))]
 
@@ -116,7 +142,7 @@ async def test_a_shard_that_takes_longer_than_ack_wait_stays_with_its_worker(eve
 
 
 async def test_an_append_the_server_did_not_confirm_hands_the_shard_back_and_the_run_still_completes(
-    events: EventLog,
+    events: JetStreamEventStore,
 ) -> None:
     runs = UnconfirmedOnce(events)
     records = [DatasetRecord(f"r{n}", Prompt(text=f"p{n}")) for n in range(3)]
@@ -129,7 +155,32 @@ async def test_an_append_the_server_did_not_confirm_hands_the_shard_back_and_the
     assert sorted(result.record_id for result in await results_of(events, "run_1")) == ["r0", "r1", "r2"]
 
 
-async def test_a_consumer_made_with_other_settings_takes_the_new_ack_wait_and_max_deliver(events: EventLog) -> None:
+async def test_a_stopped_worker_hands_back_at_once_the_shard_it_could_not_finish_while_draining(
+    events: JetStreamEventStore,
+) -> None:
+    engine = SlowEngine(seconds=60)
+    worker = await queued_worker(
+        events, RunLog(events), engine, [DatasetRecord("r0", Prompt(text="slow"))], ack_wait_s=60, drain_s=0.5
+    )
+    stop = asyncio.Event()
+    working = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(engine.generating.wait(), 10)  # the shard is in flight
+
+    stop.set()
+    async with asyncio.timeout(3):  # drain_s, not the engine's 60 s
+        await working
+
+    # The next worker gets the shard now, not after AckWait (60 s), and nothing was recorded for it.
+    another = await events.js.pull_subscribe_bind(consumer_name("tiny-a"), stream=WORK_STREAM)
+    (msg,) = await another.fetch(1, timeout=5)
+    assert (pb.RunShard.FromString(msg.data).run_id, msg.metadata.num_delivered) == ("run_1", 2)
+    await another.unsubscribe()
+    assert await events.count("wb.results.run_1") == 0
+
+
+async def test_a_consumer_made_with_other_settings_takes_the_new_ack_wait_and_max_deliver(
+    events: JetStreamEventStore,
+) -> None:
     queue = WorkQueue(events.nc)
     await queue.ensure_stream()
     first = await queue.subscribe("tiny-a", ack_wait_s=60, max_deliver=5)

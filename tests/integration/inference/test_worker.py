@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from nats.aio.msg import Msg
 
-from eventlog import EventLog
+from eventlog import JetStreamEventStore, NewEvent
 from inference_service.adapters.work_queue import WORK_STREAM, consumer_name
 from tests.integration.inference.stack import WorkerProcess, record_ids, results_of, upload, wait_for_run
 from workbench.inference.v1 import inference_pb2 as pb
@@ -38,7 +38,7 @@ def mixed_records() -> list[dict[str, Any]]:
 
 
 @contextlib.asynccontextmanager
-async def progress_messages(events: EventLog) -> AsyncIterator[list[pb.RunProgress]]:
+async def progress_messages(events: JetStreamEventStore) -> AsyncIterator[list[pb.RunProgress]]:
     received: list[pb.RunProgress] = []
 
     async def collect(msg: Msg) -> None:
@@ -52,7 +52,7 @@ async def progress_messages(events: EventLog) -> AsyncIterator[list[pb.RunProgre
 
 
 async def test_a_run_gets_one_result_per_record_and_completes(
-    worker: WorkerProcess, inference: Any, datasets: Any, events: EventLog
+    worker: WorkerProcess, inference: Any, datasets: Any, events: JetStreamEventStore
 ) -> None:
     dataset = await upload(datasets, "mixed.jsonl", mixed_records())
 
@@ -90,9 +90,13 @@ async def test_a_run_gets_one_result_per_record_and_completes(
     assert mine, "no RunProgress was published"
     assert mine[-1].done == 20 and mine[-1].total == 20
 
+    metrics = worker.metrics()
+    assert metrics[("wb_tokens_generated_total", "tiny-a")] >= sum(result.output_tokens for result in results)
+    assert ("wb_shards_in_flight", "tiny-a") in metrics
+
 
 async def test_a_shard_left_by_a_dead_worker_is_finished_by_another_without_duplicates(
-    worker: WorkerProcess, inference: Any, datasets: Any, events: EventLog
+    worker: WorkerProcess, inference: Any, datasets: Any, events: JetStreamEventStore
 ) -> None:
     dataset = await upload(datasets, "twenty.jsonl", [*mixed_records()[:19], {"id": "r19", "prompt": "hello"}])
     ids = await record_ids(datasets, dataset.dataset_id)
@@ -115,7 +119,7 @@ async def test_a_shard_left_by_a_dead_worker_is_finished_by_another_without_dupl
                 finish_reason="length",
                 output_tokens=3,
             )
-            await events.append(f"wb.results.{run_id}", result, msg_id=f"result:{run_id}:{record_id}")
+            await events.append(NewEvent(f"wb.results.{run_id}", result, msg_id=f"result:{run_id}:{record_id}"))
         await msg.nak()  # what AckWait would do, without waiting for it
         await first_worker.unsubscribe()
 
@@ -138,7 +142,7 @@ async def test_a_shard_left_by_a_dead_worker_is_finished_by_another_without_dupl
 
 
 async def test_a_model_that_cannot_load_fails_its_run_with_a_readable_error(
-    worker: WorkerProcess, inference: Any, datasets: Any, events: EventLog
+    worker: WorkerProcess, inference: Any, datasets: Any, events: JetStreamEventStore
 ) -> None:
     dataset = await upload(datasets, "three.jsonl", mixed_records()[:3])
 
@@ -152,7 +156,7 @@ async def test_a_model_that_cannot_load_fails_its_run_with_a_readable_error(
 
 
 @contextlib.asynccontextmanager
-async def paused(worker: WorkerProcess, events: EventLog) -> AsyncIterator[None]:
+async def paused(worker: WorkerProcess, events: JetStreamEventStore) -> AsyncIterator[None]:
     """Freezes the worker and waits until its pending pull requests have expired at the server."""
     worker.pause()
     try:
@@ -165,7 +169,7 @@ async def paused(worker: WorkerProcess, events: EventLog) -> AsyncIterator[None]
         worker.resume()
 
 
-async def until_queue_is_empty(events: EventLog, model_id: str, within_s: float = 60) -> None:
+async def until_queue_is_empty(events: JetStreamEventStore, model_id: str, within_s: float = 60) -> None:
     deadline = time.monotonic() + within_s
     while True:
         info = await events.js.consumer_info(WORK_STREAM, consumer_name(model_id))

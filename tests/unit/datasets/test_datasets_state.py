@@ -6,8 +6,10 @@ import pytest
 from google.protobuf.message import Message
 
 from datasets_service.domain.commands import DeleteDataset, RegisterDataset
+from datasets_service.domain.dataset import DatasetInfo
 from datasets_service.domain.errors import Conflict, InvalidInput, NotFound
-from datasets_service.domain.state import Command, DatasetState, decide, event_id, evolve
+from datasets_service.domain.state import Command, DatasetState, decide, evolve
+from eventlog import NewEvent
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted, DatasetRegistered, GetDatasetRequest, RecordFormat
 
 DATASET = "ds_0123456789ab"
@@ -26,25 +28,28 @@ def register(**changes: object) -> RegisterDataset:
         "registered_at": NOON,
     }
     fields.update(changes)
-    return RegisterDataset(**fields)  # type: ignore[arg-type]
+    return RegisterDataset(DatasetInfo(**fields))  # type: ignore[arg-type]
 
 
 def given(*events: Message) -> DatasetState:
     state = DatasetState(DATASET)
-    for event in events:
-        state = evolve(state, event)
+    for sequence, event in enumerate(events, start=1):
+        state = evolve(state, event, sequence)
     return state
 
 
-def when(state: DatasetState, command: Command) -> list[Message]:
+def when(state: DatasetState, command: Command) -> list[NewEvent]:
     new_events = decide(state, command)
-    for event in new_events:  # decide and evolve agree: the events apply cleanly
-        state = evolve(state, event)
+    for new in new_events:  # decide and evolve agree: the events apply cleanly
+        assert new.subject == f"wb.datasets.{DATASET}"
+        assert new.expected_sequence == state.version  # a concurrent writer of this dataset fails
+        state = evolve(state, new.event, state.version + 1)
     return new_events
 
 
 def test_registering_a_new_dataset_records_everything_about_its_file() -> None:
-    [event] = when(given(), register())
+    [new] = when(given(), register())
+    event = new.event
 
     assert isinstance(event, DatasetRegistered)
     assert (event.dataset_id, event.name, event.record_count, event.size_bytes) == (
@@ -56,14 +61,14 @@ def test_registering_a_new_dataset_records_everything_about_its_file() -> None:
     assert event.format == RecordFormat.RECORD_FORMAT_CHAT
     assert event.object_name == f"{DATASET}.jsonl"
     assert event.registered_at.ToDatetime(tzinfo=UTC) == NOON
-    assert event_id(event) == f"dataset:{DATASET}"
+    assert new.msg_id == f"dataset:{DATASET}"
 
 
 def test_a_dataset_is_registered_once() -> None:
     [registered] = decide(given(), register())
 
     with pytest.raises(Conflict, match="already registered"):
-        decide(given(registered), register())
+        decide(given(registered.event), register())
 
 
 @pytest.mark.parametrize(
@@ -82,11 +87,12 @@ def test_a_registration_that_does_not_add_up_is_refused(changes: dict[str, objec
 def test_deleting_a_registered_dataset_then_deleting_it_again_is_a_no_op() -> None:
     [registered] = decide(given(), register())
 
-    [deleted] = when(given(registered), DeleteDataset(DATASET, NOON))
+    [deleted] = when(given(registered.event), DeleteDataset(DATASET, NOON))
 
-    assert isinstance(deleted, DatasetDeleted)
-    assert event_id(deleted) == f"dataset:{DATASET}:deleted"
-    assert when(given(registered, deleted), DeleteDataset(DATASET, NOON)) == []
+    assert isinstance(deleted.event, DatasetDeleted)
+    assert deleted.msg_id == f"dataset:{DATASET}:deleted"
+    assert deleted.expected_sequence == 1
+    assert when(given(registered.event, deleted.event), DeleteDataset(DATASET, NOON)) == []
 
 
 def test_deleting_an_unknown_dataset_is_not_found() -> None:
@@ -97,6 +103,7 @@ def test_deleting_an_unknown_dataset_is_not_found() -> None:
 def test_evolve_folds_registration_and_deletion_and_ignores_other_events() -> None:
     [registered] = decide(given(), register())
 
-    assert given(registered) == DatasetState(DATASET, registered=True, sha256="ab" * 32)
-    assert given(registered, DatasetDeleted(dataset_id=DATASET)).deleted
-    assert given(registered, GetDatasetRequest(dataset_id=DATASET)) == given(registered)
+    assert given(registered.event) == DatasetState(DATASET, registered=True, sha256="ab" * 32, version=1)
+    assert given(registered.event, DatasetDeleted(dataset_id=DATASET)).deleted
+    other = given(registered.event, GetDatasetRequest(dataset_id=DATASET))
+    assert (other.registered, other.deleted, other.version) == (True, False, 2)

@@ -23,13 +23,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from eventlog.natsserver import free_port
-from eventlog.serving import start_server
+from devstack.natsserver import free_port
 from gateway.app import create_app
-from gateway.config import Settings
+from gateway.settings import GatewaySettings
+from servicehost.grpc_server import GrpcService, start_grpc_server
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.annotations.v1 import annotations_pb2_grpc
-from workbench.common.v1 import common_pb2
+from workbench.common.v1 import common_pb2, operations_pb2, operations_pb2_grpc
 from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.datasets.v1 import datasets_pb2_grpc
 from workbench.inference.v1 import inference_pb2 as inf
@@ -345,6 +345,18 @@ class ServerLoop:
         self.thread.join(timeout=5)
 
 
+class FakeOperations(operations_pb2_grpc.OperationsServiceServicer):
+    """What the service host answers about a service's projections (here: one with parked events)."""
+
+    async def GetStatus(
+        self, request: operations_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
+    ) -> operations_pb2.GetStatusResponse:
+        return operations_pb2.GetStatusResponse(
+            service="datasets",
+            projections=[operations_pb2.ProjectionStatus(name="datasets.datasets", position=40, lag=3, parked=2)],
+        )
+
+
 @dataclass
 class Services:
     datasets: FakeDatasets
@@ -363,32 +375,42 @@ def server_loop() -> Iterator[ServerLoop]:
 @pytest.fixture
 def services(server_loop: ServerLoop) -> Iterator[Services]:
     fakes = Services(FakeDatasets(), FakeInference(), FakeAnnotations(), {})
-    registrations: dict[str, tuple[str, Any]] = {
-        "datasets": (
-            "workbench.datasets.v1.DatasetService",
-            lambda s: datasets_pb2_grpc.add_DatasetServiceServicer_to_server(fakes.datasets, s),
+    registrations = {
+        "datasets": GrpcService(
+            ds.DESCRIPTOR.services_by_name["DatasetService"],
+            fakes.datasets,
+            datasets_pb2_grpc.add_DatasetServiceServicer_to_server,
         ),
-        "inference": (
-            "workbench.inference.v1.InferenceService",
-            lambda s: inference_pb2_grpc.add_InferenceServiceServicer_to_server(fakes.inference, s),
+        "inference": GrpcService(
+            inf.DESCRIPTOR.services_by_name["InferenceService"],
+            fakes.inference,
+            inference_pb2_grpc.add_InferenceServiceServicer_to_server,
         ),
-        "annotations": (
-            "workbench.annotations.v1.AnnotationService",
-            lambda s: annotations_pb2_grpc.add_AnnotationServiceServicer_to_server(fakes.annotations, s),
+        "annotations": GrpcService(
+            ann.DESCRIPTOR.services_by_name["AnnotationService"],
+            fakes.annotations,
+            annotations_pb2_grpc.add_AnnotationServiceServicer_to_server,
         ),
     }
+    operations = GrpcService(
+        operations_pb2.DESCRIPTOR.services_by_name["OperationsService"],
+        FakeOperations(),
+        operations_pb2_grpc.add_OperationsServiceServicer_to_server,
+    )
     servers: list[grpc.aio.Server] = []
-    for name, (service_name, register) in registrations.items():
+    for name, service in registrations.items():
         address = f"127.0.0.1:{free_port()}"
-        server, _ = server_loop.run(start_server(address, register, [service_name], {}))
-        servers.append(server)
+        # Only datasets says how its read models do: the others answer health alone, as an older service would.
+        served = [service, operations] if name == "datasets" else [service]
+        server = server_loop.run(start_grpc_server(address, served))
+        servers.append(server.server)
         fakes.addresses[name] = address
     yield fakes
     for server in servers:
         server_loop.run(server.stop(None))
 
 
-def settings_for(services: Services, tmp_path: Path, **overrides: Any) -> Settings:
+def settings_for(services: Services, tmp_path: Path, **overrides: Any) -> GatewaySettings:
     frontend = tmp_path / "frontend"
     frontend.mkdir(exist_ok=True)
     (frontend / "index.html").write_text("<!doctype html><title>Workbench</title>")
@@ -403,7 +425,7 @@ def settings_for(services: Services, tmp_path: Path, **overrides: Any) -> Settin
         "frontend_dir": frontend,
         **overrides,
     }
-    return Settings(**values)
+    return GatewaySettings(**values)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from gateway.config import ConfigError, Settings
+from gateway.settings import GatewaySettings
+from servicehost.settings import SettingsError
 
 
 @pytest.mark.parametrize(
@@ -51,17 +52,18 @@ async def test_the_page_its_assets_and_health_need_no_token(client: AsyncTestCli
     assert health.status_code == 200
     assert health.json()["status"] == "ok"
     assert health.json()["services"] == {"datasets": "ok", "inference": "ok", "annotations": "ok"}
+    assert health.json()["read_models"] == {"datasets": {"parked_events": 2, "projector_lag": 3}}
 
 
 def test_the_gateway_refuses_to_start_without_a_token() -> None:
-    with pytest.raises(ConfigError, match="WB_API_TOKEN is required"):
-        Settings.from_env({"WB_GATEWAY_PORT": "4080"})
-    with pytest.raises(ConfigError, match="WB_GATEWAY_PORT must be a whole number"):
-        Settings.from_env({"WB_API_TOKEN": "t", "WB_GATEWAY_PORT": "eighty"})
+    with pytest.raises(SettingsError, match="WB_API_TOKEN is required"):
+        GatewaySettings.from_env({"WB_GATEWAY_PORT": "4080"})
+    with pytest.raises(SettingsError, match=r"WB_GATEWAY_PORT: input should be a valid integer.*'eighty'"):
+        GatewaySettings.from_env({"WB_API_TOKEN": "t", "WB_GATEWAY_PORT": "eighty"})
 
 
 def test_settings_come_from_the_environment_and_never_show_the_token() -> None:
-    settings = Settings.from_env(
+    settings = GatewaySettings.from_env(
         {"WB_API_TOKEN": "s3cret", "WB_DATASETS_ADDR": "datasets:50051", "WB_MAX_UPLOAD_BYTES": "1024"}
     )
 
@@ -69,3 +71,17 @@ def test_settings_come_from_the_environment_and_never_show_the_token() -> None:
     assert settings.max_upload_bytes == 1024
     assert settings.port == 4080
     assert "s3cret" not in repr(settings)
+
+
+async def test_metrics_count_requests_by_route_template_not_by_url(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    await client.get("/admin/datasets", headers=auth)
+    await client.post("/admin/annotations/golden/ds-1/r1", json={"model_id": "gemma"}, headers=auth)
+
+    metrics = await client.get("/metrics")
+
+    assert metrics.status_code == 200
+    assert 'path="/admin/datasets"' in metrics.text
+    assert 'path="/admin/annotations/golden/{dataset_id}/{candidate_id}"' in metrics.text
+    assert "/r1" not in metrics.text  # a record id would make a series per record

@@ -7,7 +7,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from eventlog.natsserver import free_port
+from devstack.natsserver import free_port
 from gateway.errors import GRPC_TO_HTTP
 
 from .conftest import Services

@@ -10,32 +10,31 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
 import pytest
-from nats.aio.msg import Msg
 
-from eventlog import EventLog
-from eventlog.natsserver import NatsServer
+from devstack.natsserver import NatsServer
+from eventlog import JetStreamEventStore, NewEvent, RawEvent
 from gateway.live import ClientQueue, LiveHub
 from gateway.relay import NatsRelay
 from workbench.inference.v1 import inference_pb2 as inf
 
-Gap = Callable[[EventLog], Awaitable[None]]
+Gap = Callable[[JetStreamEventStore], Awaitable[None]]
 
 
-class BreaksOnce(EventLog):
+class BreaksOnce(JetStreamEventStore):
     """The real event log; its first follow fails right after one event, once `gap` has run."""
 
-    def __init__(self, log: EventLog, gap: Gap) -> None:
+    def __init__(self, log: JetStreamEventStore, gap: Gap) -> None:
         super().__init__(log.nc, log.stream)
         self.gap = gap
         self.starts: list[int | None] = []
 
-    async def raw_follow(self, subjects: str | Sequence[str], start: int | None = 1) -> AsyncGenerator[Msg, None]:
+    async def follow_raw(self, subjects: str | Sequence[str], start: int | None = 1) -> AsyncGenerator[RawEvent, None]:
         self.starts.append(start)
         first = len(self.starts) == 1
-        inner = super().raw_follow(subjects, start)
+        inner = super().follow_raw(subjects, start)
         try:
-            async for msg in inner:
-                yield msg
+            async for raw in inner:
+                yield raw
                 if first:
                     await self.gap(self)
                     raise ConnectionError("the connection to the stream was lost")
@@ -49,8 +48,8 @@ def recorded(record_id: str) -> inf.ResultRecorded:
     )
 
 
-async def record(log: EventLog, record_id: str) -> int:
-    return await log.append("wb.results.run-1", recorded(record_id), msg_id=f"result:run-1:{record_id}")
+async def record(log: JetStreamEventStore, record_id: str) -> int:
+    return await log.append(NewEvent("wb.results.run-1", recorded(record_id), msg_id=f"result:run-1:{record_id}"))
 
 
 async def next_result(client: ClientQueue) -> str | None:
@@ -60,15 +59,15 @@ async def next_result(client: ClientQueue) -> str | None:
 
 
 @pytest.fixture
-async def log(fresh_nats: NatsServer) -> AsyncIterator[EventLog]:
-    events = await EventLog.connect(fresh_nats.url)
+async def log(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
+    events = await JetStreamEventStore.connect(fresh_nats.url)
     await events.ensure_stream()
     yield events
     await events.close()
 
 
 @contextlib.asynccontextmanager
-async def relaying(relay: NatsRelay, events: EventLog) -> AsyncIterator[None]:
+async def relaying(relay: NatsRelay, events: JetStreamEventStore) -> AsyncIterator[None]:
     task = asyncio.create_task(relay.follow_events(events))
     try:
         async with asyncio.timeout(5):
@@ -82,10 +81,10 @@ async def relaying(relay: NatsRelay, events: EventLog) -> AsyncIterator[None]:
             await task
 
 
-async def test_results_recorded_while_the_follower_was_down_still_reach_an_open_page(log: EventLog) -> None:
+async def test_results_recorded_while_the_follower_was_down_still_reach_an_open_page(log: JetStreamEventStore) -> None:
     await record(log, "r0")  # before the relay started: the page fetched it over HTTP
 
-    async def gap(events: EventLog) -> None:
+    async def gap(events: JetStreamEventStore) -> None:
         await record(events, "r2")
 
     hub = LiveHub()
@@ -103,8 +102,8 @@ async def test_results_recorded_while_the_follower_was_down_still_reach_an_open_
     assert not page.must_reload
 
 
-async def test_when_the_missed_events_are_gone_every_open_page_is_told_to_reload(log: EventLog) -> None:
-    async def gap(events: EventLog) -> None:
+async def test_when_the_missed_events_are_gone_every_open_page_is_told_to_reload(log: JetStreamEventStore) -> None:
+    async def gap(events: JetStreamEventStore) -> None:
         await record(events, "r2")
         await events.js.purge_stream(events.stream)  # r2 can no longer be replayed
 
@@ -122,7 +121,7 @@ async def test_when_the_missed_events_are_gone_every_open_page_is_told_to_reload
         assert await next_result(reloaded) == "r3"
 
 
-async def test_a_page_open_before_the_relay_followed_is_told_to_reload(log: EventLog) -> None:
+async def test_a_page_open_before_the_relay_followed_is_told_to_reload(log: JetStreamEventStore) -> None:
     hub = LiveHub()
     early = hub.subscribe()  # e.g. opened while NATS was still unreachable
 

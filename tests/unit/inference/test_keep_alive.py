@@ -2,7 +2,7 @@
 
 import pytest
 
-from inference_service.worker import keep_alive_period
+from inference_service.worker.loop import keep_alive_period
 
 
 @pytest.mark.parametrize(("ack_wait_s", "period_s"), [(60.0, 10.0), (30.0, 10.0), (6.0, 2.0), (1.0, 1 / 3)])

@@ -3,7 +3,7 @@
 import pytest
 
 from inference_service.domain.progress import plan_shards, rates
-from inference_service.live_progress import ProgressBoard
+from inference_service.worker.progress import ProgressBoard
 from workbench.inference.v1 import inference_pb2 as pb
 
 

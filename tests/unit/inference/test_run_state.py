@@ -1,16 +1,15 @@
 """A run's life as events: given what happened, a command decides what happens next."""
 
 from datetime import UTC, datetime, timedelta
-from functools import reduce
 
 import pytest
 from google.protobuf.message import Message
 
 from eventlog import token
-from inference_service.domain.commands import CompleteRun, FailRun, RecordResult, RequestRun, StartRun
+from inference_service.domain.commands import BeginRun, CompleteRun, FailRun, RecordResult, RequestRun
 from inference_service.domain.errors import Conflict, FailedPrecondition
 from inference_service.domain.models import Sampling
-from inference_service.domain.state import RunState, RunStatus, decide, evolve, id_token
+from inference_service.domain.state import RunState, RunStatus, decide, evolve, result_msg_id
 from workbench.inference.v1 import inference_pb2 as pb
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -18,7 +17,10 @@ SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=24, seed=7)
 
 
 def given(*events: Message) -> RunState:
-    return reduce(evolve, events, RunState("run_1"))
+    state = RunState("run_1")
+    for sequence, event in enumerate(events, start=1):
+        state = evolve(state, event, sequence)
+    return state
 
 
 def requested(total: int = 3) -> Message:
@@ -26,7 +28,7 @@ def requested(total: int = 3) -> Message:
 
 
 def started(at: datetime = T0 + timedelta(seconds=1)) -> Message:
-    return decide(given(requested()), StartRun("run_1", "w1", "vllm 0.32.0", "local", at))[0].event
+    return decide(given(requested()), BeginRun("run_1", "w1", "vllm 0.32.0", "local", at))[0].event
 
 
 def result(record_id: str, seconds: float, tokens: int = 10, error: str = "") -> Message:
@@ -51,6 +53,7 @@ def test_requesting_a_run_records_the_dataset_model_sampling_and_record_count() 
 
     assert new.subject == "wb.runs.run_1"
     assert new.msg_id == "run:run_1"
+    assert new.expected_sequence == 0  # a new run's subject must be empty
     assert isinstance(new.event, pb.RunRequested)
     assert (new.event.dataset_id, new.event.model_id, new.event.record_count) == ("ds_1", "tiny-a", 20)
     assert new.event.sampling.seed == 7
@@ -68,7 +71,7 @@ def test_the_same_run_cannot_be_requested_twice() -> None:
 
 
 def test_the_first_worker_starts_a_queued_run_and_later_shards_add_nothing() -> None:
-    command = StartRun("run_1", "w1", "vllm 0.32.0", "local", T0)
+    command = BeginRun("run_1", "w1", "vllm 0.32.0", "local", T0)
 
     (new,) = decide(given(requested()), command)
     assert (new.subject, new.msg_id) == ("wb.runs.run_1", "started:run_1")
@@ -101,7 +104,7 @@ def test_record_ids_that_nats_headers_would_blur_still_get_distinct_message_ids(
 
 @pytest.mark.parametrize("record_id", ["line-7", "q 1", "é/x.y", "", "a" * 201])
 def test_a_record_id_in_a_message_id_has_the_form_of_a_subject_token(record_id: str) -> None:
-    assert id_token(record_id) == token(record_id)
+    assert result_msg_id("run_1", record_id) == f"result:run_1:{token(record_id)}"
 
 
 def test_results_count_done_failed_and_output_tokens_and_give_speed_and_eta_by_event_time() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from gateway.clients import RPC_TIMEOUT_S, Clients
-from gateway.config import Settings
+from gateway.clients import Clients
+from gateway.settings import GatewaySettings
 from gateway.upload import upload_dataset
 from gateway.views import DatasetView, dataset_view
 from workbench.datasets.v1 import datasets_pb2 as ds
@@ -32,7 +32,7 @@ class DatasetController(Controller):
     # The body limit is enforced while streaming (below), from the settings, rather than by Litestar.
     @post("/upload", operation_id="uploadDataset", request_max_body_size=None)
     async def upload(
-        self, request: Request[Any, Any, Any], clients: Clients, settings: Settings
+        self, request: Request[Any, Any, Any], clients: Clients, settings: GatewaySettings
     ) -> dict[str, DatasetView]:
         """Registers a JSONL dataset sent as multipart/form-data in the field "file"."""
         limit = settings.max_upload_bytes + UPLOAD_SLACK_BYTES
@@ -46,5 +46,5 @@ class DatasetController(Controller):
 
     @get("/", operation_id="listDatasets")
     async def list_datasets(self, clients: Clients) -> dict[str, list[DatasetView]]:
-        reply = await clients.datasets.ListDatasets(ds.ListDatasetsRequest(), timeout=RPC_TIMEOUT_S)
+        reply = await clients.datasets.ListDatasets(ds.ListDatasetsRequest())
         return {"datasets": [dataset_view(d) for d in reply.datasets]}

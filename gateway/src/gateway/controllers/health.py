@@ -10,12 +10,21 @@ from gateway.relay import NatsRelay
 
 @get("/health", operation_id="health", tags=["health"])
 async def health(clients: Clients, relay: NatsRelay) -> Response[dict[str, Any]]:
-    """200 {"status": "ok"} when every service answers SERVING; 503 naming the ones that do not."""
+    """200 {"status": "ok"} when every service answers SERVING; 503 naming the ones that do not.
+
+    Each service also reports its read models' lag behind the event log and the events they parked
+    (could not apply; `python -m <service> parked` lists them): informative, they do not fail the check.
+    """
     services = await clients.health()
-    down = [name for name, state in services.items() if state != "ok"]
+    down = [name for name, state in services.items() if not state.serving]
     body: dict[str, Any] = {
         "status": "unavailable" if down else "ok",
-        "services": services,
+        "services": {name: "ok" if state.serving else "down" for name, state in services.items()},
+        "read_models": {
+            name: {"parked_events": state.parked_events, "projector_lag": state.projector_lag}
+            for name, state in services.items()
+            if state.read_models
+        },
         "live_updates": "ok" if relay.connected else "down",  # informative: HTTP works without NATS
     }
     if down:

@@ -1,4 +1,4 @@
-"""Models and benchmark runs (a run is one model over one dataset)."""
+"""Models and runs (a run is one model over one dataset; the seed's paths call them benchmarks)."""
 
 import asyncio
 
@@ -7,7 +7,7 @@ from litestar import Controller, get, post
 from litestar.exceptions import ClientException
 from litestar.params import Parameter
 
-from gateway.clients import RPC_TIMEOUT_S, Clients
+from gateway.clients import Clients
 from gateway.errors import ErrorResponse, error_parts
 from gateway.views import ModelView, RunView, model_view, run_view
 from workbench.inference.v1 import inference_pb2 as inf
@@ -44,11 +44,11 @@ class ModelController(Controller):
 
     @get("/", operation_id="listModels")
     async def list_models(self, clients: Clients) -> dict[str, list[ModelView]]:
-        reply = await clients.inference.ListModels(inf.ListModelsRequest(), timeout=RPC_TIMEOUT_S)
+        reply = await clients.inference.ListModels(inf.ListModelsRequest())
         return {"models": [model_view(m) for m in reply.models]}
 
 
-class BenchmarkController(Controller):
+class RunController(Controller):
     path = "/benchmarks"
     tags = ["runs"]
 
@@ -64,12 +64,7 @@ class BenchmarkController(Controller):
         if not models:
             raise ClientException('name at least one model in "model_ids"')
         replies = await asyncio.gather(
-            *(
-                clients.inference.StartRun(
-                    inf.StartRunRequest(dataset_id=data.dataset_id, model_id=m), timeout=RPC_TIMEOUT_S
-                )
-                for m in models
-            ),
+            *(clients.inference.StartRun(inf.StartRunRequest(dataset_id=data.dataset_id, model_id=m)) for m in models),
             return_exceptions=True,
         )
         runs: list[RunView] = []
@@ -89,14 +84,12 @@ class BenchmarkController(Controller):
 
     @get("/active", operation_id="listActiveRuns")
     async def active_runs(self, clients: Clients, dataset_id: str = "") -> dict[str, list[RunView]]:
-        reply = await clients.inference.ListRuns(
-            inf.ListRunsRequest(dataset_id=dataset_id, active_only=True), timeout=RPC_TIMEOUT_S
-        )
+        reply = await clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id, active_only=True))
         return {"runs": [run_view(r) for r in reply.runs]}
 
     @get("/", operation_id="listRuns")
     async def list_runs(
         self, clients: Clients, dataset_id: str = Parameter(default="", description="empty: every dataset")
     ) -> dict[str, list[RunView]]:
-        reply = await clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S)
+        reply = await clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id))
         return {"runs": [run_view(r) for r in reply.runs]}

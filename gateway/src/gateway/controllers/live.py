@@ -8,8 +8,8 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from gateway.auth import token_is_valid
-from gateway.config import Settings
 from gateway.live import CLOSE_RELOAD, CLOSE_UNAUTHORIZED, ClientQueue, LiveHub
+from gateway.settings import GatewaySettings
 
 
 async def _wait_for_disconnect(socket: WebSocket[Any, Any, Any], client: ClientQueue) -> None:
@@ -21,7 +21,7 @@ async def _wait_for_disconnect(socket: WebSocket[Any, Any, Any], client: ClientQ
 
 
 @websocket("/ws/workbench")
-async def workbench_socket(socket: WebSocket[Any, Any, Any], settings: Settings, hub: LiveHub) -> None:
+async def workbench_socket(socket: WebSocket[Any, Any, Any], settings: GatewaySettings, hub: LiveHub) -> None:
     await socket.accept()
     # Checked after accept: a browser sees the close code (4401), never the HTTP status of a refused handshake.
     if not token_is_valid(socket, settings.api_token, allow_query=True):

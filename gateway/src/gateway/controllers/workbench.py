@@ -5,7 +5,7 @@ import asyncio
 from litestar import Controller, get
 from litestar.params import Parameter
 
-from gateway.clients import RPC_TIMEOUT_S, Clients
+from gateway.clients import Clients
 from gateway.results import WorkbenchResults, merge_results
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
@@ -22,14 +22,14 @@ async def read_records(clients: Clients, dataset_id: str, offset: int, limit: in
 async def list_results(clients: Clients, dataset_id: str, record_ids: list[str]) -> list[inf.Result]:
     """Every result for these records (every record: empty record_ids), of every run of the dataset."""
     request = inf.ListResultsRequest(dataset_id=dataset_id, record_ids=record_ids)
-    reply = await clients.inference.ListResults(request, timeout=RPC_TIMEOUT_S)
+    reply = await clients.inference.ListResults(request)
     return list(reply.results)
 
 
 async def list_annotations(clients: Clients, dataset_id: str, record_ids: list[str]) -> list[ann.Annotation]:
     """The current annotations of these records (every record: empty record_ids)."""
     request = ann.ListAnnotationsRequest(dataset_id=dataset_id, record_ids=record_ids)
-    reply = await clients.annotations.ListAnnotations(request, timeout=RPC_TIMEOUT_S)
+    reply = await clients.annotations.ListAnnotations(request)
     return list(reply.annotations)
 
 
@@ -71,8 +71,8 @@ class WorkbenchController(Controller):
     ) -> WorkbenchResults:
         """Records with every model's answer and the annotations; `differs` marks disagreement."""
         dataset, (records, results, annotations), runs = await asyncio.gather(
-            clients.datasets.GetDataset(ds.GetDatasetRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S),
+            clients.datasets.GetDataset(ds.GetDatasetRequest(dataset_id=dataset_id)),
             page_contents(clients, dataset_id, offset, limit),
-            clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id), timeout=RPC_TIMEOUT_S),
+            clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id)),
         )
         return merge_results(dataset.dataset, records, results, annotations, runs.runs, offset=offset, limit=limit)

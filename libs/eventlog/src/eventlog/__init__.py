@@ -1,24 +1,49 @@
-"""The workbench's shared event-log library (no domain logic)."""
+"""The workbench's event log: the event-store port, its JetStream and in-memory implementations,
+and projections with checkpoints. No domain logic, no gRPC, no process management."""
 
-from eventlog.codec import StoredEvent
-from eventlog.errors import AppendTimeout, ConcurrencyConflict, EventLogError, UnknownEventType
-from eventlog.log import DEFAULT_STREAM, Append, EventLog
-from eventlog.projection import BatchProjection, Projection, ProjectionCheckpoint, ProjectionRunner
+from eventlog.aggregate import load_aggregate
+from eventlog.codec import RawEvent, StoredEvent
+from eventlog.errors import AppendTimeout, ConcurrencyConflict, EventLogError, UndecodableEvent, UnknownEventType
+from eventlog.events import NewEvent, from_timestamp, to_timestamp
+from eventlog.jetstream import DEFAULT_STREAM, JetStreamEventStore, StreamSettings
+from eventlog.memory import InMemoryEventStore
+from eventlog.projection import (
+    BatchProjection,
+    ParkedEvent,
+    Projection,
+    ProjectionCheckpoint,
+    ProjectionRunner,
+    ProjectionStatus,
+    RetryOutcome,
+)
+from eventlog.store import EventStore, PendingAppend
 from eventlog.subjects import token, untoken
 
 __all__ = [
     "DEFAULT_STREAM",
-    "Append",
     "AppendTimeout",
     "BatchProjection",
     "ConcurrencyConflict",
-    "EventLog",
     "EventLogError",
+    "EventStore",
+    "InMemoryEventStore",
+    "JetStreamEventStore",
+    "NewEvent",
+    "ParkedEvent",
+    "PendingAppend",
     "Projection",
     "ProjectionCheckpoint",
     "ProjectionRunner",
+    "ProjectionStatus",
+    "RawEvent",
+    "RetryOutcome",
     "StoredEvent",
+    "StreamSettings",
+    "UndecodableEvent",
     "UnknownEventType",
+    "from_timestamp",
+    "load_aggregate",
+    "to_timestamp",
     "token",
     "untoken",
 ]

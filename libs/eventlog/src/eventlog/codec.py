@@ -1,16 +1,16 @@
-"""Turns protobuf events into NATS messages and back.
+"""Turns protobuf events into stored messages and back.
 
 The event type travels in a header as the message's full proto name, so any service that has
-imported the generated module can decode it and unknown types are easy to skip.
+imported the generated module can decode it.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from google.protobuf import descriptor_pool, message_factory
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
-from eventlog.errors import UnknownEventType
+from eventlog.errors import UndecodableEvent, UnknownEventType
 
 TYPE_HEADER = "Wb-Event-Type"
 MSG_ID_HEADER = "Nats-Msg-Id"
@@ -20,7 +20,7 @@ CORRELATION_HEADER = "Wb-Correlation-Id"
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An event as read back from the log, with its position."""
+    """An event as read back from the log, decoded, with its position."""
 
     sequence: int
     subject: str
@@ -28,6 +28,34 @@ class StoredEvent:
     event: Message
     time: datetime | None
     headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """A stored message before decoding: what a store yields, so a reader can tell "cannot decode"
+    from "not there". pending: how many messages on the reader's subjects followed it when it was
+    delivered (how far behind the reader was)."""
+
+    sequence: int
+    subject: str
+    data: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    time: datetime | None = None
+    pending: int = 0
+
+    @property
+    def type_name(self) -> str | None:
+        return self.headers.get(TYPE_HEADER)
+
+    def decode(self) -> StoredEvent | None:
+        """The event; None for a message that carries no event type (not written by this library).
+
+        Raises UndecodableEvent (UnknownEventType for a type no imported module defines).
+        """
+        name = self.type_name
+        if name is None:
+            return None
+        return StoredEvent(self.sequence, self.subject, name, decode_event(name, self.data), self.time, self.headers)
 
 
 def type_name(event: Message) -> str:
@@ -68,5 +96,8 @@ def message_class(name: str) -> type[Message]:
 
 def decode_event(name: str, payload: bytes) -> Message:
     event = message_class(name)()
-    event.ParseFromString(payload)
+    try:
+        event.ParseFromString(payload)
+    except DecodeError as error:
+        raise UndecodableEvent(f"the payload is not a valid {name}: {error}") from None
     return event

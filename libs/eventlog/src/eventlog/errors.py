@@ -17,7 +17,11 @@ class ConcurrencyConflict(EventLogError):
         self.expected = expected
 
 
-class UnknownEventType(EventLogError):
+class UndecodableEvent(EventLogError):
+    """A stored message cannot be turned back into its event."""
+
+
+class UnknownEventType(UndecodableEvent):
     """A stored message names an event type that no imported proto module defines."""
 
 

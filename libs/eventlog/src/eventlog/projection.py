@@ -1,24 +1,36 @@
 """Projections: read models folded from the event log, with their position saved alongside.
 
-A projection applies events to SQL tables; the runner commits the rows and the stream sequence
-of the last applied event in one transaction, so a crash never applies an event twice or skips
-one. Dropping every row and replaying from sequence 1 (rebuild) yields the same rows.
+A projection applies events to SQL tables; the runner commits the rows and the stream sequence of
+the last applied event in one transaction, so a crash never applies an event twice or skips one.
+Dropping every row and replaying from sequence 1 (rebuild) yields the same rows.
+
+An event that cannot be decoded or applied (a bug, a value the database refuses) must not wedge the
+service: it is parked in projection_parked_events with its subject, sequence and error, counted,
+logged and skipped. After a fix, retry_parked() applies the parked events again. Database errors
+that say "not now" (connection lost, database locked) are not the event's fault: the runner waits
+and retries the same batch instead.
 """
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from nats.aio.msg import Msg
-from sqlalchemy import Engine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlalchemy import Engine, Text, func
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlmodel import Column, Field, Session, SQLModel, col, delete, select
 
-from eventlog.codec import StoredEvent
-from eventlog.errors import UnknownEventType
-from eventlog.log import EventLog, decode_message
+from eventlog.codec import RawEvent, StoredEvent
+from eventlog.errors import UndecodableEvent
+from eventlog.store import EventStore
 
 log = logging.getLogger(__name__)
+
+# Errors of the database, not of the event: retried, never parked.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError, DisconnectionError)
+_MAX_ERROR_CHARS = 2000
 
 
 class ProjectionCheckpoint(SQLModel, table=True):
@@ -28,11 +40,30 @@ class ProjectionCheckpoint(SQLModel, table=True):
     sequence: int = 0
 
 
+class ParkedEvent(SQLModel, table=True):
+    """An event a projection could not decode or apply, skipped until someone retries it."""
+
+    __tablename__ = "projection_parked_events"
+
+    projection: str = Field(primary_key=True)
+    sequence: int = Field(primary_key=True)
+    subject: str
+    type_name: str = ""
+    error: str = Field(sa_column=Column(Text, nullable=False))
+    parked_at: datetime
+    attempts: int = 1
+
+
 class Projection(Protocol):
     """What a read model implements; it never does I/O beyond the session it is given."""
 
     name: str
     subjects: Sequence[str]
+
+    @property
+    def tables(self) -> Sequence[type[SQLModel]]:
+        """The tables it owns: created at start, emptied by clear()."""
+        ...
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         """Folds one event into the tables; must ignore event types it does not know."""
@@ -49,46 +80,100 @@ class BatchProjection(Projection, Protocol):
         """Folds the events in order; the same rows as apply() one by one."""
 
 
-class ProjectionRunner:
-    """Feeds a projection from the log, batching events into transactions."""
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    """How a projection is doing: applied up to position, lag events behind the log, parked events."""
 
-    def __init__(self, events: EventLog, engine: Engine, projection: Projection, batch_size: int = 500) -> None:
-        self.events = events
+    name: str
+    position: int
+    lag: int
+    parked: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryOutcome:
+    applied: int
+    still_parked: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    raw: RawEvent
+    error: str
+
+    @property
+    def sequence(self) -> int:
+        return self.raw.sequence
+
+
+_Item = StoredEvent | _Unreadable
+
+
+class ProjectionRunner:
+    """Feeds a projection from the log, batching events into transactions (run in a worker thread,
+    so a big batch does not hold up the service's event loop)."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        engine: Engine,
+        projection: Projection,
+        batch_size: int = 500,
+        retry_delay_s: float = 1.0,
+    ) -> None:
+        self.store = store
         self.engine = engine
         self.projection = projection
         self.batch_size = batch_size
+        self.retry_delay_s = retry_delay_s
         self._position = 0
-        self._seen = 0  # the last stream sequence read, decodable or not
+        self._seen = 0  # the last stream sequence delivered, applied or not
+        self._pending = 0  # events on the projection's subjects after the last one delivered
+        self._uncommitted = 0
+        self._parked = 0
+        self._lock = asyncio.Lock()  # one writer: the live batches, a rebuild, a retry of parked events
         self._advanced = asyncio.Condition()
-        SQLModel.metadata.create_all(engine)
+        tables = [ProjectionCheckpoint, ParkedEvent, *projection.tables]
+        SQLModel.metadata.create_all(engine, tables=[table.__table__ for table in tables])  # type: ignore[attr-defined]
+
+    @property
+    def name(self) -> str:
+        return self.projection.name
 
     @property
     def position(self) -> int:
-        """The stream sequence of the last event applied."""
+        """The stream sequence of the last event applied (or parked)."""
         return self._position
+
+    def status(self) -> ProjectionStatus:
+        return ProjectionStatus(self.name, self._position, self._pending + self._uncommitted, self._parked)
 
     def load_position(self) -> int:
         with Session(self.engine) as session:
-            row = session.get(ProjectionCheckpoint, self.projection.name)
+            row = session.get(ProjectionCheckpoint, self.name)
             self._position = row.sequence if row else 0
+            self._parked = session.exec(
+                select(func.count()).select_from(ParkedEvent).where(ParkedEvent.projection == self.name)
+            ).one()
         self._seen = self._position
         return self._position
 
     def reset(self) -> None:
-        """Drops the projection's rows and position: the next run rebuilds it from sequence 1."""
+        """Drops the projection's rows, parked events and position: the next catch-up rebuilds it."""
         with Session(self.engine) as session:
             self.projection.clear(session)
-            row = session.get(ProjectionCheckpoint, self.projection.name)
+            session.execute(delete(ParkedEvent).where(col(ParkedEvent.projection) == self.name))
+            row = session.get(ProjectionCheckpoint, self.name)
             if row is not None:
                 session.delete(row)
             session.commit()
-        self._position = self._seen = 0
+        self._position = self._seen = self._parked = 0
 
     async def catch_up(self) -> int:
         """Applies every event stored now, then returns the position."""
-        batch: list[StoredEvent] = []
-        async for msg in self.events.raw_replay(self.projection.subjects, self.load_position() + 1):
-            self._take(msg, batch)
+        batch: list[_Item] = []
+        async for raw in self.store.replay_raw(self.projection.subjects, self.load_position() + 1):
+            self._take(raw, batch)
             if len(batch) >= self.batch_size:
                 await self._commit(batch)
                 batch = []
@@ -96,14 +181,15 @@ class ProjectionRunner:
         return self._position
 
     async def rebuild(self) -> int:
-        self.reset()
+        async with self._lock:
+            await asyncio.to_thread(self.reset)
         return await self.catch_up()
 
     async def run(self) -> None:
         """Follows the log forever from the saved position (cancel the task to stop)."""
-        batch: list[StoredEvent] = []
-        follower = self.events.raw_follow(self.projection.subjects, self.load_position() + 1)
-        pending: asyncio.Task[object] | None = None
+        batch: list[_Item] = []
+        follower = self.store.follow_raw(self.projection.subjects, self.load_position() + 1)
+        pending: asyncio.Task[RawEvent] | None = None
         try:
             while True:
                 if pending is None:
@@ -112,14 +198,14 @@ class ProjectionRunner:
                 behind = batch or self._seen > self._position
                 done, _ = await asyncio.wait({pending}, timeout=0.02 if behind else None)
                 if not done:
-                    await self._commit(batch)
+                    await self._commit_patiently(batch)
                     batch = []
                     continue
-                msg = pending.result()
+                raw = pending.result()
                 pending = None
-                self._take(msg, batch)  # type: ignore[arg-type]
+                self._take(raw, batch)
                 if len(batch) >= self.batch_size:
-                    await self._commit(batch)
+                    await self._commit_patiently(batch)
                     batch = []
         finally:
             if pending is not None:
@@ -132,44 +218,180 @@ class ProjectionRunner:
         async with self._advanced:
             await asyncio.wait_for(self._advanced.wait_for(lambda: self._position >= sequence), within)
 
-    def _take(self, msg: Msg, batch: list[StoredEvent]) -> None:
-        """Adds the message's event to the batch; skips (and logs) types this process cannot decode.
+    def parked_events(self) -> list[ParkedEvent]:
+        with Session(self.engine) as session:
+            query = select(ParkedEvent).where(ParkedEvent.projection == self.name).order_by(col(ParkedEvent.sequence))
+            return list(session.exec(query))
 
-        A newer service may append event types an older projector has never heard of (a rolling
-        deploy): projections ignore unknown types anyway, so the runner moves past them instead
-        of stopping for good at that sequence.
+    async def retry_parked(self) -> RetryOutcome:
+        """Applies the parked events again, oldest first; those that now apply leave the table.
+
+        They are applied after later events have been: fine for the projections of this codebase,
+        which fold each aggregate's events independently; a rebuild applies everything in order.
         """
-        self._seen = msg.metadata.sequence.stream
-        try:
-            event = decode_message(msg)
-        except UnknownEventType as error:
-            log.warning("%s skips sequence %d: %s", self.projection.name, self._seen, error)
-            return
-        if event is not None:
-            batch.append(event)
+        applied = 0
+        async with self._lock:
+            for parked in await asyncio.to_thread(self.parked_events):
+                raw = await self.store.get(parked.sequence)
+                if raw is None:
+                    error: str | None = "the event is no longer in the stream (removed by a limit or by hand)"
+                else:
+                    error = await asyncio.to_thread(self._retry_one, raw)
+                if error is None:
+                    applied += 1
+                else:
+                    await asyncio.to_thread(self._note_attempt, parked.sequence, error)
+            self._parked -= applied
+        return RetryOutcome(applied, self._parked)
 
-    async def _commit(self, batch: list[StoredEvent]) -> None:
+    # -- internals --------------------------------------------------------------------------
+
+    def _take(self, raw: RawEvent, batch: list[_Item]) -> None:
+        self._seen = raw.sequence
+        self._pending = raw.pending
+        try:
+            event = raw.decode()
+        except UndecodableEvent as error:
+            batch.append(_Unreadable(raw, str(error)))
+        else:
+            if event is not None:
+                batch.append(event)
+        self._uncommitted += 1
+
+    async def _commit_patiently(self, batch: list[_Item]) -> None:
+        """_commit, waiting out database errors that say "not now" (the batch is kept, not lost)."""
+        delay = self.retry_delay_s
+        while True:
+            try:
+                await self._commit(batch)
+                return
+            except TRANSIENT_DB_ERRORS as error:
+                log.warning("%s: the read-model database failed (%s); retrying in %.0f s", self.name, error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _commit(self, batch: list[_Item]) -> None:
         upto = max(self._seen, batch[-1].sequence if batch else 0)
         if upto <= self._position:
             return
-        with Session(self.engine) as session:
-            if isinstance(self.projection, BatchProjection):
-                self.projection.apply_many(session, batch)
-            else:
-                for event in batch:
-                    self.projection.apply(session, event)
-            row = session.get(ProjectionCheckpoint, self.projection.name) or ProjectionCheckpoint(
-                name=self.projection.name
-            )
-            row.sequence = upto
-            session.add(row)
-            session.commit()
+        async with self._lock:
+            parked = await asyncio.to_thread(self._write, batch, upto)
+        self._uncommitted = 0
+        self._parked += parked
         async with self._advanced:
             self._position = upto
             self._advanced.notify_all()
 
+    def _write(self, batch: list[_Item], upto: int) -> int:
+        """Commits the batch and the checkpoint together; returns how many events were parked."""
+        try:
+            with Session(self.engine) as session:
+                events = [item for item in batch if isinstance(item, StoredEvent)]
+                if isinstance(self.projection, BatchProjection):
+                    self.projection.apply_many(session, events)
+                else:
+                    for event in events:
+                        self.projection.apply(session, event)
+                unreadable = [item for item in batch if isinstance(item, _Unreadable)]
+                for item in unreadable:
+                    self._park(session, item.raw, item.error)
+                _checkpoint(session, self.name, upto)
+                session.commit()
+                return len(unreadable)
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except Exception:
+            log.warning("%s: a batch up to %d failed; applying its events one by one", self.name, upto, exc_info=True)
+        return self._write_one_by_one(batch, upto)
 
-def checkpoints(engine: Engine) -> dict[str, int]:
-    """Every projection's saved position in a database (for diagnostics and tests)."""
-    with Session(engine) as session:
-        return {row.name: row.sequence for row in session.exec(select(ProjectionCheckpoint))}
+    def _write_one_by_one(self, batch: list[_Item], upto: int) -> int:
+        parked = 0
+        for item in batch:
+            error = item.error if isinstance(item, _Unreadable) else self._apply_alone(item)
+            if error is None:
+                continue
+            raw = item.raw if isinstance(item, _Unreadable) else _raw_of(item)
+            with Session(self.engine) as session:
+                self._park(session, raw, error)
+                _checkpoint(session, self.name, item.sequence)
+                session.commit()
+            parked += 1
+        with Session(self.engine) as session:
+            _checkpoint(session, self.name, upto)
+            session.commit()
+        return parked
+
+    def _apply_alone(self, event: StoredEvent) -> str | None:
+        """Applies one event with its checkpoint; the error that stopped it, or None."""
+        return self._apply_and(event, lambda session: _checkpoint(session, self.name, event.sequence))
+
+    def _apply_and(self, event: StoredEvent | None, then: Callable[[Session], None]) -> str | None:
+        """Applies an event and then() in one transaction; the error that stopped it, or None
+        (database errors that say "not now" are raised: they are not the event's fault)."""
+        try:
+            with Session(self.engine) as session:
+                if event is not None:
+                    self.projection.apply(session, event)
+                then(session)
+                session.commit()
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as error:
+            return _describe(error)
+        return None
+
+    def _park(self, session: Session, raw: RawEvent, error: str) -> None:
+        log.error(
+            "%s parked event %d (%s on %s): %s; `parked` lists them, `parked retry` applies them again",
+            self.name,
+            raw.sequence,
+            raw.type_name or "no type",
+            raw.subject,
+            error,
+        )
+        session.merge(
+            ParkedEvent(
+                projection=self.name,
+                sequence=raw.sequence,
+                subject=raw.subject,
+                type_name=raw.type_name or "",
+                error=error[:_MAX_ERROR_CHARS],
+                parked_at=datetime.now(UTC),
+            )
+        )
+
+    def _retry_one(self, raw: RawEvent) -> str | None:
+        try:
+            event = raw.decode()
+        except UndecodableEvent as error:
+            return str(error)
+        return self._apply_and(event, lambda session: _unpark(session, self.name, raw.sequence))
+
+    def _note_attempt(self, sequence: int, error: str) -> None:
+        with Session(self.engine) as session:
+            parked = session.get(ParkedEvent, (self.name, sequence))
+            if parked is not None:
+                parked.error = error[:_MAX_ERROR_CHARS]
+                parked.attempts += 1
+                session.add(parked)
+                session.commit()
+
+
+def _checkpoint(session: Session, name: str, sequence: int) -> None:
+    row = session.get(ProjectionCheckpoint, name) or ProjectionCheckpoint(name=name)
+    row.sequence = sequence
+    session.add(row)
+
+
+def _unpark(session: Session, name: str, sequence: int) -> None:
+    parked = session.get(ParkedEvent, (name, sequence))
+    if parked is not None:
+        session.delete(parked)
+
+
+def _raw_of(event: StoredEvent) -> RawEvent:
+    return RawEvent(event.sequence, event.subject, b"", event.headers, event.time)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -21,3 +21,14 @@ def untoken(value: str) -> str:
         return value
     body = value[len(_ENCODED_PREFIX) :]
     return base64.b32decode(body + "=" * (-len(body) % 8)).decode()
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Whether a subject falls under a NATS filter: `*` is one token, a final `>` one or more."""
+    wanted, actual = pattern.split("."), subject.split(".")
+    for position, part in enumerate(wanted):
+        if part == ">":
+            return position == len(wanted) - 1 and len(actual) > position
+        if position >= len(actual) or (part != "*" and part != actual[position]):
+            return False
+    return len(wanted) == len(actual)

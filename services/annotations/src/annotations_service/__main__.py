@@ -1,25 +1,15 @@
-"""`python -m annotations_service`: runs the annotations service until SIGTERM or SIGINT."""
+"""`python -m annotations_service [serve | rebuild | parked [--retry]]` (see servicehost.cli)."""
 
-import asyncio
-import logging
 import sys
 
-from annotations_service.bootstrap import start
-from annotations_service.config import Config
-from eventlog.serving import run_until_stopped
-
-log = logging.getLogger("annotations_service")
+from annotations_service.bootstrap import projections, start
+from annotations_service.settings import AnnotationsSettings
+from servicehost.cli import service_main
 
 
-async def serve(config: Config) -> int:
-    service = await start(config)
-    return await run_until_stopped(service.projection_task, service.stop)
-
-
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(serve(Config.from_env())))
+def main() -> int:
+    return service_main("annotations", AnnotationsSettings, start, projections)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,22 +1,28 @@
-"""The annotations application: load a record's events -> decide -> append; queries; exports."""
+"""The annotations application: record a judgement (load -> decide -> append), list them, export them.
 
+Commands follow load -> decide -> append, then wait for this service's own projection, so a read
+right after a command sees its effect. Read-model queries run in worker threads, so a slow one
+holds up neither the projector nor other calls.
+"""
+
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC
+from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Engine
-
-from annotations_service.adapters import read_model
-from annotations_service.adapters.tables import AnnotationRow
-from annotations_service.domain.commands import JudgedOutput, RecordAnnotation
+from annotations_service.adapters.read_model import AnnotationsReadModel
+from annotations_service.domain.annotation import Annotation, JudgedOutput
+from annotations_service.domain.commands import RecordAnnotation
 from annotations_service.domain.errors import Conflict
 from annotations_service.domain.export import export_kinds, export_line
-from annotations_service.domain.state import Decision, RecordAnnotations, decide, fold
-from eventlog import ConcurrencyConflict, EventLog, ProjectionRunner, token
+from annotations_service.domain.names import RESULT_SUBJECTS, record_subject
+from annotations_service.domain.state import RecordAnnotations, decide, evolve
+from eventlog import ConcurrencyConflict, EventStore, NewEvent, ProjectionRunner, load_aggregate
+from servicehost.clock import Clock, utc_now
 from workbench.datasets.v1.datasets_pb2 import Record
 
-RESULT_SUBJECTS = "wb.results.>"
+# How long a judgement waits for a result that is stored but not projected yet.
 _CATCH_UP_S = 3.0
 
 
@@ -26,100 +32,84 @@ class RecordSource(Protocol):
     def record_batches(self, dataset_id: str) -> AsyncIterator[Sequence[Record]]: ...
 
 
-def record_subject(dataset_id: str, record_id: str) -> str:
-    """The subject of a record's annotation events."""
-    return f"wb.annotations.{dataset_id}.{token(record_id)}"
-
-
-class AnnotationsApp:
+@dataclass
+class AnnotationsApplication:
     """Records judgements on model outputs, lists them, and exports the curated ones."""
 
-    def __init__(self, events: EventLog, runner: ProjectionRunner, engine: Engine, records: RecordSource) -> None:
-        self.events = events
-        self.runner = runner
-        self.engine = engine
-        self.records = records
+    store: EventStore
+    projection: ProjectionRunner
+    read_model: AnnotationsReadModel
+    records: RecordSource
+    clock: Clock = utc_now
 
-    async def record_annotation(self, command: RecordAnnotation) -> AnnotationRow:
-        """Records a judgement and returns the annotation as the read model now holds it.
+    async def record_annotation(self, command: RecordAnnotation) -> Annotation:
+        """Records a judgement, stamped with the clock's time, and returns the annotation as the
+        read model now holds it.
 
         Raises InvalidInput, FailedPrecondition (golden/wrong on a model without a result), or
         Conflict when the record's annotations changed since command.expected_version (or since
         they were loaded here): nothing is overwritten, the caller reloads and tries again.
         A retry of the same command with the same expected_version is a no-op.
         """
-        subject = record_subject(command.dataset_id, command.record_id)
-        stored = await self.events.read(subject)
-        state = fold(
+        state = await load_aggregate(
+            self.store,
+            record_subject(command.dataset_id, command.record_id),
             RecordAnnotations(command.dataset_id, command.record_id),
-            [(event.sequence, event.event) for event in stored],
+            evolve,
         )
         judged = await self._latest_output(command)
-        decision = decide(state, command, judged)
-        if decision.already_recorded:
-            sequence = state.version
-        else:
-            sequence = await self._append(subject, decision)
-        await self.runner.wait_for(sequence)
-        row = read_model.annotation(self.engine, command.dataset_id, command.record_id, command.model_id)
-        if row is None:  # cleared again in the meantime: answer with what was recorded
-            event = decision.event
-            row = AnnotationRow(
-                dataset_id=event.dataset_id,
-                record_id=event.record_id,
-                model_id=event.model_id,
-                kind=event.kind,
-                output_text=event.output_text,
-                note=event.note,
-                annotator=event.annotator,
-                source=event.source,
-                version=sequence,
-                recorded_at=event.recorded_at.ToDatetime(tzinfo=UTC),
-            )
-        return row
+        # No new events: a retry of the change already stored, answered with the record as it is.
+        after = await self._append(state, decide(state, command, judged, self.clock()))
+        await self.projection.wait_for(after.version)
+        key = (command.dataset_id, command.record_id, command.model_id)
+        found = await asyncio.to_thread(self.read_model.annotation, *key)
+        # None: cleared again in the meantime; answer with what was recorded.
+        return found if found is not None else after.annotation(command.model_id)
 
-    async def _latest_output(self, command: RecordAnnotation) -> JudgedOutput | None:
-        where = (self.engine, command.dataset_id, command.record_id, command.model_id)
-        judged = read_model.latest_output(*where)
-        if judged is None:
-            # The result may be stored but not yet projected (a user clicking as soon as it shows):
-            # wait briefly for the read model to reach the newest result, then look again.
-            newest = await self.events.last_sequence(RESULT_SUBJECTS)
-            with contextlib.suppress(TimeoutError):
-                await self.runner.wait_for(newest, _CATCH_UP_S)
-            judged = read_model.latest_output(*where)
-        return judged
-
-    async def _append(self, subject: str, decision: Decision) -> int:
-        try:
-            return await self.events.append(
-                subject, decision.event, msg_id=decision.msg_id, expected_sequence=decision.expected_sequence
-            )
-        except ConcurrencyConflict:
-            raise Conflict(
-                f"someone else changed the annotations of record {decision.event.record_id!r} just now: "
-                "reload them and try again"
-            ) from None
-
-    def list_annotations(self, dataset_id: str, record_ids: Sequence[str] = ()) -> list[AnnotationRow]:
+    async def list_annotations(self, dataset_id: str, record_ids: Sequence[str] = ()) -> list[Annotation]:
         """The current annotations of a dataset (of the given records only, if any), by record then model."""
-        return read_model.annotations(self.engine, dataset_id, record_ids=record_ids)
+        return await asyncio.to_thread(self.read_model.annotations, dataset_id, None, record_ids)
 
-    async def export_dataset(self, dataset_id: str, kinds: list[int]) -> AsyncIterator[bytes]:
+    async def export_dataset(self, dataset_id: str, kinds: Sequence[int]) -> AsyncIterator[bytes]:
         """Yields the export as JSONL chunks: one line per curated (record, model), in record order.
 
         kinds selects the annotation kinds (empty: golden and fixed). The record inputs are read
         from the datasets service; annotations of records the dataset lacks are left out.
         """
-        wanted = export_kinds(kinds)
-        by_record: dict[str, list[AnnotationRow]] = {}
-        for row in read_model.annotations(self.engine, dataset_id, wanted):
-            by_record.setdefault(row.record_id, []).append(row)
+        wanted = export_kinds(list(kinds))
+        by_record: dict[str, list[Annotation]] = {}
+        for annotation in await asyncio.to_thread(self.read_model.annotations, dataset_id, wanted):
+            by_record.setdefault(annotation.record_id, []).append(annotation)
         async for batch in self.records.record_batches(dataset_id):
             lines = [
-                export_line(dataset_id, record, row.model_id, row.kind, row.output_text)
+                export_line(dataset_id, record, annotation.model_id, annotation.kind, annotation.output_text)
                 for record in batch
-                for row in by_record.get(record.record_id, [])
+                for annotation in by_record.get(record.record_id, [])
             ]
             if lines:
                 yield "".join(lines).encode()
+
+    async def _latest_output(self, command: RecordAnnotation) -> JudgedOutput | None:
+        key = (command.dataset_id, command.record_id, command.model_id)
+        judged = await asyncio.to_thread(self.read_model.latest_output, *key)
+        if judged is None:
+            # The result may be stored but not yet projected (a user clicking as soon as it shows):
+            # wait briefly for the read model to reach the newest result, then look again.
+            newest = await self.store.last_sequence(RESULT_SUBJECTS)
+            with contextlib.suppress(TimeoutError):
+                await self.projection.wait_for(newest, _CATCH_UP_S)
+            judged = await asyncio.to_thread(self.read_model.latest_output, *key)
+        return judged
+
+    async def _append(self, state: RecordAnnotations, new_events: list[NewEvent]) -> RecordAnnotations:
+        """Appends the decided events; returns the record's state after them."""
+        for new in new_events:
+            try:
+                sequence = await self.store.append(new)
+            except ConcurrencyConflict:
+                raise Conflict(
+                    f"someone else changed the annotations of record {state.record_id!r} just now: "
+                    "reload them and try again"
+                ) from None
+            state = evolve(state, new.event, sequence)
+        return state

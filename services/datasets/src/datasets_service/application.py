@@ -1,7 +1,8 @@
 """The datasets application: upload (validate -> store the file -> register), queries, records.
 
 Commands follow load -> decide -> append, then wait for this service's own projection, so a read
-right after a command sees its effect.
+right after a command sees its effect. Read-model queries run in worker threads, so a slow one
+holds up neither the projector nor other calls.
 """
 
 import asyncio
@@ -9,68 +10,50 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Protocol
 
-from google.protobuf.message import Message
-
-from datasets_service.adapters.object_store import BlobMissing, DatasetFiles
-from datasets_service.adapters.read_model import DatasetQueries, DatasetRow
+from datasets_service.adapters.read_model import DatasetsReadModel
 from datasets_service.adapters.record_cache import CacheKey, RecordCache
 from datasets_service.domain.commands import DeleteDataset, RegisterDataset
-from datasets_service.domain.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    StoredFileUnreadable,
-    UploadTooLarge,
-)
+from datasets_service.domain.dataset import DatasetInfo
+from datasets_service.domain.errors import Conflict, InvalidInput, NotFound, StoredFileUnreadable, UploadTooLarge
 from datasets_service.domain.names import dataset_subject, is_dataset_id, object_name, safe_file_name
 from datasets_service.domain.records import ParsedDataset, Record, parse_jsonl
-from datasets_service.domain.state import Command, DatasetState, decide, event_id, evolve
-from eventlog import ConcurrencyConflict, EventLog, ProjectionRunner
-from workbench.datasets.v1.datasets_pb2 import RecordFormat
+from datasets_service.domain.state import Command, DatasetState, decide, evolve
+from eventlog import ConcurrencyConflict, EventStore, NewEvent, ProjectionRunner, load_aggregate
+from servicehost.clock import Clock, utc_now
 
 
-@dataclass(frozen=True, slots=True)
-class DatasetInfo:
-    """A registered dataset as the catalogue shows it."""
+class BlobMissing(Exception):
+    """No file of that name in the file store."""
 
-    dataset_id: str
-    name: str
-    format: "RecordFormat.ValueType"
-    record_count: int
-    sha256: str
-    object_name: str
-    size_bytes: int
-    registered_at: datetime
+
+class FileStore(Protocol):
+    """Where dataset files are kept whole (the JetStream object store; a dict in unit tests)."""
+
+    async def put(self, name: str, data: bytes) -> None: ...
+
+    async def get(self, name: str) -> bytes:
+        """The file's bytes; BlobMissing when there is none."""
+        ...
 
 
 def new_dataset_id() -> str:
     return "ds_" + secrets.token_hex(6)
 
 
+@dataclass
 class DatasetsApplication:
     """Everything the datasets service can do, independent of gRPC."""
 
-    def __init__(
-        self,
-        events: EventLog,
-        runner: ProjectionRunner,
-        queries: DatasetQueries,
-        files: DatasetFiles,
-        cache: RecordCache,
-        max_upload_bytes: int,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        new_id: Callable[[], str] = new_dataset_id,
-    ) -> None:
-        self.events = events
-        self.runner = runner
-        self.queries = queries
-        self.files = files
-        self.cache = cache
-        self.max_upload_bytes = max_upload_bytes
-        self.clock = clock
-        self.new_id = new_id
+    store: EventStore
+    projection: ProjectionRunner
+    read_model: DatasetsReadModel
+    files: FileStore
+    cache: RecordCache
+    max_upload_bytes: int
+    clock: Clock = utc_now
+    new_id: Callable[[], str] = new_dataset_id
 
     async def upload_dataset(self, name: str, chunks: AsyncIterable[bytes]) -> DatasetInfo:
         """Validates a whole JSONL file, stores it, registers it as a new dataset and returns it.
@@ -82,7 +65,7 @@ class DatasetsApplication:
         parsed = await asyncio.to_thread(parse_jsonl, data)
         sha256 = await asyncio.to_thread(_sha256, data)
         dataset_id = self.new_id()
-        command = RegisterDataset(
+        dataset = DatasetInfo(
             dataset_id=dataset_id,
             name=safe_file_name(name),
             format=parsed.format,
@@ -92,39 +75,43 @@ class DatasetsApplication:
             size_bytes=len(data),
             registered_at=self.clock(),
         )
-        state, version = await self._load(dataset_id)
-        new_events = decide(state, command)
-        await self.files.put(command.object_name, data)
+        new_events = decide(await self._load(dataset_id), RegisterDataset(dataset))
+        await self.files.put(dataset.object_name, data)
         # Should the append below fail, the file stays in the bucket as an orphan: no event refers
         # to it, so no read model or reader ever sees it; the client gets an error and may retry.
-        await self._append(dataset_id, version, new_events)
-        self.cache.put(CacheKey(dataset_id, command.sha256), parsed, len(data))
-        return self.get_dataset(dataset_id)
+        await self._append(dataset_id, new_events)
+        self.cache.put(CacheKey(dataset_id, sha256), parsed, len(data))
+        return await self.get_dataset(dataset_id)
 
     async def delete_dataset(self, dataset_id: str) -> None:
-        """Removes a dataset from the catalogue; deleting it again is a no-op."""
+        """Removes a dataset from the catalogue (its events stay in the log); deleting it again is a no-op."""
         if not is_dataset_id(dataset_id):
             raise NotFound(f"there is no dataset {dataset_id!r}; list the datasets to find its id")
         await self._execute(dataset_id, DeleteDataset(dataset_id, deleted_at=self.clock()))
 
-    def list_datasets(self) -> list[DatasetInfo]:
+    async def list_datasets(self) -> list[DatasetInfo]:
         """Every live dataset, in registration order."""
-        return [_info(row) for row in self.queries.list()]
+        return await asyncio.to_thread(self.read_model.list)
 
-    def get_dataset(self, dataset_id: str) -> DatasetInfo:
+    async def get_dataset(self, dataset_id: str) -> DatasetInfo:
         """One dataset; NotFound when it was never registered or has been deleted."""
-        return _info(self._row(dataset_id))
+        info = await asyncio.to_thread(self.read_model.get, dataset_id)
+        if info is None:
+            raise NotFound(f"there is no dataset {dataset_id!r}; list the datasets to find its id")
+        return info
 
     async def read_records(self, dataset_id: str, offset: int = 0, limit: int = 0) -> Sequence[Record]:
         """The records at positions offset .. offset+limit-1 (limit 0: to the end), in file order.
 
-        The file comes from the object store, checked against its sha256, and stays parsed in a
+        The file comes from the file store, checked against its sha256, and stays parsed in a
         small in-memory cache so that reading a dataset shard by shard downloads it once.
         """
         if offset < 0 or limit < 0:
             raise InvalidInput(f"offset and limit must not be negative (got offset {offset}, limit {limit})")
-        row = self._row(dataset_id)
-        parsed = await self.cache.get(CacheKey(row.dataset_id, row.sha256), row.size_bytes, lambda: self._parse(row))
+        info = await self.get_dataset(dataset_id)
+        parsed = await self.cache.get(
+            CacheKey(info.dataset_id, info.sha256), info.size_bytes, lambda: self._parse(info)
+        )
         return parsed.records[offset : None if limit == 0 else offset + limit]
 
     async def _receive(self, chunks: AsyncIterable[bytes]) -> bytes:
@@ -135,68 +122,42 @@ class DatasetsApplication:
             received += chunk
         return bytes(received)
 
-    async def _parse(self, row: DatasetRow) -> ParsedDataset:
+    async def _parse(self, info: DatasetInfo) -> ParsedDataset:
         try:
-            data = await self.files.get(row.object_name)
+            data = await self.files.get(info.object_name)
         except BlobMissing:
             raise StoredFileUnreadable(
-                f"the file of dataset {row.dataset_id} ({row.object_name}) is missing from the object store; "
+                f"the file of dataset {info.dataset_id} ({info.object_name}) is missing from the object store; "
                 "upload the file again"
             ) from None
-        if await asyncio.to_thread(_sha256, data) != row.sha256:
+        if await asyncio.to_thread(_sha256, data) != info.sha256:
             raise StoredFileUnreadable(
-                f"the stored file of dataset {row.dataset_id} does not match its sha256; upload the file again"
+                f"the stored file of dataset {info.dataset_id} does not match its sha256; upload the file again"
             )
         try:
             return await asyncio.to_thread(parse_jsonl, data)
         except InvalidInput as error:  # validated at upload: only a parser change could get here
             raise StoredFileUnreadable(
-                f"the stored file of dataset {row.dataset_id} no longer parses: {error}"
+                f"the stored file of dataset {info.dataset_id} no longer parses: {error}"
             ) from None
 
-    def _row(self, dataset_id: str) -> DatasetRow:
-        row = self.queries.get(dataset_id)
-        if row is None:
-            raise NotFound(f"there is no dataset {dataset_id!r}; list the datasets to find its id")
-        return row
-
     async def _execute(self, dataset_id: str, command: Command) -> None:
-        state, version = await self._load(dataset_id)
-        await self._append(dataset_id, version, decide(state, command))
+        await self._append(dataset_id, decide(await self._load(dataset_id), command))
 
-    async def _load(self, dataset_id: str) -> tuple[DatasetState, int]:
-        state, version = DatasetState(dataset_id), 0
-        for stored in await self.events.read(dataset_subject(dataset_id)):
-            state, version = evolve(state, stored.event), stored.sequence
-        return state, version
+    async def _load(self, dataset_id: str) -> DatasetState:
+        return await load_aggregate(self.store, dataset_subject(dataset_id), DatasetState(dataset_id), evolve)
 
-    async def _append(self, dataset_id: str, version: int, new_events: list[Message]) -> None:
-        subject = dataset_subject(dataset_id)
+    async def _append(self, dataset_id: str, new_events: list[NewEvent]) -> None:
         sequence = 0
-        for event in new_events:
+        for new in new_events:
             try:
-                sequence = await self.events.append(
-                    subject, event, msg_id=event_id(event), expected_sequence=sequence or version
-                )
-            except ConcurrencyConflict as conflict:
-                raise Conflict(f"dataset {dataset_id} changed meanwhile: {conflict}") from None
+                sequence = await self.store.append(new)
+            except ConcurrencyConflict:
+                raise Conflict(f"dataset {dataset_id} changed meanwhile; reload it and try again") from None
         if sequence:
-            await self.runner.wait_for(sequence)
+            await self.projection.wait_for(sequence)
 
 
 def _sha256(data: bytes) -> str:
     # Off the event loop, like parsing: a file may be hundreds of megabytes.
     return hashlib.sha256(data).hexdigest()
-
-
-def _info(row: DatasetRow) -> DatasetInfo:
-    return DatasetInfo(
-        dataset_id=row.dataset_id,
-        name=row.name,
-        format=row.format,  # type: ignore[arg-type]
-        record_count=row.record_count,
-        sha256=row.sha256,
-        object_name=row.object_name,
-        size_bytes=row.size_bytes,
-        registered_at=row.registered_at,
-    )

@@ -1,37 +1,33 @@
-"""python -m inference_service [serve | worker | rebuild]
+"""`python -m inference_service [serve | worker | rebuild | parked [--retry]]` (see servicehost.cli).
 
-serve (the default) runs the inference API; worker runs models from the work queue; rebuild replays
-the runs read model from the event log. Settings come from the environment (see config.py).
+serve (the default) runs the inference API; worker runs models from the work queue (its settings
+are WorkerSettings). Nothing is imported at module level: vLLM spawns processes that import this
+module again, and they need none of it.
 """
 
-import argparse
-import asyncio
 import logging
+import os
 import sys
+from collections.abc import Sequence
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inference_service", description=__doc__.split("\n\n")[1])
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "worker", "rebuild"])
-    command = parser.parse_args(argv).command
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Imported here: vLLM spawns processes that import this module again, and they need none of it.
-    from inference_service import bootstrap
-    from inference_service.config import Settings, WorkerSettings
-    from inference_service.domain.errors import InvalidInput
+def main(argv: Sequence[str] | None = None) -> int:
+    from inference_service.bootstrap import projections, start, work
+    from inference_service.settings import InferenceSettings, WorkerSettings
+    from servicehost.cli import Command, service_main
 
-    try:
-        if command == "worker":
-            asyncio.run(bootstrap.work(WorkerSettings.from_env()))
-        elif command == "rebuild":
-            position = asyncio.run(bootstrap.rebuild_read_model(Settings.from_env()))
-            print(f"runs read model rebuilt up to sequence {position}")
-        else:
-            return asyncio.run(bootstrap.serve(Settings.from_env()))
-    except (InvalidInput, ValueError) as error:
-        print(f"inference_service {command}: {error}", file=sys.stderr)
-        return 2
-    return 0
+    async def work_then_exit(settings: WorkerSettings) -> int:
+        code = await work(settings)
+        # Every shard is settled and every connection closed by now; what is left is the
+        # interpreter's last garbage collection over torch's and vLLM's objects, which takes seconds
+        # a supervisor (make run, Kubernetes) would otherwise wait for.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    worker = Command("run models from the work queue", WorkerSettings, work_then_exit)
+    return service_main("inference", InferenceSettings, start, projections, argv, more={"worker": worker})
 
 
 if __name__ == "__main__":

@@ -1,32 +1,46 @@
-"""The inference API's use cases: list models, start a run, and read runs and results."""
+"""The inference API's use cases: list models, start a run, and read runs and results.
+
+Starting a run follows decide -> append, then waits for this service's own projection, so a read
+right after it sees the run. Read-model queries run in worker threads, so a slow one holds up
+neither the projector (which shares this event loop) nor other calls.
+"""
 
 import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
-from eventlog import ProjectionRunner
+from eventlog import AppendTimeout, ConcurrencyConflict, EventStore, NewEvent, ProjectionRunner
 from inference_service.adapters.datasets_client import DatasetSummary
-from inference_service.adapters.read_model import InferenceResult, RunsReadModel
-from inference_service.adapters.run_log import RunLog
+from inference_service.adapters.read_model import RunsReadModel
 from inference_service.domain.commands import RequestRun
-from inference_service.domain.errors import InvalidInput, NotFound, Unavailable
+from inference_service.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from inference_service.domain.models import ModelSpec, Sampling, sampling_problems
 from inference_service.domain.progress import plan_shards
 from inference_service.domain.state import RunState, RunStatus, decide, evolve, sampling_to_proto
+from servicehost.clock import Clock, utc_now
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
 
 
 class Datasets(Protocol):
-    async def get(self, dataset_id: str) -> DatasetSummary: ...
+    """The datasets service, asked whether a dataset exists and how many records it has."""
+
+    async def get(self, dataset_id: str) -> DatasetSummary:
+        """The dataset's summary; NotFound when there is no such dataset."""
+        ...
 
 
 class ShardQueue(Protocol):
-    async def publish(self, shards: Sequence[pb.RunShard]) -> None: ...
+    """The work queue the workers pull shards from (NATS WB_WORK; a list in unit tests)."""
+
+    async def publish(self, shards: Sequence[pb.RunShard]) -> None:
+        """Enqueues shards; publishing the same shard again is a no-op (Unavailable when unconfirmed)."""
+        ...
 
 
 REQUEUE_MAX_AGE = timedelta(hours=23)
@@ -37,47 +51,36 @@ def new_run_id() -> str:
     return "run_" + uuid.uuid4().hex[:12]
 
 
+@dataclass
 class InferenceApplication:
-    """Starts runs (RunRequested, then shards on the work queue) and answers from the read model.
+    """Everything the inference API can do, independent of gRPC: starts runs (RunRequested, then
+    shards on the work queue) and answers from the read model."""
 
-    Read-model queries run in a worker thread, so a slow one holds up neither the projector (which
-    shares this event loop) nor other calls.
-    """
+    store: EventStore
+    projection: ProjectionRunner
+    read_model: RunsReadModel
+    models: Sequence[ModelSpec]
+    queue: ShardQueue
+    datasets: Datasets
+    shard_size: int = 256
+    clock: Clock = utc_now
+    new_id: Callable[[], str] = new_run_id
+    projection_wait_s: float = PROJECTION_WAIT_S
+    _models_by_id: dict[str, ModelSpec] = field(init=False)
 
-    def __init__(
-        self,
-        models: Sequence[ModelSpec],
-        runs: RunLog,
-        queue: ShardQueue,
-        datasets: Datasets,
-        runner: ProjectionRunner,
-        read_model: RunsReadModel,
-        shard_size: int = 256,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        make_run_id: Callable[[], str] = new_run_id,
-        projection_wait_s: float = PROJECTION_WAIT_S,
-    ) -> None:
-        self.models = {model.model_id: model for model in models}
-        self.runs = runs
-        self.queue = queue
-        self.datasets = datasets
-        self.runner = runner
-        self.read_model = read_model
-        self.shard_size = shard_size
-        self.clock = clock
-        self.make_run_id = make_run_id
-        self.projection_wait_s = projection_wait_s
+    def __post_init__(self) -> None:
+        self._models_by_id = {model.model_id: model for model in self.models}
 
     def list_models(self) -> list[ModelSpec]:
         """Every model of the models file, in file order."""
-        return list(self.models.values())
+        return list(self.models)
 
     def model(self, model_id: str) -> ModelSpec:
         """The model with this id; NotFound names the ids that exist."""
         try:
-            return self.models[model_id]
+            return self._models_by_id[model_id]
         except KeyError:
-            known = ", ".join(self.models) or "none"
+            known = ", ".join(self._models_by_id) or "none"
             raise NotFound(f"model {model_id!r} is not in the models file; known models: {known}") from None
 
     async def start_run(self, dataset_id: str, model_id: str, sampling: Sampling | None = None) -> RunState:
@@ -96,16 +99,13 @@ class InferenceApplication:
         if problems:
             raise InvalidInput(f"sampling for {model_id}: " + "; ".join(problems))
         dataset = await self.datasets.get(dataset_id)
-        run_id = self.make_run_id()
+        run_id = self.new_id()
         command = RequestRun(run_id, dataset_id, model_id, sampling, dataset.record_count, self.clock())
-        new_events = decide(RunState(run_id), command)
-        try:
-            sequences = await self.runs.append(new_events)
-        except TimeoutError as error:  # the event log's AppendTimeout: maybe stored, maybe not
-            raise Unavailable(f"the event log did not confirm run {run_id} in time ({error}); try again") from None
+        new_events = decide(RunState(run_id), command)  # a new id: nothing to load
+        sequence = await self._append(run_id, new_events)
         await self.queue.publish(self._shards(run_id, dataset_id, model_id, sampling, dataset.record_count))
         try:
-            await self.runner.wait_for(sequences[-1], within=self.projection_wait_s)
+            await self.projection.wait_for(sequence, within=self.projection_wait_s)
         except TimeoutError:
             # The run is stored and its shards are queued: answering an error now would make the
             # user start it again. Its own events say all there is to say about a new run.
@@ -114,7 +114,7 @@ class InferenceApplication:
             )
             state = RunState(run_id)
             for new in new_events:
-                state = evolve(state, new.event)
+                state = evolve(state, new.event, sequence)
             return state
         return await self.get_run(run_id)
 
@@ -129,7 +129,7 @@ class InferenceApplication:
         requeued = 0
         for run in await asyncio.to_thread(self.read_model.list_runs, active_only=True):
             recent = run.requested_at is not None and now - run.requested_at < max_age
-            if run.status is RunStatus.QUEUED and recent and run.model_id in self.models:
+            if run.status is RunStatus.QUEUED and recent and run.model_id in self._models_by_id:
                 shards = self._shards(run.run_id, run.dataset_id, run.model_id, run.sampling, run.total)
                 await self.queue.publish(shards)
                 requeued += 1
@@ -162,7 +162,7 @@ class InferenceApplication:
 
     async def list_results(
         self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()
-    ) -> list[InferenceResult]:
+    ) -> list[pb.Result]:
         """Results in the order they were recorded, of a dataset and/or of one run (one of them is needed).
 
         record_ids not empty: only those records' results (a page of the results view).
@@ -170,3 +170,15 @@ class InferenceApplication:
         if not dataset_id and not run_id:
             raise InvalidInput("give a dataset_id, a run_id, or both")
         return await asyncio.to_thread(self.read_model.list_results, dataset_id, run_id, list(record_ids))
+
+    async def _append(self, run_id: str, new_events: list[NewEvent]) -> int:
+        """Appends the events; returns the last one's sequence."""
+        sequence = 0
+        for new in new_events:
+            try:
+                sequence = await self.store.append(new)
+            except AppendTimeout as error:  # maybe stored, maybe not
+                raise Unavailable(f"the event log did not confirm run {run_id} in time ({error}); try again") from None
+            except ConcurrencyConflict:
+                raise Conflict(f"run {run_id} already exists; start a new run instead") from None
+        return sequence

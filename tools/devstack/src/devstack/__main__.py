@@ -1,9 +1,7 @@
 """`python -m devstack run`: the whole workbench on 127.0.0.1 until Ctrl-C (what `make run` calls).
 
-Environment (all optional): WB_VAR_DIR (./var: JetStream data, SQLite read models, logs, demo
-models), WB_API_TOKEN (default: generated once, kept in <var>/api-token), WB_MODELS_FILE
-(config/models.toml: two tiny demo models built on first run), WB_NATS_PORT (4223),
-WB_DATASETS_PORT (50051), WB_INFERENCE_PORT (50052), WB_ANNOTATIONS_PORT (50053), WB_GATEWAY_PORT (4080).
+Settings: devstack/settings.py (WB_VAR_DIR, WB_API_TOKEN, WB_MODELS_FILE, the ports); every other
+WB_* variable reaches the services as the user set it.
 """
 
 import argparse
@@ -15,15 +13,17 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.natsserver import PortInUse
+from devstack.settings import REPO, DevstackSettings
 from devstack.stack import PROCESSES, Stack, StackPorts
-from eventlog.natsserver import PortInUse
+from servicehost.settings import SettingsError
 
-REPO = Path(__file__).resolve().parents[4]
+DEMO_MODELS_FILE = REPO / "config" / "models.toml"
 
 
-def api_token(var: Path) -> str:
-    if token := os.environ.get("WB_API_TOKEN"):
-        return token
+def api_token(var: Path, configured: str) -> str:
+    if configured:
+        return configured
     path = var / "api-token"
     if not path.exists():
         var.mkdir(parents=True, exist_ok=True)
@@ -40,15 +40,22 @@ def build_demo_models(var: Path) -> None:
     if all((out / name / "config.json").exists() for name in ("tiny-a", "tiny-b")):
         return
     print(f"building the two tiny demo models in {out} (first run only) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "inference_service.demo_models", str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "devstack.demo_models", str(out)], check=True)
 
 
 def run() -> int:
-    var = Path(os.environ.get("WB_VAR_DIR", REPO / "var")).resolve()
-    models_file = Path(os.environ.get("WB_MODELS_FILE", REPO / "config" / "models.toml")).resolve()
-    if models_file == (REPO / "config" / "models.toml").resolve():
+    try:
+        settings = DevstackSettings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    var = settings.var_dir.resolve()
+    models_file = settings.models_file.resolve()
+    if models_file == DEMO_MODELS_FILE.resolve():
         build_demo_models(REPO / "var")
-    stack = Stack(REPO, var, StackPorts.from_env(), token=api_token(var), models_file=models_file)
+    stack = Stack(
+        REPO, var, StackPorts.from_settings(settings), token=api_token(var, settings.api_token), models_file=models_file
+    )
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -75,7 +82,7 @@ def run() -> int:
                 if not stack.running(name):
                     print(f"error: {name} stopped unexpectedly; see {var / 'logs' / (name + '.log')}", file=sys.stderr)
                     stopping = True
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
         print("stopping ...", flush=True)
         stack.stop()

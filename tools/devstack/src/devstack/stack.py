@@ -3,6 +3,9 @@
 nats-server (JetStream under <var>/nats), the datasets, inference and annotations services, one
 inference worker and the gateway. Each logs to <var>/logs/<name>.log. The same class serves
 `make run` and the end-to-end tests, which stop, kill and restart single processes.
+
+Every child leads its own process group, watched by a guardian process (guardian.py): however the
+launcher ends, SIGKILL included, no child survives it to hold a port.
 """
 
 import contextlib
@@ -19,10 +22,14 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from eventlog.natsserver import NatsServer, PortInUse, free_port, port_is_free
+from devstack.guardian import Guardian
+from devstack.natsserver import NatsServer, PortInUse, free_port, port_is_free
+from devstack.settings import DevstackSettings
 
 SERVICES = ("datasets", "inference", "annotations")
 PROCESSES = (*SERVICES, "worker", "gateway")
+METERED = (*SERVICES, "worker")  # the processes that serve /metrics on a port of their own
+STOP_GRACE_S = 8.0  # SIGTERM, then SIGKILL: the whole stack is down within 10 s
 
 
 @dataclass(frozen=True)
@@ -32,21 +39,28 @@ class StackPorts:
     inference: int
     annotations: int
     gateway: int
+    datasets_metrics: int = 0
+    inference_metrics: int = 0
+    annotations_metrics: int = 0
+    worker_metrics: int = 0
 
     @classmethod
     def free(cls) -> "StackPorts":
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(*(free_port() for _ in range(9)))
 
     @classmethod
-    def from_env(cls) -> "StackPorts":
-        """`make run`'s ports: WB_NATS_PORT (4223; 4222 is often a system NATS), 50051-50053, 4080."""
-        env = os.environ
+    def from_settings(cls, settings: DevstackSettings) -> "StackPorts":
+        """`make run`'s ports: WB_NATS_PORT (4223; 4222 is often a system NATS), 50051-50053, 4080, 9151-9154."""
         return cls(
-            nats=int(env.get("WB_NATS_PORT", "4223")),
-            datasets=int(env.get("WB_DATASETS_PORT", "50051")),
-            inference=int(env.get("WB_INFERENCE_PORT", "50052")),
-            annotations=int(env.get("WB_ANNOTATIONS_PORT", "50053")),
-            gateway=int(env.get("WB_GATEWAY_PORT", "4080")),
+            nats=settings.nats_port,
+            datasets=settings.datasets_port,
+            inference=settings.inference_port,
+            annotations=settings.annotations_port,
+            gateway=settings.gateway_port,
+            datasets_metrics=settings.datasets_metrics_port,
+            inference_metrics=settings.inference_metrics_port,
+            annotations_metrics=settings.annotations_metrics_port,
+            worker_metrics=settings.worker_metrics_port,
         )
 
 
@@ -60,6 +74,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     nats: NatsServer | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    guardian: Guardian = field(default_factory=Guardian)
 
     @property
     def url(self) -> str:
@@ -72,8 +87,11 @@ class Stack:
     def db_path(self, service: str) -> Path:
         return self.var / "db" / f"{service}.db"
 
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """The children's environment: the launcher's own (base), where the stack's addresses and
+        token replace any the user set, while the read-model databases default to SQLite files
+        under <var>/db only where the user named none (Postgres read models work under make run)."""
+        env = dict(os.environ if base is None else base)
         env.update(
             {
                 "WB_NATS_URL": self.nats_url,
@@ -87,8 +105,11 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        for name in METERED:
+            port = getattr(self.ports, f"{name}_metrics")
+            env[f"WB_{name.upper()}_METRICS_ADDR"] = f"127.0.0.1:{port}" if port else "off"
         for service in SERVICES:
-            env[f"WB_{service.upper()}_DB_URL"] = f"sqlite:///{self.db_path(service)}"
+            env.setdefault(f"WB_{service.upper()}_DB_URL", f"sqlite:///{self.db_path(service)}")
         if self.models_file is not None:
             env["WB_MODELS_FILE"] = str(self.models_file)
         env.update(self.extra_env)
@@ -102,10 +123,12 @@ class Stack:
         (self.var / "db").mkdir(parents=True, exist_ok=True)
         for name in names:  # all before anything starts: a busy port should leave nothing behind
             self._check_port(name)
+        self.guardian.start()
         if self.nats is None or self.nats.process is None or self.nats.process.poll() is not None:
             self.start_nats()
         for name in names:
             self.processes[name] = self._spawn(name)
+            self.guardian.watch(self.processes[name].pid)
         deadline = time.monotonic() + timeout
         for name in names:
             self._wait_healthy(name, deadline)
@@ -113,28 +136,39 @@ class Stack:
 
     def start_nats(self) -> None:
         self.nats = NatsServer(self.var / "nats", port=self.ports.nats).start()
+        assert self.nats.process is not None
+        self.guardian.watch(self.nats.process.pid)
 
     def stop(self, names: tuple[str, ...] | None = None, kill: bool = False) -> None:
-        """Stops the named processes (default: all, then nats-server), gracefully unless kill."""
-        chosen = list(reversed(PROCESSES)) if names is None else list(names)
-        for name in chosen:
-            proc = self.processes.pop(name, None)
-            if proc is None:
-                continue
+        """Stops the named processes (default: all, then nats-server), gracefully unless kill.
+
+        All at once: SIGTERM to each, up to STOP_GRACE_S for all of them together, then SIGKILL.
+        """
+        chosen = list(PROCESSES) if names is None else list(names)
+        stopping = {name: proc for name in chosen if (proc := self.processes.pop(name, None)) is not None}
+        for proc in stopping.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            # Each process leads its own process group (start_new_session): whatever it spawned and
-            # left behind (vLLM's engine core outlives a SIGKILLed worker) goes with it, as it would
-            # with its container.
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in stopping.values():
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        # Each process leads its own process group (start_new_session): whatever it spawned and
+        # left behind (vLLM's engine core outlives a SIGKILLed worker) goes with it, as it would
+        # with its container.
+        for proc in stopping.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+            self.guardian.release(proc.pid)
         if names is None and self.nats is not None:
+            if self.nats.process is not None:
+                self.guardian.release(self.nats.process.pid)
             self.nats.stop(kill=kill)
+        if names is None:
+            self.guardian.close()
 
     def running(self, name: str) -> bool:
         proc = self.processes.get(name)
@@ -150,10 +184,11 @@ class Stack:
         return getattr(self.ports, name, None)
 
     def _check_port(self, name: str) -> None:
-        port = self._port_of(name)
-        if port is not None and not port_is_free(port):
-            variable = f"WB_{name.upper()}_PORT"
-            raise PortInUse(f"{name}: port {port} on 127.0.0.1 is already in use; set {variable} to a free port")
+        for port_name in (name, f"{name}_metrics"):
+            port = self._port_of(port_name)
+            if port and not port_is_free(port):
+                variable = f"WB_{port_name.upper()}_PORT"
+                raise PortInUse(f"{name}: port {port} on 127.0.0.1 is already in use; set {variable} to a free port")
 
     def _command(self, name: str) -> list[str]:
         python = sys.executable

@@ -1,1 +1,1 @@
-"""Adapters: the read model's tables and queries, and the datasets service's gRPC client."""
+"""Adapters: the read model (tables, projection, queries) and the datasets service's gRPC client."""

@@ -4,37 +4,33 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from annotations_service.domain.errors import AnnotationError, InvalidInput, NotFound, Unavailable
-from eventlog.serving import insecure_channel
+from servicehost.grpc_client import DEFAULT_RPC_TIMEOUT_S, open_channel, peer_error
 from workbench.datasets.v1.datasets_pb2 import ReadRecordsRequest, Record
 from workbench.datasets.v1.datasets_pb2_grpc import DatasetServiceStub
 
-_TRANSLATED: dict[grpc.StatusCode, type[AnnotationError]] = {
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
-}
+# A deadline covers a whole stream, and an export reads every record of a dataset.
+READ_ALL_TIMEOUT_S = 3600.0
 
 
 class DatasetsClient:
-    """The records of a dataset, streamed from DatasetService.ReadRecords in file order."""
+    """The records of a dataset, streamed from DatasetService.ReadRecords in file order.
 
-    def __init__(self, address: str) -> None:
+    A failed call becomes the error kind of servicehost.errors (NotFound for an unknown dataset,
+    Unavailable when the service does not answer).
+    """
+
+    def __init__(self, address: str, timeout_s: float = DEFAULT_RPC_TIMEOUT_S) -> None:
         self.address = address
-        self.channel = insecure_channel(address)
+        self.channel = open_channel(address, timeout_s)
         self.stub = DatasetServiceStub(self.channel)
 
     async def record_batches(self, dataset_id: str) -> AsyncIterator[Sequence[Record]]:
+        request = ReadRecordsRequest(dataset_id=dataset_id)
         try:
-            async for response in self.stub.ReadRecords(ReadRecordsRequest(dataset_id=dataset_id)):
+            async for response in self.stub.ReadRecords(request, timeout=READ_ALL_TIMEOUT_S):
                 yield response.records
         except grpc.aio.AioRpcError as error:
-            cls = _TRANSLATED.get(error.code())
-            if cls is not None:
-                raise cls(error.details() or f"dataset {dataset_id!r}: {error.code().name}") from None
-            raise Unavailable(
-                f"the datasets service at {self.address} did not answer ({error.code().name}): "
-                "check that it is running and that WB_DATASETS_ADDR points at it"
-            ) from None
+            raise peer_error(error, "datasets", self.address) from None
 
     async def close(self) -> None:
         await self.channel.close()

@@ -1,49 +1,126 @@
-"""Queries on the read model; each opens its own short session."""
+"""The annotations read model, folded from the log: latest outputs (from results) and annotations.
+
+The service learns about model outputs only from the inference context's ResultRecorded events.
+Dropping every row and replaying from sequence 1 gives the same tables.
+"""
 
 from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
 from annotations_service.adapters.tables import AnnotationRow, OutputRow
-from annotations_service.domain.commands import JudgedOutput
-
-
-def latest_output(engine: Engine, dataset_id: str, record_id: str, model_id: str) -> JudgedOutput | None:
-    with Session(engine) as session:
-        row = session.get(OutputRow, (dataset_id, record_id, model_id))
-        return None if row is None else JudgedOutput(output_text=row.output_text, error=row.error)
-
-
-def annotation(engine: Engine, dataset_id: str, record_id: str, model_id: str) -> AnnotationRow | None:
-    with Session(engine) as session:
-        return session.get(AnnotationRow, (dataset_id, record_id, model_id))
-
+from annotations_service.domain.annotation import Annotation, JudgedOutput, recorded_annotation
+from annotations_service.domain.names import ANNOTATION_SUBJECTS, RESULT_SUBJECTS
+from eventlog import StoredEvent
+from workbench.annotations.v1.annotations_pb2 import AnnotationCleared, AnnotationRecorded
+from workbench.inference.v1.inference_pb2 import ResultRecorded
 
 _IDS_PER_QUERY = 500
 
 
-def annotations(
-    engine: Engine,
-    dataset_id: str,
-    kinds: frozenset[int] | None = None,
-    record_ids: Sequence[str] = (),
-) -> list[AnnotationRow]:
-    """A dataset's current annotations by record id then model id.
+class AnnotationsProjection:
+    """Applies ResultRecorded to annotations_outputs, AnnotationRecorded and AnnotationCleared to
+    annotations_annotations."""
 
-    Only the given kinds, if any, and only the given records, if any (queried in chunks, so a
-    long list stays within the database's limit on bound parameters).
-    """
-    query = select(AnnotationRow).where(AnnotationRow.dataset_id == dataset_id)
-    if kinds is not None:
-        query = query.where(col(AnnotationRow.kind).in_(kinds))
-    order = (col(AnnotationRow.record_id), col(AnnotationRow.model_id))
-    with Session(engine) as session:
-        if not record_ids:
-            return list(session.exec(query.order_by(*order)))
-        wanted = sorted(set(record_ids))
-        found: list[AnnotationRow] = []
-        for start in range(0, len(wanted), _IDS_PER_QUERY):
-            chunk = wanted[start : start + _IDS_PER_QUERY]
-            found.extend(session.exec(query.where(col(AnnotationRow.record_id).in_(chunk))))
-        return sorted(found, key=lambda row: (row.record_id, row.model_id))
+    name = "annotations"
+    subjects: Sequence[str] = (RESULT_SUBJECTS, ANNOTATION_SUBJECTS)
+    tables = (OutputRow, AnnotationRow)
+
+    def apply(self, session: Session, event: StoredEvent) -> None:
+        message = event.event
+        if isinstance(message, ResultRecorded):
+            self._result(session, event.sequence, message)
+        elif isinstance(message, AnnotationRecorded):
+            self._recorded(session, event.sequence, message)
+        elif isinstance(message, AnnotationCleared):
+            self._cleared(session, event.sequence, message)
+
+    def clear(self, session: Session) -> None:
+        session.execute(delete(OutputRow))
+        session.execute(delete(AnnotationRow))
+
+    @staticmethod
+    def _result(session: Session, sequence: int, event: ResultRecorded) -> None:
+        # Later results (a re-run) replace earlier ones: the latest output is what people judge.
+        session.merge(
+            OutputRow(
+                dataset_id=event.dataset_id,
+                record_id=event.record_id,
+                model_id=event.model_id,
+                run_id=event.run_id,
+                output_text=event.output_text,
+                error=event.error,
+                sequence=sequence,
+            )
+        )
+
+    def _recorded(self, session: Session, sequence: int, event: AnnotationRecorded) -> None:
+        # The row is the domain's annotation, column for field.
+        session.merge(AnnotationRow(**asdict(recorded_annotation(event, sequence))))
+        self._advance(session, event.dataset_id, event.record_id, sequence)
+
+    def _cleared(self, session: Session, sequence: int, event: AnnotationCleared) -> None:
+        row = session.get(AnnotationRow, (event.dataset_id, event.record_id, event.model_id))
+        if row is not None:
+            session.delete(row)
+        self._advance(session, event.dataset_id, event.record_id, sequence)
+
+    @staticmethod
+    def _advance(session: Session, dataset_id: str, record_id: str, sequence: int) -> None:
+        # The version belongs to the record, so every model's row of the record moves on with it.
+        session.flush()
+        session.execute(
+            update(AnnotationRow)
+            .where(col(AnnotationRow.dataset_id) == dataset_id, col(AnnotationRow.record_id) == record_id)
+            .values(version=sequence)
+        )
+
+
+class AnnotationsReadModel:
+    """Reads of the annotations tables; each opens its own short session and answers domain values, never rows."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def latest_output(self, dataset_id: str, record_id: str, model_id: str) -> JudgedOutput | None:
+        """The model's latest output for the record; None when no result has been projected yet."""
+        with Session(self.engine) as session:
+            row = session.get(OutputRow, (dataset_id, record_id, model_id))
+            return None if row is None else JudgedOutput(output_text=row.output_text, error=row.error)
+
+    def annotation(self, dataset_id: str, record_id: str, model_id: str) -> Annotation | None:
+        with Session(self.engine) as session:
+            row = session.get(AnnotationRow, (dataset_id, record_id, model_id))
+            return None if row is None else _annotation(row)
+
+    def annotations(
+        self, dataset_id: str, kinds: frozenset[int] | None = None, record_ids: Sequence[str] = ()
+    ) -> list[Annotation]:
+        """A dataset's current annotations by record id then model id.
+
+        Only the given kinds, if any, and only the given records, if any (queried in chunks, so a
+        long list stays within the database's limit on bound parameters).
+        """
+        query = select(AnnotationRow).where(AnnotationRow.dataset_id == dataset_id)
+        if kinds is not None:
+            query = query.where(col(AnnotationRow.kind).in_(kinds))
+        order = (col(AnnotationRow.record_id), col(AnnotationRow.model_id))
+        with Session(self.engine) as session:
+            if not record_ids:
+                return [_annotation(row) for row in session.exec(query.order_by(*order))]
+            wanted = sorted(set(record_ids))
+            found: list[AnnotationRow] = []
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                chunk = wanted[start : start + _IDS_PER_QUERY]
+                found.extend(session.exec(query.where(col(AnnotationRow.record_id).in_(chunk))))
+            return [_annotation(row) for row in sorted(found, key=lambda row: (row.record_id, row.model_id))]
+
+
+def _annotation(row: AnnotationRow) -> Annotation:
+    values = row.model_dump()
+    if row.recorded_at is not None:
+        values["recorded_at"] = row.recorded_at.replace(tzinfo=UTC)  # SQLite hands it back naive
+    return Annotation(**values)

@@ -5,28 +5,30 @@ from datetime import datetime
 from sqlmodel import Field, SQLModel
 
 
-class OutputRow(SQLModel, table=True):
-    """The latest output of a model for a record, from the inference context's ResultRecorded events."""
-
-    __tablename__ = "annotations_outputs"
+class _ModelOutputKey(SQLModel):
+    """One model's output for one record of a dataset: the key of both tables."""
 
     dataset_id: str = Field(primary_key=True)
     record_id: str = Field(primary_key=True)
     model_id: str = Field(primary_key=True)
+
+
+class OutputRow(_ModelOutputKey, table=True):
+    """The latest output of a model for a record, from the inference context's ResultRecorded events."""
+
+    __tablename__ = "annotations_outputs"
+
     run_id: str
     output_text: str
     error: str = ""
     sequence: int
 
 
-class AnnotationRow(SQLModel, table=True):
+class AnnotationRow(_ModelOutputKey, table=True):
     """The current annotation of a model's output for a record."""
 
     __tablename__ = "annotations_annotations"
 
-    dataset_id: str = Field(primary_key=True)
-    record_id: str = Field(primary_key=True)
-    model_id: str = Field(primary_key=True)
     kind: int
     output_text: str
     note: str = ""

@@ -1,1 +1,4 @@
-"""The annotations domain: commands, the record's annotation state, decide/evolve, errors (no I/O)."""
+"""The annotations domain: commands, a record's annotation state, pure decide/evolve, export lines, errors.
+
+Standard library, the proto contracts and eventlog's event values only: no I/O.
+"""

@@ -1,7 +1,6 @@
 """Commands: what a caller asks the annotations context to do."""
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from workbench.annotations.v1.annotations_pb2 import AnnotationKind
 
@@ -14,17 +13,8 @@ class RecordAnnotation:
     record_id: str
     model_id: str
     kind: AnnotationKind.ValueType
-    recorded_at: datetime
     fixed_text: str = ""
     note: str = ""
     annotator: str = ""
     # The record's annotation version the caller saw; None: whatever is there now.
     expected_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JudgedOutput:
-    """The latest output of a model for a record, as the results told us."""
-
-    output_text: str
-    error: str = ""

@@ -3,18 +3,21 @@
 The aggregate is one record of a dataset (subject wb.annotations.<dataset_id>.<record token>);
 it holds the current judgement of every model's output for that record. Its version is the stream
 sequence of its last event, which is what appends name as their expected subject sequence.
+Both functions are pure: no I/O, no clock (the caller passes the time of the judgement).
 """
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from annotations_service.domain.commands import JudgedOutput, RecordAnnotation
+from annotations_service.domain.annotation import Annotation, JudgedOutput, recorded_annotation
+from annotations_service.domain.commands import RecordAnnotation
 from annotations_service.domain.errors import Conflict, FailedPrecondition, InvalidInput
+from annotations_service.domain.names import is_dataset_id, record_subject
+from eventlog.events import NewEvent, to_timestamp
 from workbench.annotations.v1.annotations_pb2 import AnnotationCleared, AnnotationKind, AnnotationRecorded
 
 SOURCE = "workbench"
@@ -24,19 +27,13 @@ _KNOWN_KINDS = (
     AnnotationKind.ANNOTATION_KIND_FIXED,
     AnnotationKind.ANNOTATION_KIND_WRONG,
 )
-# Dataset ids go into subjects and message ids as they are (the datasets service makes them so).
-_DATASET_ID = re.compile(r"^[A-Za-z0-9_\-]{1,200}$")
 
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """The current annotation of one model's output."""
+    """The current annotation of one model's output, and the record's version it was made on."""
 
-    kind: AnnotationKind.ValueType
-    output_text: str
-    note: str
-    annotator: str
-    version: int  # the sequence of the event that recorded it
+    annotation: Annotation  # as recorded: its version is the sequence of the event that recorded it
     based_on: int  # the record's version just before it
 
 
@@ -47,47 +44,29 @@ class RecordAnnotations:
     version: int = 0  # 0: no events yet
     judgements: Mapping[str, Judgement] = field(default_factory=dict)  # by model id
 
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The event to append, with the id that makes a retry a no-op and the version it must follow."""
-
-    event: AnnotationRecorded
-    msg_id: str
-    expected_sequence: int
-    # A retry of the change already stored at the record's version: nothing to append.
-    already_recorded: bool = False
+    def annotation(self, model_id: str) -> Annotation:
+        """The model's current annotation as the read model shows it; KeyError when it has none."""
+        return replace(self.judgements[model_id].annotation, version=self.version)
 
 
-def evolve(state: RecordAnnotations, sequence: int, event: Message) -> RecordAnnotations:
+def evolve(state: RecordAnnotations, event: Message, sequence: int) -> RecordAnnotations:
     """The state after one event of the record's subject (any event advances the version)."""
     judgements = dict(state.judgements)
     if isinstance(event, AnnotationRecorded):
-        judgements[event.model_id] = Judgement(
-            kind=event.kind,
-            output_text=event.output_text,
-            note=event.note,
-            annotator=event.annotator,
-            version=sequence,
-            based_on=state.version,
-        )
+        judgements[event.model_id] = Judgement(recorded_annotation(event, sequence), based_on=state.version)
     elif isinstance(event, AnnotationCleared):
         judgements.pop(event.model_id, None)
     return replace(state, version=sequence, judgements=judgements)
 
 
-def fold(state: RecordAnnotations, events: list[tuple[int, Message]]) -> RecordAnnotations:
-    for sequence, event in events:
-        state = evolve(state, sequence, event)
-    return state
-
-
-def decide(state: RecordAnnotations, command: RecordAnnotation, judged: JudgedOutput | None) -> Decision:
-    """Turns a RecordAnnotation command into the AnnotationRecorded event to append.
+def decide(
+    state: RecordAnnotations, command: RecordAnnotation, judged: JudgedOutput | None, recorded_at: datetime
+) -> list[NewEvent]:
+    """The AnnotationRecorded event a judgement adds to the record, or a domain error saying why not.
 
     judged is the model's latest output for the record (None: no result yet). Raises InvalidInput,
     FailedPrecondition, or Conflict when expected_version is not the record's version, unless the
-    command is a retry of the very change that moved the version on: then the decision says so.
+    command is a retry of the very change that moved the version on: then there is nothing to append.
     """
     _check_ids(command)
     if command.kind not in _KNOWN_KINDS:
@@ -101,23 +80,27 @@ def decide(state: RecordAnnotations, command: RecordAnnotation, judged: JudgedOu
         note=command.note,
         annotator=command.annotator.strip() or DEFAULT_ANNOTATOR,
         source=SOURCE,
-        recorded_at=_timestamp(command),
+        recorded_at=to_timestamp(recorded_at),
     )
     expected = state.version if command.expected_version is None else command.expected_version
-    retry = expected != state.version and _is_retry(state, expected, event)
-    if expected != state.version and not retry:
+    if expected != state.version:
+        if _is_retry(state, expected, event):
+            return []
         raise Conflict(
             f"the annotations of record {command.record_id!r} changed since version {expected} "
             f"(now version {state.version}): reload them and try again"
         )
-    return Decision(event, _msg_id(event, expected), expected_sequence=expected, already_recorded=retry)
+    # The message id is chosen here, once, so a retried append is deduplicated; the expected
+    # sequence makes a concurrent writer of the same record fail instead of overwriting.
+    subject = record_subject(command.dataset_id, command.record_id)
+    return [NewEvent(subject, event, msg_id=_msg_id(event, expected), expected_sequence=expected)]
 
 
 def _check_ids(command: RecordAnnotation) -> None:
     for name in ("dataset_id", "record_id", "model_id"):
         if not getattr(command, name):
             raise InvalidInput(f"{name} is required")
-    if not _DATASET_ID.match(command.dataset_id):
+    if not is_dataset_id(command.dataset_id):
         raise InvalidInput(f"dataset_id {command.dataset_id!r} is not a dataset id (letters, digits, '_' and '-')")
     if command.expected_version is not None and command.expected_version < 0:
         raise InvalidInput("expected_version must be 0 (no annotations yet) or a version you have read")
@@ -144,13 +127,14 @@ def _judged_text(command: RecordAnnotation, judged: JudgedOutput | None) -> str:
 def _is_retry(state: RecordAnnotations, expected: int, event: AnnotationRecorded) -> bool:
     """Whether the record's last change is this very judgement, made on top of the expected version."""
     last = state.judgements.get(event.model_id)
-    return (
-        last is not None
-        and last.version == state.version
-        and last.based_on == expected
-        and (last.kind, last.output_text, last.note, last.annotator)
-        == (event.kind, event.output_text, event.note, event.annotator)
-    )
+    if last is None or last.annotation.version != state.version or last.based_on != expected:
+        return False
+    return _judged(last.annotation) == _judged(event)
+
+
+def _judged(judgement: Annotation | AnnotationRecorded) -> tuple[object, ...]:
+    """What a judgement says (what a retry repeats), apart from when and where it was recorded."""
+    return (judgement.kind, judgement.output_text, judgement.note, judgement.annotator)
 
 
 def _msg_id(event: AnnotationRecorded, expected: int) -> str:
@@ -162,9 +146,3 @@ def _msg_id(event: AnnotationRecorded, expected: int) -> str:
         digest.update(b"\0")
     digest.update(event.annotator.encode())
     return f"annotation:{event.dataset_id}:{expected}:{digest.hexdigest()[:40]}"
-
-
-def _timestamp(command: RecordAnnotation) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(command.recorded_at)
-    return stamp

@@ -1,1 +1,1 @@
-"""The gRPC edge: the servicer and the error mapping."""
+"""The gRPC edge of the annotations service."""

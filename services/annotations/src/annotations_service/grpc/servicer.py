@@ -1,55 +1,35 @@
-"""AnnotationService over gRPC: proto -> command -> application -> proto, nothing more."""
+"""AnnotationService over gRPC: proto -> command -> application -> proto, nothing more.
+
+Errors are not handled here: the service host's one interceptor maps them to status codes.
+"""
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from annotations_service.adapters.tables import AnnotationRow
-from annotations_service.application import AnnotationsApp
-from annotations_service.domain.commands import RecordAnnotation
-from annotations_service.domain.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, Unavailable
+from annotations_service.application import AnnotationsApplication
+from annotations_service.domain.errors import InvalidInput
+from annotations_service.grpc.convert import annotation_to_proto, record_annotation_command
 from workbench.annotations.v1 import annotations_pb2 as pb
 from workbench.annotations.v1 import annotations_pb2_grpc as pb_grpc
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnnotationService"].full_name
 
-ERROR_MAP: dict[type[BaseException], grpc.StatusCode] = {
-    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    Conflict: grpc.StatusCode.ABORTED,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
-
-
+@dataclass
 class AnnotationServicer(pb_grpc.AnnotationServiceServicer):
-    def __init__(self, app: AnnotationsApp) -> None:
-        self.app = app
+    app: AnnotationsApplication
 
     async def RecordAnnotation(
         self, request: pb.RecordAnnotationRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecordAnnotationResponse:
-        command = RecordAnnotation(
-            dataset_id=request.dataset_id,
-            record_id=request.record_id,
-            model_id=request.model_id,
-            kind=request.kind,
-            recorded_at=datetime.now(UTC),
-            fixed_text=request.fixed_text,
-            note=request.note,
-            annotator=request.annotator,
-            expected_version=request.expected_version if request.HasField("expected_version") else None,
-        )
-        row = await self.app.record_annotation(command)
-        return pb.RecordAnnotationResponse(annotation=to_proto(row))
+        annotation = await self.app.record_annotation(record_annotation_command(request))
+        return pb.RecordAnnotationResponse(annotation=annotation_to_proto(annotation))
 
     async def ListAnnotations(
         self, request: pb.ListAnnotationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAnnotationsResponse:
-        rows = self.app.list_annotations(request.dataset_id, list(request.record_ids))
-        return pb.ListAnnotationsResponse(annotations=[to_proto(row) for row in rows])
+        annotations = await self.app.list_annotations(request.dataset_id, list(request.record_ids))
+        return pb.ListAnnotationsResponse(annotations=[annotation_to_proto(a) for a in annotations])
 
     async def ExportDataset(
         self, request: pb.ExportDatasetRequest, context: grpc.aio.ServicerContext
@@ -58,21 +38,3 @@ class AnnotationServicer(pb_grpc.AnnotationServiceServicer):
             raise InvalidInput(f"export format {request.format} is not supported: use JSONL")
         async for chunk in self.app.export_dataset(request.dataset_id, list(request.kinds)):
             yield pb.ExportDatasetResponse(chunk=chunk)
-
-
-def to_proto(row: AnnotationRow) -> pb.Annotation:
-    annotation = pb.Annotation(
-        dataset_id=row.dataset_id,
-        record_id=row.record_id,
-        model_id=row.model_id,
-        kind=row.kind,  # type: ignore[arg-type]
-        output_text=row.output_text,
-        note=row.note,
-        annotator=row.annotator,
-        version=row.version,
-    )
-    if row.recorded_at is not None:
-        stamp = Timestamp()
-        stamp.FromDatetime(row.recorded_at)
-        annotation.recorded_at.CopyFrom(stamp)
-    return annotation

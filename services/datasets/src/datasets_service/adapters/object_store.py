@@ -1,4 +1,4 @@
-"""Dataset files as blobs in the JetStream object store."""
+"""Dataset files as blobs in the JetStream object store (the application's FileStore)."""
 
 import io
 
@@ -6,11 +6,9 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
+from datasets_service.application import BlobMissing
+
 BUCKET = "wb-datasets"
-
-
-class BlobMissing(Exception):
-    """No object of that name in the bucket."""
 
 
 class DatasetFiles:

@@ -2,12 +2,11 @@
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import Engine, delete
-from sqlalchemy.engine import make_url
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
+from datasets_service.domain.dataset import DatasetInfo
 from eventlog import StoredEvent
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted, DatasetRegistered
 
@@ -27,11 +26,12 @@ class DatasetRow(SQLModel, table=True):
     registered_at: datetime  # UTC
 
 
-class DatasetProjection:
+class DatasetsProjection:
     """Applies DatasetRegistered / DatasetDeleted to datasets_datasets."""
 
     name = "datasets.datasets"
     subjects: Sequence[str] = ("wb.datasets.>",)
+    tables = (DatasetRow,)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         message = event.event
@@ -47,7 +47,7 @@ class DatasetProjection:
                     sha256=message.sha256,
                     object_name=message.object_name,
                     size_bytes=message.size_bytes,
-                    registered_at=message.registered_at.ToDatetime(tzinfo=UTC),
+                    registered_at=message.registered_at.ToDatetime(tzinfo=UTC),  # always set
                 )
             )
         elif isinstance(message, DatasetDeleted):
@@ -59,24 +59,32 @@ class DatasetProjection:
         session.execute(delete(DatasetRow))
 
 
-class DatasetQueries:
-    """Reads of the datasets table."""
+class DatasetsReadModel:
+    """Reads of the datasets table; each answers domain values, never rows."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def list(self) -> list[DatasetRow]:
+    def list(self) -> list[DatasetInfo]:
         with Session(self.engine) as session:
-            return list(session.exec(select(DatasetRow).order_by(DatasetRow.registered_sequence)))  # type: ignore[arg-type]
+            return [
+                _info(row) for row in session.exec(select(DatasetRow).order_by(col(DatasetRow.registered_sequence)))
+            ]
 
-    def get(self, dataset_id: str) -> DatasetRow | None:
+    def get(self, dataset_id: str) -> DatasetInfo | None:
         with Session(self.engine) as session:
-            return session.get(DatasetRow, dataset_id)
+            row = session.get(DatasetRow, dataset_id)
+            return None if row is None else _info(row)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for the read-model database; creates the folder of a SQLite file."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url)
+def _info(row: DatasetRow) -> DatasetInfo:
+    return DatasetInfo(
+        dataset_id=row.dataset_id,
+        name=row.name,
+        format=row.format,  # type: ignore[arg-type]
+        record_count=row.record_count,
+        sha256=row.sha256,
+        object_name=row.object_name,
+        size_bytes=row.size_bytes,
+        registered_at=row.registered_at.replace(tzinfo=UTC),  # SQLite hands it back naive
+    )

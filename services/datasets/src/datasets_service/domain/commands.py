@@ -3,21 +3,14 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from workbench.datasets.v1.datasets_pb2 import RecordFormat
+from datasets_service.domain.dataset import DatasetInfo
 
 
 @dataclass(frozen=True, slots=True)
 class RegisterDataset:
-    """Register an uploaded, validated file (already stored as object_name) as a dataset."""
+    """Register an uploaded, validated file (already stored as dataset.object_name) as a dataset."""
 
-    dataset_id: str
-    name: str
-    format: "RecordFormat.ValueType"
-    record_count: int
-    sha256: str
-    object_name: str
-    size_bytes: int
-    registered_at: datetime
+    dataset: DatasetInfo
 
 
 @dataclass(frozen=True, slots=True)

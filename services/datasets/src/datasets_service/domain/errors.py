@@ -1,26 +1,22 @@
-"""Errors of the datasets context; the gRPC edge maps each class to one status code."""
+"""Errors of the datasets context: the shared kinds (servicehost.errors) and this context's own."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from servicehost.errors import Conflict, DataLoss, InvalidInput, NotFound
 
-class DatasetError(Exception):
-    """Base class of every error this service raises on purpose."""
-
-
-class NotFound(DatasetError):
-    """The dataset asked for does not exist (or has been deleted)."""
-
-
-class InvalidInput(DatasetError):
-    """The request itself is wrong; the message says how to fix it."""
-
-
-class Conflict(DatasetError):
-    """The dataset changed under the command (a concurrent writer); reload and retry."""
+__all__ = [
+    "Conflict",
+    "InvalidDataset",
+    "InvalidInput",
+    "LineError",
+    "NotFound",
+    "StoredFileUnreadable",
+    "UploadTooLarge",
+]
 
 
-class StoredFileUnreadable(DatasetError):
+class StoredFileUnreadable(DataLoss):
     """A registered dataset's stored file is missing or does not match its sha256."""
 
 

@@ -6,11 +6,11 @@ Both functions are pure: no I/O, no clock, no randomness (the command carries id
 from dataclasses import dataclass, replace
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from datasets_service.domain.commands import DeleteDataset, RegisterDataset
 from datasets_service.domain.errors import Conflict, InvalidInput, NotFound
-from datasets_service.domain.names import is_dataset_id, object_name
+from datasets_service.domain.names import dataset_subject, is_dataset_id, object_name
+from eventlog.events import NewEvent, to_timestamp
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted, DatasetRegistered
 
 Command = RegisterDataset | DeleteDataset
@@ -18,69 +18,55 @@ Command = RegisterDataset | DeleteDataset
 
 @dataclass(frozen=True, slots=True)
 class DatasetState:
-    """What the write side needs to know about one dataset."""
+    """What the write side needs to know about one dataset; version: its subject's last sequence."""
 
     dataset_id: str
     registered: bool = False
     deleted: bool = False
     sha256: str = ""
+    version: int = 0
 
 
-def evolve(state: DatasetState, event: Message) -> DatasetState:
-    """The state after one event; events of other types leave it unchanged."""
+def evolve(state: DatasetState, event: Message, sequence: int) -> DatasetState:
+    """The state after one event; events of other types leave it unchanged (but for its version)."""
     if isinstance(event, DatasetRegistered):
-        return replace(state, registered=True, deleted=False, sha256=event.sha256)
+        return replace(state, registered=True, deleted=False, sha256=event.sha256, version=sequence)
     if isinstance(event, DatasetDeleted):
-        return replace(state, deleted=True)
-    return state
+        return replace(state, deleted=True, version=sequence)
+    return replace(state, version=sequence)
 
 
-def decide(state: DatasetState, command: Command) -> list[Message]:
+def decide(state: DatasetState, command: Command) -> list[NewEvent]:
     """The events a command produces on this dataset, or a domain error saying why not."""
     if isinstance(command, RegisterDataset):
         return _register(state, command)
     return _delete(state, command)
 
 
-def _register(state: DatasetState, command: RegisterDataset) -> list[Message]:
-    if not is_dataset_id(command.dataset_id):
-        raise InvalidInput(f"{command.dataset_id!r} is not a dataset id (ds_ followed by 12 hex digits)")
+def _register(state: DatasetState, command: RegisterDataset) -> list[NewEvent]:
+    dataset = command.dataset
+    if not is_dataset_id(dataset.dataset_id):
+        raise InvalidInput(f"{dataset.dataset_id!r} is not a dataset id (ds_ followed by 12 hex digits)")
     if state.registered:
-        raise Conflict(f"dataset {command.dataset_id} is already registered; upload the file again for a new id")
-    if command.record_count <= 0:
+        raise Conflict(f"dataset {dataset.dataset_id} is already registered; upload the file again for a new id")
+    if dataset.record_count <= 0:
         raise InvalidInput("a dataset needs at least one record")
-    if command.object_name != object_name(command.dataset_id):
-        raise InvalidInput(f"the file of {command.dataset_id} must be stored as {object_name(command.dataset_id)}")
-    registered_at = Timestamp()
-    registered_at.FromDatetime(command.registered_at)
-    return [
-        DatasetRegistered(
-            dataset_id=command.dataset_id,
-            name=command.name,
-            format=command.format,
-            record_count=command.record_count,
-            sha256=command.sha256,
-            object_name=command.object_name,
-            size_bytes=command.size_bytes,
-            registered_at=registered_at,
-        )
-    ]
+    if dataset.object_name != object_name(dataset.dataset_id):
+        raise InvalidInput(f"the file of {dataset.dataset_id} must be stored as {object_name(dataset.dataset_id)}")
+    event = DatasetRegistered(**dataset.message_fields())
+    return [_new(state, event, f"dataset:{dataset.dataset_id}")]
 
 
-def _delete(state: DatasetState, command: DeleteDataset) -> list[Message]:
+def _delete(state: DatasetState, command: DeleteDataset) -> list[NewEvent]:
     if not state.registered:
         raise NotFound(f"there is no dataset {command.dataset_id}; list the datasets to find its id")
     if state.deleted:
         return []  # deleting twice is a no-op, so a retried delete succeeds
-    deleted_at = Timestamp()
-    deleted_at.FromDatetime(command.deleted_at)
-    return [DatasetDeleted(dataset_id=command.dataset_id, deleted_at=deleted_at)]
+    event = DatasetDeleted(dataset_id=command.dataset_id, deleted_at=to_timestamp(command.deleted_at))
+    return [_new(state, event, f"dataset:{command.dataset_id}:deleted")]
 
 
-def event_id(event: Message) -> str:
-    """The Nats-Msg-Id of an event: chosen here, once, so a retried append is deduplicated."""
-    if isinstance(event, DatasetRegistered):
-        return f"dataset:{event.dataset_id}"
-    if isinstance(event, DatasetDeleted):
-        return f"dataset:{event.dataset_id}:deleted"
-    raise TypeError(f"not a datasets event: {type(event).__name__}")
+def _new(state: DatasetState, event: Message, msg_id: str) -> NewEvent:
+    # The message id is chosen here, once, so a retried append is deduplicated; the expected
+    # sequence makes a concurrent writer of the same dataset fail instead of overwriting.
+    return NewEvent(dataset_subject(state.dataset_id), event, msg_id=msg_id, expected_sequence=state.version)

@@ -5,10 +5,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from eventlog.serving import insecure_channel
 from inference_service.adapters.engine import Prompt
-from inference_service.domain.errors import InferenceError, NotFound, Unavailable
+from inference_service.domain.errors import NotFound, ServiceError
+from servicehost.grpc_client import DEFAULT_RPC_TIMEOUT_S, open_channel, peer_error
 from workbench.datasets.v1 import datasets_pb2, datasets_pb2_grpc
+
+# A shard's records come in one stream: longer than one call's deadline, so a large shard of a
+# large dataset is not cut off while the datasets service reads and parses its file.
+READ_RECORDS_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +29,11 @@ class DatasetRecord:
 
 
 class DatasetsClient:
-    """A gRPC client of DatasetService; its errors become this service's domain errors."""
+    """A gRPC client of DatasetService; its errors become the service error kinds."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, timeout_s: float = DEFAULT_RPC_TIMEOUT_S) -> None:
         self.address = address
-        self._channel = insecure_channel(address)
+        self._channel = open_channel(address, timeout_s)
         self._stub = datasets_pb2_grpc.DatasetServiceStub(self._channel)
 
     async def close(self) -> None:
@@ -38,9 +42,9 @@ class DatasetsClient:
     async def get(self, dataset_id: str) -> DatasetSummary:
         """The dataset's summary; NotFound when the datasets service does not know it."""
         try:
-            response = await self._stub.GetDataset(datasets_pb2.GetDatasetRequest(dataset_id=dataset_id), timeout=30)
+            response = await self._stub.GetDataset(datasets_pb2.GetDatasetRequest(dataset_id=dataset_id))
         except grpc.aio.AioRpcError as error:
-            raise self._translate(error, dataset_id) from None
+            raise self._error(error, dataset_id) from None
         dataset = response.dataset
         return DatasetSummary(dataset.dataset_id, dataset.name, dataset.record_count)
 
@@ -48,19 +52,16 @@ class DatasetsClient:
         """The records [offset, offset + limit) in file order, as the service streams them."""
         request = datasets_pb2.ReadRecordsRequest(dataset_id=dataset_id, offset=offset, limit=limit)
         try:
-            async for response in self._stub.ReadRecords(request, timeout=300):
+            async for response in self._stub.ReadRecords(request, timeout=READ_RECORDS_TIMEOUT_S):
                 for record in response.records:
                     yield DatasetRecord(record.record_id, _prompt(record))
         except grpc.aio.AioRpcError as error:
-            raise self._translate(error, dataset_id) from None
+            raise self._error(error, dataset_id) from None
 
-    def _translate(self, error: grpc.aio.AioRpcError, dataset_id: str) -> InferenceError:
-        code = error.code()
-        if code == grpc.StatusCode.NOT_FOUND:
+    def _error(self, error: grpc.aio.AioRpcError, dataset_id: str) -> ServiceError:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
             return NotFound(f"dataset {dataset_id!r} not found; upload it or pick one from ListDatasets")
-        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            return Unavailable(f"the datasets service at {self.address} is not answering; try again shortly")
-        return InferenceError(f"the datasets service failed ({code.name}): {error.details()}")
+        return peer_error(error, "datasets", self.address)
 
 
 def _prompt(record: datasets_pb2.Record) -> Prompt:

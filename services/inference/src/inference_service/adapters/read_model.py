@@ -5,13 +5,15 @@ with what a worker would compute from the log. Times are aware UTC datetimes (sq
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import datetime
 
 from sqlalchemy import Engine, Text, delete
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from eventlog import StoredEvent
-from inference_service.domain.models import Sampling
+from eventlog.events import from_timestamp
+from inference_service.domain.models import SAMPLING_FIELDS, Sampling
 from inference_service.domain.state import FINISHED, RunState, RunStatus, evolve
 from workbench.inference.v1 import inference_pb2 as pb
 
@@ -58,6 +60,27 @@ class InferenceResult(SQLModel, table=True):
     sequence: int = Field(default=0, index=True)
 
 
+# What a result row shares, by name, with the ResultRecorded it is folded from and the Result it answers.
+_RESULT_FIELDS = tuple(pb.Result.DESCRIPTOR.fields_by_name)
+# The columns of a run's row that hold the RunState field of the same name (its sampling is one
+# column per Sampling field; its status is stored as a string).
+_RUN_FIELDS = (
+    "dataset_id",
+    "model_id",
+    "total",
+    "done",
+    "failed",
+    "output_tokens",
+    "error",
+    "worker",
+    "engine",
+    "model_revision",
+    "requested_at",
+    "started_at",
+    "finished_at",
+    "last_result_at",
+)
+
 IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and Postgres' limits on bound parameters
 
 _RUN_EVENTS = (pb.RunRequested, pb.RunStarted, pb.RunCompleted, pb.RunFailed, pb.RunCancelled)
@@ -68,6 +91,7 @@ class RunsProjection:
 
     name: str = "inference_runs"
     subjects: Sequence[str] = ("wb.runs.>", "wb.results.>")
+    tables = (InferenceRun, InferenceResult)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         self.apply_many(session, [event])
@@ -98,7 +122,7 @@ class RunsProjection:
                 if not isinstance(message, pb.RunRequested):
                     continue  # no such run (yet): nothing to fold into
                 state = RunState(message.run_id)
-            runs[message.run_id] = (evolve(state, message), row)
+            runs[message.run_id] = (evolve(state, message, stored.sequence), row)
         for state, row in runs.values():
             if state is not None:
                 session.add(_write(state, row))
@@ -110,7 +134,8 @@ class RunsProjection:
 
 
 class RunsReadModel:
-    """Queries on the read model."""
+    """Queries on the read model; each answers domain values (RunState) or contract messages
+    (pb.Result), never rows."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -130,10 +155,8 @@ class RunsReadModel:
         with Session(self.engine) as session:
             return [_state(row) for row in session.exec(query)]
 
-    def list_results(
-        self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()
-    ) -> list[InferenceResult]:
-        """Result rows in recorded order; only those of record_ids when it is not empty.
+    def list_results(self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()) -> list[pb.Result]:
+        """Results in recorded order; only those of record_ids when it is not empty.
 
         One query (record_id IN ...), split in chunks of IN_CHUNK ids so that a long list stays
         within the database's limit on bound parameters.
@@ -152,7 +175,7 @@ class RunsReadModel:
                 rows.extend(session.exec(part.order_by(col(InferenceResult.sequence))))
         if len(chunks) > 1:
             rows.sort(key=lambda row: row.sequence)
-        return rows
+        return [_result(row) for row in rows]
 
 
 def _recorded_keys(session: Session, messages: Sequence[object]) -> set[tuple[str, str]]:
@@ -174,69 +197,29 @@ def _recorded_keys(session: Session, messages: Sequence[object]) -> set[tuple[st
 
 
 def _result_row(message: pb.ResultRecorded, sequence: int) -> InferenceResult:
-    recorded_at = message.recorded_at.ToDatetime(tzinfo=UTC) if message.HasField("recorded_at") else None
-    return InferenceResult(
-        run_id=message.run_id,
-        record_id=message.record_id,
-        dataset_id=message.dataset_id,
-        model_id=message.model_id,
-        output_text=message.output_text,
-        finish_reason=message.finish_reason,
-        prompt_tokens=message.prompt_tokens,
-        output_tokens=message.output_tokens,
-        latency_ms=message.latency_ms,
-        error=message.error,
-        recorded_at=recorded_at,
-        sequence=sequence,
-    )
+    shared = {name: getattr(message, name) for name in _RESULT_FIELDS}
+    return InferenceResult(**shared, recorded_at=from_timestamp(message.recorded_at), sequence=sequence)
+
+
+def _result(row: InferenceResult) -> pb.Result:
+    return pb.Result(**{name: getattr(row, name) for name in _RESULT_FIELDS})
 
 
 def _state(row: InferenceRun) -> RunState:
     return RunState(
         run_id=row.run_id,
         status=RunStatus(row.status),
-        dataset_id=row.dataset_id,
-        model_id=row.model_id,
-        sampling=Sampling(row.temperature, row.top_p, row.max_tokens, row.seed),
-        total=row.total,
-        done=row.done,
-        failed=row.failed,
-        output_tokens=row.output_tokens,
-        error=row.error,
-        worker=row.worker,
-        engine=row.engine,
-        model_revision=row.model_revision,
-        requested_at=row.requested_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        last_result_at=row.last_result_at,
+        sampling=Sampling(**{name: getattr(row, name) for name in SAMPLING_FIELDS}),
+        **{name: getattr(row, name) for name in _RUN_FIELDS},
     )
 
 
 def _write(state: RunState, row: InferenceRun | None) -> InferenceRun:
-    values = {
-        "dataset_id": state.dataset_id,
-        "model_id": state.model_id,
-        "status": (state.status or RunStatus.QUEUED).value,
-        "total": state.total,
-        "done": state.done,
-        "failed": state.failed,
-        "output_tokens": state.output_tokens,
-        "temperature": state.sampling.temperature,
-        "top_p": state.sampling.top_p,
-        "max_tokens": state.sampling.max_tokens,
-        "seed": state.sampling.seed,
-        "error": state.error,
-        "worker": state.worker,
-        "engine": state.engine,
-        "model_revision": state.model_revision,
-        "requested_at": state.requested_at,
-        "started_at": state.started_at,
-        "finished_at": state.finished_at,
-        "last_result_at": state.last_result_at,
-    }
     if row is None:
         row = InferenceRun(run_id=state.run_id, dataset_id=state.dataset_id, model_id=state.model_id, status="")
-    for name, value in values.items():
+    row.status = (state.status or RunStatus.QUEUED).value
+    for name in _RUN_FIELDS:
+        setattr(row, name, getattr(state, name))
+    for name, value in asdict(state.sampling).items():
         setattr(row, name, value)
     return row

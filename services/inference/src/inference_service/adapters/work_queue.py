@@ -35,13 +35,16 @@ def shard_msg_id(shard: pb.RunShard) -> str:
 
 
 class WorkQueue:
+    """Shards of runs: published by the API, pulled by the workers."""
+
     def __init__(self, nc: NatsClient, stream: str = WORK_STREAM, publish_timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
         self.js: JetStreamContext = nc.jetstream()
         self.stream = stream
         self.publish_timeout_s = publish_timeout_s
 
-    async def ensure_stream(self, duplicate_window_s: float = 24 * 3600) -> None:
-        """Creates the work-queue stream when missing; safe to call from every process at start."""
+    async def ensure_stream(self, replicas: int = 1, duplicate_window_s: float = 24 * 3600) -> None:
+        """Creates the work-queue stream when missing (replicas: 1 on one server, 3 in a cluster);
+        safe to call from every process at start."""
         try:
             await self.js.stream_info(self.stream)
         except NotFoundError:
@@ -52,6 +55,7 @@ class WorkQueue:
                     retention=api.RetentionPolicy.WORK_QUEUE,
                     storage=api.StorageType.FILE,
                     duplicate_window=duplicate_window_s,
+                    num_replicas=replicas,
                 )
             )
 

@@ -1,4 +1,8 @@
-"""What callers ask of a run; decide() in state.py turns each into events (or refuses it)."""
+"""What callers ask of a run; decide() in state.py turns each into events (or refuses it).
+
+Each command's fields are those of the event it becomes, by name (RequestRun: RunRequested,
+BeginRun: RunStarted, RecordResult: ResultRecorded, CompleteRun: RunCompleted, FailRun: RunFailed).
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +23,7 @@ class RequestRun:
 
 
 @dataclass(frozen=True, slots=True)
-class StartRun:
+class BeginRun:
     """A worker begins working on a run (the first of its shards, or a later one)."""
 
     run_id: str
@@ -65,4 +69,4 @@ class FailRun:
     failed_at: datetime
 
 
-Command = RequestRun | StartRun | RecordResult | CompleteRun | FailRun
+Command = RequestRun | BeginRun | RecordResult | CompleteRun | FailRun

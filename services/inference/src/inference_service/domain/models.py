@@ -17,7 +17,7 @@ seed = 0
 import posixpath
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import PurePath
 from typing import Any
 
@@ -32,12 +32,19 @@ _SAMPLING_FIELDS = {"temperature", "top_p", "max_tokens", "seed"}
 
 @dataclass(frozen=True, slots=True)
 class Sampling:
-    """How a run samples: the same values and seed reproduce its outputs on the same engine."""
+    """How a run samples: the same values and seed reproduce its outputs on the same engine.
+
+    The field names are those of the contract's SamplingParams and of vLLM's SamplingParams, so
+    each converts by name.
+    """
 
     temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 256
     seed: int = 0
+
+
+SAMPLING_FIELDS = tuple(item.name for item in fields(Sampling))
 
 
 @dataclass(frozen=True, slots=True)

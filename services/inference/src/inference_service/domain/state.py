@@ -5,20 +5,22 @@ wb.results.<run_id> (one ResultRecorded per record). Every event carries a deter
 so a retried append (a redelivered shard, a restarted worker) is dropped by JetStream.
 """
 
-import base64
-import re
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from inference_service.domain.commands import Command, CompleteRun, FailRun, RecordResult, RequestRun, StartRun
+from eventlog.events import NewEvent, from_timestamp, to_timestamp
+from eventlog.subjects import token
+from inference_service.domain.commands import BeginRun, Command, CompleteRun, FailRun, RecordResult, RequestRun
 from inference_service.domain.errors import Conflict, FailedPrecondition
-from inference_service.domain.models import Sampling
+from inference_service.domain.models import SAMPLING_FIELDS, Sampling
 from inference_service.domain.progress import rates
 from workbench.inference.v1 import inference_pb2 as pb
+
+EventT = TypeVar("EventT", bound=Message)
 
 
 def run_subject(run_id: str) -> str:
@@ -33,24 +35,11 @@ def progress_subject(run_id: str) -> str:
     return f"wb.progress.{run_id}"
 
 
-_SAFE_ID = re.compile(r"[A-Za-z0-9_\-]{1,200}")
-
-
-def id_token(value: str) -> str:
-    """A user-chosen id (a record id) as it may appear in a message id: injective and header-safe.
-
-    NATS header values lose surrounding whitespace and turn CR/LF into spaces, so "q1" and "q1 "
-    would collide and JetStream would drop one as a duplicate. Safe ids stay as they are; any other
-    becomes "~" + base32 (the form of eventlog.token(), which the domain may not import; fullmatch,
-    so that "q1\n" is not taken for a safe id).
-    """
-    if _SAFE_ID.fullmatch(value):
-        return value
-    return "~" + base64.b32encode(value.encode()).decode().rstrip("=")
-
-
 def result_msg_id(run_id: str, record_id: str) -> str:
-    return f"result:{run_id}:{id_token(record_id)}"
+    # A record id is the user's: NATS header values lose surrounding whitespace and turn CR/LF into
+    # spaces, so "q1" and "q1 " would collide and JetStream would drop one as a duplicate. Its
+    # subject token is injective and header-safe.
+    return f"result:{run_id}:{token(record_id)}"
 
 
 class RunStatus(StrEnum):
@@ -62,15 +51,6 @@ class RunStatus(StrEnum):
 
 
 FINISHED = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
-
-
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event decided by the domain, with where it goes and its deduplication id."""
-
-    subject: str
-    event: Message
-    msg_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +97,12 @@ class RunState:
         return rates(self.done, self.total, self.output_tokens, self.elapsed_s).eta_seconds
 
 
-def evolve(state: RunState, event: Message) -> RunState:
-    """The state after one event; never raises, ignores events that do not apply."""
+def evolve(state: RunState, event: Message, sequence: int) -> RunState:
+    """The state after one event; never raises, ignores events that do not apply.
+
+    sequence (the event's stream sequence) is not kept: a run's workers race by design and their
+    events are told apart by message ids (see decide), not by the run's version.
+    """
     if isinstance(event, pb.RunRequested):
         if state.status is not None:
             return state
@@ -129,7 +113,7 @@ def evolve(state: RunState, event: Message) -> RunState:
             model_id=event.model_id,
             sampling=sampling_from_proto(event.sampling),
             total=event.record_count,
-            requested_at=_time(event.requested_at),
+            requested_at=from_timestamp(event.requested_at),
         )
     if isinstance(event, pb.RunStarted):
         if state.status not in (RunStatus.QUEUED, None):
@@ -140,10 +124,10 @@ def evolve(state: RunState, event: Message) -> RunState:
             worker=event.worker,
             engine=event.engine,
             model_revision=event.model_revision,
-            started_at=_time(event.started_at),
+            started_at=from_timestamp(event.started_at),
         )
     if isinstance(event, pb.ResultRecorded):
-        recorded_at = _time(event.recorded_at)
+        recorded_at = from_timestamp(event.recorded_at)
         latest = state.last_result_at
         return replace(
             state,
@@ -155,69 +139,39 @@ def evolve(state: RunState, event: Message) -> RunState:
     if state.finished:
         return state
     if isinstance(event, pb.RunCompleted):
-        return replace(state, status=RunStatus.COMPLETED, finished_at=_time(event.completed_at))
+        return replace(state, status=RunStatus.COMPLETED, finished_at=from_timestamp(event.completed_at))
     if isinstance(event, pb.RunFailed):
-        return replace(state, status=RunStatus.FAILED, error=event.error, finished_at=_time(event.failed_at))
+        return replace(state, status=RunStatus.FAILED, error=event.error, finished_at=from_timestamp(event.failed_at))
     if isinstance(event, pb.RunCancelled):
-        return replace(state, status=RunStatus.CANCELLED, finished_at=_time(event.cancelled_at))
+        return replace(state, status=RunStatus.CANCELLED, finished_at=from_timestamp(event.cancelled_at))
     return state
 
 
 def decide(state: RunState, command: Command) -> list[NewEvent]:
     """The events a command produces on a run; an empty list when it has already happened."""
+    subject = run_subject(command.run_id)
     if isinstance(command, RequestRun):
         return _request(state, command)
-    if isinstance(command, StartRun):
+    if isinstance(command, BeginRun):
         if state.status != RunStatus.QUEUED:
             return []
-        return [
-            NewEvent(
-                run_subject(command.run_id),
-                pb.RunStarted(
-                    run_id=command.run_id,
-                    worker=command.worker,
-                    engine=command.engine,
-                    model_revision=command.model_revision,
-                    started_at=_timestamp(command.started_at),
-                ),
-                f"started:{command.run_id}",
-            )
-        ]
+        return [NewEvent(subject, _event(pb.RunStarted, command), f"started:{command.run_id}")]
     if isinstance(command, RecordResult):
         return [record_result(command)]
     if isinstance(command, CompleteRun):
         if state.finished or command.done < state.total:
             return []
-        event = pb.RunCompleted(
-            run_id=command.run_id,
-            done=command.done,
-            failed=command.failed,
-            completed_at=_timestamp(command.completed_at),
-        )
-        return [NewEvent(run_subject(command.run_id), event, f"completed:{command.run_id}")]
+        return [NewEvent(subject, _event(pb.RunCompleted, command), f"completed:{command.run_id}")]
     if isinstance(command, FailRun):
         if state.finished:
             return []
-        failed = pb.RunFailed(run_id=command.run_id, error=command.error, failed_at=_timestamp(command.failed_at))
-        return [NewEvent(run_subject(command.run_id), failed, f"failed:{command.run_id}")]
+        return [NewEvent(subject, _event(pb.RunFailed, command), f"failed:{command.run_id}")]
     raise TypeError(f"unknown command {command!r}")
 
 
 def record_result(command: RecordResult) -> NewEvent:
     """A result needs no run state: it is keyed by run and record, so a repeat is deduplicated."""
-    event = pb.ResultRecorded(
-        run_id=command.run_id,
-        dataset_id=command.dataset_id,
-        model_id=command.model_id,
-        record_id=command.record_id,
-        output_text=command.output_text,
-        finish_reason=command.finish_reason,
-        prompt_tokens=command.prompt_tokens,
-        output_tokens=command.output_tokens,
-        latency_ms=command.latency_ms,
-        error=command.error,
-        recorded_at=_timestamp(command.recorded_at),
-    )
+    event = _event(pb.ResultRecorded, command)
     return NewEvent(results_subject(command.run_id), event, result_msg_id(command.run_id, command.record_id))
 
 
@@ -228,36 +182,27 @@ def _request(state: RunState, command: RequestRun) -> list[NewEvent]:
         raise FailedPrecondition(
             f"dataset {command.dataset_id} has no records; upload a file with at least one record first"
         )
-    event = pb.RunRequested(
-        run_id=command.run_id,
-        dataset_id=command.dataset_id,
-        model_id=command.model_id,
-        sampling=sampling_to_proto(command.sampling),
-        record_count=command.record_count,
-        requested_at=_timestamp(command.requested_at),
-    )
-    return [NewEvent(run_subject(command.run_id), event, f"run:{command.run_id}")]
+    event = _event(pb.RunRequested, command)
+    # A new run's subject must be empty: two requests that drew the same id cannot both be stored.
+    return [NewEvent(run_subject(command.run_id), event, f"run:{command.run_id}", expected_sequence=0)]
+
+
+def _event(kind: type[EventT], command: Command) -> EventT:
+    """The event of a command: its fields are the command's, by name (see commands.py)."""
+    return kind(**{item.name: _as_proto(getattr(command, item.name)) for item in fields(command)})
+
+
+def _as_proto(value: object) -> Any:
+    if isinstance(value, datetime):
+        return to_timestamp(value)
+    if isinstance(value, Sampling):
+        return sampling_to_proto(value)
+    return value
 
 
 def sampling_to_proto(sampling: Sampling) -> pb.SamplingParams:
-    return pb.SamplingParams(
-        temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens, seed=sampling.seed
-    )
+    return pb.SamplingParams(**asdict(sampling))
 
 
 def sampling_from_proto(message: pb.SamplingParams) -> Sampling:
-    return Sampling(
-        temperature=message.temperature, top_p=message.top_p, max_tokens=message.max_tokens, seed=message.seed
-    )
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def _time(stamp: Timestamp) -> datetime | None:
-    if stamp.seconds == 0 and stamp.nanos == 0:
-        return None
-    return stamp.ToDatetime(tzinfo=UTC)
+    return Sampling(**{name: getattr(message, name) for name in SAMPLING_FIELDS})

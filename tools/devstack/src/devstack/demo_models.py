@@ -3,7 +3,7 @@
 They need no download, load in vLLM on a CPU in seconds, and produce random English words, which is
 enough to exercise the whole workbench (runs, results, progress, comparison, annotation) anywhere.
 
-    python -m inference_service.demo_models OUT_DIR
+    python -m devstack.demo_models OUT_DIR
 """
 
 import json
@@ -142,7 +142,7 @@ def _put_chat_template_in_tokenizer_config(folder: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m inference_service.demo_models OUT_DIR", file=sys.stderr)
+        print("usage: python -m devstack.demo_models OUT_DIR", file=sys.stderr)
         return 2
     for model_id, folder in build_demo_models(argv[0]).items():
         print(f"{model_id}: {folder}")

@@ -14,6 +14,8 @@ Loader = Callable[[ModelSpec, EngineOptions], Awaitable[Engine]]
 
 
 class EngineCache:
+    """The engines of the models a worker serves, by model id."""
+
     def __init__(self, models: Mapping[str, ModelSpec], options: EngineOptions, loader: Loader = load_engine) -> None:
         self.models = dict(models)
         self.options = options
@@ -47,8 +49,9 @@ class EngineCache:
             await _shutdown(model_id, engine)
 
     async def shutdown(self) -> None:
-        for model_id, engine in list(self._engines.items()):
-            await self.discard(model_id, engine)
+        """Shuts every loaded engine down, all at once (the worker is stopping, and each engine may
+        take its whole shutdown timeout)."""
+        await asyncio.gather(*(self.discard(model_id, engine) for model_id, engine in list(self._engines.items())))
 
 
 async def _shutdown(model_id: str, engine: Engine) -> None:

@@ -1,23 +1,25 @@
 """The worker's loop: pull shards of the served models, keep them alive, ack, nak or terminate them.
 
 Per model, up to max_shards shards are in flight, so the engine always has the next shard's prompts
-queued when one shard ends. On stop: no new pulls; shards in flight get a grace period to finish,
-then are handed back (nak) for another worker.
+queued when one shard ends. On stop: no new pulls; shards in flight get drain_s seconds to finish,
+then are handed back (nak) for another worker, and the engines are shut down.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from prometheus_client import Gauge
 
 from inference_service.adapters.work_queue import WorkQueue
 from inference_service.domain.errors import NotFound
-from inference_service.engines import EngineCache
-from inference_service.shard import Outcome, ShardJob
+from inference_service.worker.engines import EngineCache
+from inference_service.worker.shard import Outcome, ShardJob
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -25,34 +27,30 @@ log = logging.getLogger(__name__)
 KEEP_ALIVE_S = 10.0  # at most; always a third of AckWait or less, so a long shard is never taken for a dead worker's
 FETCH_WAIT_S = 5.0  # how long one pull request waits at the server for a shard
 RETRY_DELAY_S = 5.0  # a shard that failed for a passing reason comes back after this
-DRAIN_S = 20.0  # on stop, how long shards in flight may take to finish before they are handed back
+
+SHARDS_IN_FLIGHT = Gauge("wb_shards_in_flight", "shards this worker is working on", ["model"])
 
 
+@dataclass
 class Worker:
-    def __init__(
-        self,
-        models: Sequence[str],
-        queue: WorkQueue,
-        job: ShardJob,
-        engines: EngineCache,
-        max_shards: int,
-        ack_wait_s: float,
-        max_deliver: int,
-        retry_delay_s: float = RETRY_DELAY_S,
-    ) -> None:
-        self.models = list(models)
-        self.queue = queue
-        self.job = job
-        self.engines = engines
-        self.max_shards = max_shards
-        self.ack_wait_s = ack_wait_s
-        self.max_deliver = max_deliver
-        self.retry_delay_s = retry_delay_s
-        self.keep_alive_s = keep_alive_period(ack_wait_s)
-        self._in_flight: set[asyncio.Task[None]] = set()
+    """Pulls shards of its models from the work queue and has the shard job work on them."""
+
+    models: Sequence[str]
+    queue: WorkQueue
+    job: ShardJob
+    engines: EngineCache
+    max_shards: int
+    ack_wait_s: float
+    max_deliver: int
+    drain_s: float = 3.0
+    retry_delay_s: float = RETRY_DELAY_S
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        self.keep_alive_s = keep_alive_period(self.ack_wait_s)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Works until stop is set, then drains and shuts the engines down."""
+        """Works until stop is set (or the task is cancelled), then drains and shuts the engines down."""
         subscriptions = [
             await self.queue.subscribe(model_id, self.ack_wait_s, self.max_deliver) for model_id in self.models
         ]
@@ -93,8 +91,8 @@ class Worker:
     async def _drain(self) -> None:
         if not self._in_flight:
             return
-        log.info("waiting up to %.0f s for %d shards in flight", DRAIN_S, len(self._in_flight))
-        _, unfinished = await asyncio.wait(self._in_flight, timeout=DRAIN_S)
+        log.info("waiting up to %.1f s for %d shards in flight", self.drain_s, len(self._in_flight))
+        _, unfinished = await asyncio.wait(self._in_flight, timeout=self.drain_s)
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
@@ -113,6 +111,8 @@ class Worker:
         where = f"run {shard.run_id} records {shard.offset}..{shard.offset + shard.limit - 1}"
         log.info("shard of %s (delivery %d)", where, deliveries)
         keep_alive = asyncio.create_task(_keep_alive(msg, self.keep_alive_s))
+        in_flight = SHARDS_IN_FLIGHT.labels(shard.model_id)
+        in_flight.inc()
         try:
             outcome = await self.job.process(shard, redelivered=deliveries > 1)
         except asyncio.CancelledError:
@@ -127,6 +127,7 @@ class Worker:
             return
         finally:
             keep_alive.cancel()
+            in_flight.dec()
         if outcome is Outcome.TERM:
             await msg.term()
             return

@@ -1,0 +1,250 @@
+"""The event store on NATS JetStream: one stream holding every event of the workbench."""
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.errors import APIError, NotFoundError
+
+from eventlog.codec import RawEvent, encode_headers
+from eventlog.errors import AppendTimeout, ConcurrencyConflict
+from eventlog.events import NewEvent
+from eventlog.store import EventStore, Subjects, subject_list
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STREAM = "WB_EVENTS"
+DEFAULT_SUBJECTS = ("wb.datasets.>", "wb.runs.>", "wb.results.>", "wb.annotations.>")
+DEFAULT_ACK_TIMEOUT_S = 30.0
+# JetStream's error code for "wrong last sequence" on Nats-Expected-Last-Subject-Sequence.
+_WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """How the event stream is created: replicas (1 on one server, 3 in a cluster) and dedup window."""
+
+    subjects: Sequence[str] = DEFAULT_SUBJECTS
+    replicas: int = 1
+    duplicate_window_s: float = 24 * 3600
+
+
+class JetStreamEventStore(EventStore):
+    """The event store on one JetStream stream (WB_EVENTS unless told otherwise)."""
+
+    def __init__(
+        self, nc: NatsClient, stream: str = DEFAULT_STREAM, ack_timeout: float = DEFAULT_ACK_TIMEOUT_S
+    ) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=4000)
+        self.stream = stream
+        self.ack_timeout = ack_timeout
+
+    @classmethod
+    async def connect(cls, url: str, stream: str = DEFAULT_STREAM, name: str | None = None) -> "JetStreamEventStore":
+        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, connect_timeout=5)
+        return cls(nc, stream)
+
+    async def close(self) -> None:
+        await self.nc.drain()
+
+    async def ensure_stream(self, settings: StreamSettings | None = None) -> None:
+        """Creates the stream, or updates its subjects; safe to call from every process at start."""
+        settings = settings or StreamSettings()
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=list(settings.subjects),
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            duplicate_window=settings.duplicate_window_s,
+            num_replicas=settings.replicas,
+            allow_direct=True,
+        )
+        try:
+            info = await self.js.stream_info(self.stream)
+        except NotFoundError:
+            await self.js.add_stream(config)
+            return
+        if info.config.num_replicas != settings.replicas:
+            log.warning(
+                "stream %s has %s replicas, the settings ask for %d: change it with the NATS CLI, not silently here",
+                self.stream,
+                info.config.num_replicas,
+                settings.replicas,
+            )
+        if set(info.config.subjects or []) != set(settings.subjects):
+            await self.js.update_stream(config.evolve(num_replicas=info.config.num_replicas))
+
+    # Appends name no expected stream (nats-py's stream=): the wb.* subjects belong to this stream
+    # by its configuration, and a third header per event costs more than its check is worth on the
+    # results' hot path (bench/eventlog.py).
+
+    async def append(self, new: NewEvent) -> int:
+        headers = encode_headers(new.event, new.msg_id, new.expected_sequence, new.correlation_id)
+        try:
+            ack = await self.js.publish(
+                new.subject, new.event.SerializeToString(), headers=headers, timeout=self.ack_timeout
+            )
+        except APIError as error:
+            raise _translate(error, new) from None
+        except nats.errors.TimeoutError:
+            raise AppendTimeout(new.subject, self.ack_timeout) from None
+        return ack.seq
+
+    async def start_append(self, new: NewEvent) -> "JetStreamPendingAppend":
+        if new.expected_sequence is not None:
+            # nats-py 2.16 raises a publish_async's API error inside its reply handler instead of
+            # failing the future, so a refused expected sequence would look like a lost ack: an
+            # append that can conflict takes the awaited path, which reports the conflict.
+            return JetStreamPendingAppend(new, asyncio.ensure_future(self.append(new)), self.ack_timeout)
+        headers = encode_headers(new.event, new.msg_id, new.expected_sequence, new.correlation_id)
+        future = await self.js.publish_async(new.subject, new.event.SerializeToString(), headers=headers)
+        return JetStreamPendingAppend(new, future, self.ack_timeout)
+
+    async def append_many(self, news: Iterable[NewEvent]) -> list[int]:
+        # One bounded wait for the whole batch: a wait_for per event (a timer and a task each) cost
+        # a sixth of the time of a bulk append (bench/eventlog.py).
+        pending = [await self.start_append(new) for new in news]
+        try:
+            acks = await asyncio.wait_for(
+                asyncio.gather(*(item.future for item in pending), return_exceptions=True), self.ack_timeout
+            )
+        except TimeoutError:
+            raise AppendTimeout(pending[0].new.subject if pending else "", self.ack_timeout) from None
+        sequences = []
+        for item, ack in zip(pending, acks, strict=True):
+            if isinstance(ack, APIError):
+                raise _translate(ack, item.new) from None
+            if isinstance(ack, BaseException):
+                raise ack
+            sequences.append(ack if isinstance(ack, int) else int(cast(api.PubAck, ack).seq))
+        return sequences
+
+    async def get(self, sequence: int) -> RawEvent | None:
+        try:
+            raw = await self.js.get_msg(self.stream, seq=sequence, direct=True)
+        except NotFoundError:
+            return None
+        return RawEvent(
+            sequence=raw.seq or sequence,
+            subject=raw.subject or "",
+            data=raw.data or b"",
+            headers=dict(raw.headers or {}),
+            time=None,
+        )
+
+    async def last_sequence(self, subject: str | None = None) -> int:
+        if subject is None:
+            info = await self.js.stream_info(self.stream)
+            return info.state.last_seq
+        try:
+            raw = await self.js.get_last_msg(self.stream, subject, direct=True)
+        except NotFoundError:
+            return 0
+        return raw.seq or 0
+
+    async def count(self, subject: str) -> int:
+        info = await self.js.stream_info(self.stream, subjects_filter=subject)
+        return sum((info.state.subjects or {}).values())
+
+    async def replay_raw(self, subjects: Subjects, start: int = 1) -> AsyncGenerator[RawEvent, None]:
+        sub = await self._subscribe(subjects, start)
+        try:
+            info = await sub.consumer_info()
+            if not info.num_pending and not (info.delivered and info.delivered.consumer_seq):
+                return
+            while True:
+                msg = await sub.next_msg(timeout=30)
+                yield raw_event(msg)
+                if msg.metadata.num_pending == 0:
+                    return
+        finally:
+            await _unsubscribe(sub)
+
+    async def follow_raw(self, subjects: Subjects, start: int | None = 1) -> AsyncGenerator[RawEvent, None]:
+        sub = await self._subscribe(subjects, start)
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=None)
+                except nats.errors.TimeoutError:
+                    continue
+                yield raw_event(msg)
+        finally:
+            await _unsubscribe(sub)
+
+    async def _subscribe(self, subjects: Subjects, start: int | None) -> JetStreamContext.PushSubscription:
+        # An ordered consumer: no acks, in order, re-created by the client on a gap.
+        wanted = subject_list(subjects)
+        config = api.ConsumerConfig(filter_subjects=wanted if len(wanted) > 1 else None)
+        if start is None:
+            policy = api.DeliverPolicy.NEW
+        else:
+            policy = api.DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = max(start, 1)
+        return await self.js.subscribe(
+            wanted[0],
+            stream=self.stream,
+            ordered_consumer=True,
+            deliver_policy=policy,
+            config=config,
+            idle_heartbeat=5.0,
+            pending_msgs_limit=200_000,
+            pending_bytes_limit=512 * 1024 * 1024,
+        )
+
+
+class JetStreamPendingAppend:
+    """A publish under way; confirm() waits for the server's acknowledgement, bounded.
+
+    nats-py never fails a publish whose answer is lost (a server restart, a leader change), so the
+    wait is bounded: AppendTimeout means "not known to be stored"; retrying with the same msg_id is safe.
+    """
+
+    def __init__(
+        self, new: NewEvent, future: "asyncio.Future[api.PubAck] | asyncio.Future[int]", timeout: float
+    ) -> None:
+        self.new = new
+        self.future = future
+        self._timeout = timeout
+
+    async def confirm(self) -> int:
+        try:
+            ack: api.PubAck | int = await asyncio.wait_for(self.future, self._timeout)
+        except APIError as error:
+            raise _translate(error, self.new) from None
+        except TimeoutError:
+            raise AppendTimeout(self.new.subject, self._timeout) from None
+        return ack if isinstance(ack, int) else int(ack.seq)
+
+
+def raw_event(msg: Msg) -> RawEvent:
+    """The RawEvent of a message delivered by a JetStream consumer."""
+    meta = msg.metadata
+    return RawEvent(
+        sequence=meta.sequence.stream,
+        subject=msg.subject,
+        data=msg.data,
+        headers=dict(msg.headers or {}),
+        time=meta.timestamp,
+        pending=meta.num_pending or 0,
+    )
+
+
+async def _unsubscribe(sub: JetStreamContext.PushSubscription) -> None:
+    try:
+        await sub.unsubscribe()
+    except Exception:  # the connection may already be closing
+        log.debug("unsubscribe failed", exc_info=True)
+
+
+def _translate(error: APIError, new: NewEvent) -> Exception:
+    if error.err_code == _WRONG_LAST_SEQUENCE and new.expected_sequence is not None:
+        return ConcurrencyConflict(new.subject, new.expected_sequence, error.description or "")
+    return error

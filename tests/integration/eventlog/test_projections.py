@@ -1,0 +1,124 @@
+"""Projections on both event stores and both databases: rows and checkpoint move together, a rebuild
+gives the same rows, and an event that cannot be applied is parked instead of wedging the service."""
+
+import asyncio
+
+from sqlalchemy import Engine
+
+from eventlog import EventStore, NewEvent, ProjectionRunner
+from workbench.common.v1.common_pb2 import ChatMessage
+
+from .ledger import BatchLedger, Ledger, applied, rows
+
+
+def event(text: str) -> ChatMessage:
+    return ChatMessage(role="user", content=text)
+
+
+async def append(store: EventStore, texts: list[str], prefix: str = "c.l") -> int:
+    sequences = await store.append_many(NewEvent(f"{prefix}.{i % 3}", event(text)) for i, text in enumerate(texts))
+    return sequences[-1]
+
+
+async def test_a_rebuild_produces_identical_rows(store: EventStore, ledger_db: tuple[str, Engine]) -> None:
+    _, engine = ledger_db
+    last = await append(store, [f"r{i}" for i in range(120)])
+    runner = ProjectionRunner(store, engine, Ledger(["c.l.>"]), batch_size=32)
+
+    live = asyncio.create_task(runner.run())
+    await runner.wait_for(last)
+    live.cancel()
+    before = rows(engine)
+    await runner.rebuild()
+
+    assert len(before) == 120
+    assert rows(engine) == before
+    assert applied(engine) == 120
+
+
+async def test_a_batch_projection_folds_whole_batches_into_the_same_rows(
+    store: EventStore, ledger_db: tuple[str, Engine]
+) -> None:
+    _, engine = ledger_db
+    await append(store, [f"b{i}" for i in range(100)])
+    await ProjectionRunner(store, engine, Ledger(["c.l.>"]), batch_size=25).catch_up()
+    one_by_one = rows(engine)
+    batched = BatchLedger(["c.l.>"])
+
+    await ProjectionRunner(store, engine, batched, batch_size=25).rebuild()
+
+    assert rows(engine) == one_by_one
+    assert applied(engine) == 100
+    assert batched.batches == 4
+
+
+async def test_an_event_that_cannot_be_applied_is_parked_and_the_rest_applied_once(
+    store: EventStore, ledger_db: tuple[str, Engine]
+) -> None:
+    _, engine = ledger_db
+    texts = [f"e{i}" for i in range(30)]
+    texts[17] = "poison"
+    await append(store, texts)
+    runner = ProjectionRunner(store, engine, BatchLedger(["c.l.>"], poison="poison"), batch_size=10)
+
+    await runner.catch_up()
+
+    assert [content for _, _, content in rows(engine)] == [t for t in texts if t != "poison"]
+    assert applied(engine) == 29  # the batch that failed was rolled back, then applied one by one
+    (parked,) = runner.parked_events()
+    assert parked.sequence == rows(engine)[16][0] + 1
+    assert "cannot fold 'poison'" in parked.error and parked.type_name == "workbench.common.v1.ChatMessage"
+    assert runner.status().parked == 1 and runner.position == rows(engine)[-1][0]
+
+
+async def test_parked_events_apply_on_a_retry_after_the_fix(store: EventStore, ledger_db: tuple[str, Engine]) -> None:
+    _, engine = ledger_db
+    last = await append(store, ["a", "poison", "b"])
+    ledger = Ledger(["c.l.>"], poison="poison")
+    runner = ProjectionRunner(store, engine, ledger)
+    await runner.catch_up()
+    assert (await runner.retry_parked()).still_parked == 1  # not fixed yet: stays parked, attempts counted
+    assert runner.parked_events()[0].attempts == 2
+
+    ledger.poison = None  # the fix
+    outcome = await runner.retry_parked()
+
+    assert (outcome.applied, outcome.still_parked) == (1, 0)
+    assert sorted(content for _, _, content in rows(engine)) == ["a", "b", "poison"]
+    assert runner.parked_events() == [] and runner.position == last
+    # A new runner (a restart) finds nothing parked and nothing to apply twice.
+    again = ProjectionRunner(store, engine, Ledger(["c.l.>"]))
+    assert await again.catch_up() == last and again.status().parked == 0
+    assert applied(engine) == 3
+
+
+async def test_a_live_projector_parks_and_keeps_following(store: EventStore, ledger_db: tuple[str, Engine]) -> None:
+    _, engine = ledger_db
+    runner = ProjectionRunner(store, engine, Ledger(["c.l.>"], poison="poison"))
+    live = asyncio.create_task(runner.run())
+    try:
+        await append(store, ["one", "poison"])
+        last = await append(store, ["two", "three"])
+        await runner.wait_for(last)
+        assert not live.done()
+    finally:
+        live.cancel()
+    assert [content for _, _, content in rows(engine)] == ["one", "two", "three"]
+    assert runner.status().parked == 1
+
+
+async def test_a_database_that_is_away_is_waited_for_not_blamed_on_the_event(
+    store: EventStore, ledger_db: tuple[str, Engine]
+) -> None:
+    _, engine = ledger_db
+    ledger = Ledger(["c.l.>"])
+    ledger.database_down_for = 2
+    runner = ProjectionRunner(store, engine, ledger, retry_delay_s=0.05)
+    live = asyncio.create_task(runner.run())
+    try:
+        last = await append(store, ["kept", "also kept"])
+        await runner.wait_for(last)
+    finally:
+        live.cancel()
+    assert [content for _, _, content in rows(engine)] == ["kept", "also kept"]
+    assert runner.parked_events() == [] and applied(engine) == 2
