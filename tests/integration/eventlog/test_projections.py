@@ -131,16 +131,33 @@ async def test_tables_of_an_older_shape_are_dropped_and_rebuilt_from_the_log(
     _, engine = ledger_db
     last = await append(store, ["a", "b"])
     await ProjectionRunner(store, engine, Ledger(["c.l.>"])).catch_up()
-    with engine.begin() as connection:  # as an older version would have left it
+    with engine.begin() as connection:  # as a version from before fingerprints would have left it
         connection.execute(text("DROP TABLE test_ledger_rows"))
         connection.execute(text("CREATE TABLE test_ledger_rows (id INTEGER PRIMARY KEY, sequence INTEGER)"))
-        connection.execute(text("UPDATE projection_schemas SET fingerprint = 'older' WHERE name = 'test-ledger'"))
+        connection.execute(text("DELETE FROM projection_schemas"))
 
     runner = ProjectionRunner(store, engine, Ledger(["c.l.>"]))
 
     assert runner.load_position() == 0  # the old checkpoint went with the old rows
     assert await runner.catch_up() == last
     assert [content for _, _, content in rows(engine)] == ["a", "b"]
+
+
+async def test_tables_whose_fingerprint_differs_are_rebuilt_even_with_the_same_columns(
+    store: EventStore, ledger_db: tuple[str, Engine]
+) -> None:
+    """A column's type or an index may change without its name: the fingerprint tells."""
+    _, engine = ledger_db
+    last = await append(store, ["a", "b"])
+    await ProjectionRunner(store, engine, Ledger(["c.l.>"])).catch_up()
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE projection_schemas SET fingerprint = 'older' WHERE name = 'test-ledger'"))
+
+    runner = ProjectionRunner(store, engine, Ledger(["c.l.>"]))
+
+    assert runner.load_position() == 0
+    assert await runner.catch_up() == last
+    assert applied(engine) == 2  # the counter too was dropped and rebuilt, not applied on top
 
 
 async def test_a_projection_whose_shape_is_unchanged_keeps_its_rows_and_position(

@@ -3,11 +3,15 @@ spool's, in test_datasets_application.py); each refusal names the limit and its 
 
 import io
 import json
+import os
+import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from datasets_service.adapters.spool import ensure_spool_dir
 from datasets_service.domain.errors import TooManyRecords
 from datasets_service.domain.upload import Limits
 from tests.unit.datasets.checking import Uploads
@@ -72,3 +76,16 @@ def test_invalid_records_count_towards_the_record_limit_and_blank_lines_do_not(u
     with pytest.raises(TooManyRecords):
         uploads.check(b'{"prompt": "x"}\nbad\nbad\n', skip_invalid=True, limits=Limits(max_records=2))
     assert len(uploads.records(b'{"prompt": "x"}\n\n\n\n{"prompt": "y"}\n', "a.jsonl")) == 2
+
+
+def test_spool_files_a_crash_left_behind_are_removed_at_start_and_fresh_ones_kept(tmp_path: Path) -> None:
+    stale, fresh, other = tmp_path / "wb-upload-a.spool", tmp_path / "wb-upload-b.spool", tmp_path / "notes.spool"
+    for path in (stale, fresh, other):
+        path.write_bytes(b"x")
+    hours_ago = time.time() - 3 * 3600
+    os.utime(stale, (hours_ago, hours_ago))
+    os.utime(other, (hours_ago, hours_ago))
+
+    ensure_spool_dir(str(tmp_path))
+
+    assert (stale.exists(), fresh.exists(), other.exists()) == (False, True, True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Engine, Table, Text, func
+from sqlalchemy import Engine, Table, Text, func, inspect
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlmodel import Column, Field, Session, SQLModel, col, delete, select
 
@@ -162,7 +162,8 @@ class ProjectionRunner:
 
         A new version of a projection may add a column or a table: its old rows cannot be read, but
         they are only a projection, so they are dropped and the next catch-up rebuilds them from the
-        log. The fingerprint of the tables' columns is kept beside the checkpoint.
+        log. The fingerprint of the tables' columns is kept beside the checkpoint; tables older than
+        the fingerprint (or touched by hand) are compared column by column with the database.
         """
         own = _tables(self.projection.tables)
         bookkeeping = _tables([ProjectionCheckpoint, ProjectionSchema, ParkedEvent])
@@ -170,8 +171,7 @@ class ProjectionRunner:
         fingerprint = schema_fingerprint(own)
         with Session(self.engine) as session:
             known = session.get(ProjectionSchema, self.name)
-            written = session.get(ProjectionCheckpoint, self.name) is not None
-        if (known is not None and known.fingerprint != fingerprint) or (known is None and written):
+        if (known is not None and known.fingerprint != fingerprint) or _columns_differ(self.engine, own):
             log.warning("%s: its tables changed shape; dropping them to rebuild from the log", self.name)
             SQLModel.metadata.drop_all(self.engine, tables=own)
             with Session(self.engine) as session:
@@ -410,6 +410,16 @@ class ProjectionRunner:
                 parked.attempts += 1
                 session.add(parked)
                 session.commit()
+
+
+def _columns_differ(engine: Engine, tables: Sequence[Table]) -> bool:
+    """Whether a table that exists in the database has other columns than its model."""
+    found = inspect(engine)
+    return any(
+        {column["name"] for column in found.get_columns(table.name)} != {column.name for column in table.columns}
+        for table in tables
+        if found.has_table(table.name)
+    )
 
 
 def _tables(models: Sequence[type[SQLModel]]) -> list[Table]:

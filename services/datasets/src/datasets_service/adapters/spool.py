@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,22 @@ class SpooledUpload:
         self.path.unlink(missing_ok=True)
 
 
+PREFIX, SUFFIX = "wb-upload-", ".spool"
+# No upload outlives the gateway's deadline for it (an hour): an older spool file is a crash's leftover.
+STALE_AFTER_S = 2 * 3600
+
+
 def ensure_spool_dir(directory: str) -> None:
-    """Creates the spool directory when one is configured (else the system's is used, as it is)."""
+    """Creates the spool directory when one is configured (else the system's is used, as it is),
+    and removes what a crashed process left there."""
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
+    folder = Path(directory or tempfile.gettempdir())
+    now = time.time()
+    for leftover in folder.glob(f"{PREFIX}*{SUFFIX}"):
+        with contextlib.suppress(OSError):  # another process may be removing it too
+            if now - leftover.stat().st_mtime > STALE_AFTER_S:
+                leftover.unlink()
 
 
 async def spool(chunks: AsyncIterable[bytes], directory: str, max_bytes: int) -> SpooledUpload:
@@ -40,7 +53,7 @@ async def spool(chunks: AsyncIterable[bytes], directory: str, max_bytes: int) ->
     Raises UploadTooLarge as soon as they add up to more than max_bytes; the file is removed
     whenever this does not return it.
     """
-    handle, name = tempfile.mkstemp(prefix="wb-upload-", suffix=".spool", dir=directory or None)
+    handle, name = tempfile.mkstemp(prefix=PREFIX, suffix=SUFFIX, dir=directory or None)
     path = Path(name)
     digest = hashlib.sha256()
     size = 0

@@ -27,23 +27,22 @@ class InvalidDataset(InvalidInput):
         self.report = report
 
 
-class UploadTooLarge(InvalidInput):
-    """An upload went past the configured size limit."""
+class LimitExceeded(InvalidInput):
+    """An upload went past one of the configured limits; the message names it and its variable."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(
-            f"the file is larger than the upload limit of {limit} bytes ({limit / 2**20:.1f} MiB); "
-            "split it into smaller files, or raise WB_MAX_UPLOAD_BYTES"
-        )
+    def __init__(self, what: str, limit: int, variable: str) -> None:
+        super().__init__(f"{what}; split it into smaller files, or raise {variable}")
         self.limit = limit
 
 
-class TooManyRecords(InvalidInput):
-    """An upload holds more records than the configured limit."""
+class UploadTooLarge(LimitExceeded):
+    def __init__(self, limit: int) -> None:
+        what = f"the file is larger than the upload limit of {limit} bytes ({limit / 2**20:.1f} MiB)"
+        super().__init__(what, limit, "WB_MAX_UPLOAD_BYTES")
 
+
+class TooManyRecords(LimitExceeded):
     def __init__(self, limit: int) -> None:
         super().__init__(
-            f"the file holds more than {limit} records, the limit of one dataset; "
-            "split it into smaller files, or raise WB_DATASETS_MAX_RECORDS"
+            f"the file holds more than {limit} records, the limit of one dataset", limit, "WB_DATASETS_MAX_RECORDS"
         )
-        self.limit = limit
