@@ -126,8 +126,10 @@ async function upload(file) {
   } catch (error) {
     if (handleAuth(error)) return;
     status.className = "status error";
-    status.replaceChildren(`Upload refused: ${describe(error)}`);
-    if (error instanceof ApiError && error.body.problems?.length) {
+    const problems = error instanceof ApiError && error.body.problems?.length;
+    // With problems, the list says it all: the detail repeats them as one paragraph.
+    status.replaceChildren(problems ? "Upload refused:" : `Upload refused: ${describe(error)}`);
+    if (problems) {
       status.append(problemList(error.body));
       if (!skipInvalid) status.append(el("p", "hint", "Nothing was registered. Fix these, or tick “Skip invalid records”."));
     }
