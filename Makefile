@@ -36,6 +36,7 @@ install: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/eventlog.py
+	$(PY) bench/upload.py
 
 $(STAMP): $(INSTALL_INPUTS)
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)

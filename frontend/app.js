@@ -64,8 +64,12 @@ function renderDatasets() {
     button.type = "button";
     button.dataset.datasetId = dataset.dataset_id;
     if (dataset.dataset_id === state.datasetId) button.setAttribute("aria-current", "true");
+    const uploaded = el("time", "meta uploaded", formatTime(dataset.registered_at));
+    if (dataset.registered_at) uploaded.dateTime = dataset.registered_at;
     button.append(
       el("span", "name", dataset.name),
+      el("span", "meta dataset-id", dataset.dataset_id),
+      uploaded,
       el("span", "meta", `${dataset.record_count} records · ${dataset.format}`),
     );
     button.addEventListener("click", () => selectDataset(dataset.dataset_id));
@@ -78,21 +82,57 @@ function datasetName(datasetId) {
   return state.datasets.find((d) => d.dataset_id === datasetId)?.name || datasetId;
 }
 
+function count(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function formatTime(iso) {
+  if (!iso) return "";
+  const moment = new Date(iso);
+  return Number.isNaN(moment.getTime()) ? iso : `uploaded ${moment.toLocaleString()}`;
+}
+
+/** What validation found, line by line: "line 3 · prompt: must be a string", then "and N more". */
+function problemList({ problems = [], more = 0, line_word: lineWord = "line" }) {
+  const list = el("ul", "problems");
+  for (const { line, field, reason } of problems) {
+    list.append(el("li", undefined, `${lineWord} ${line}${field ? ` · ${field}` : ""}: ${reason}`));
+  }
+  if (more > 0) list.append(el("li", "more", `and ${more} more`));
+  return list;
+}
+
 async function upload(file) {
   const status = $("upload-status");
   status.className = "status";
   status.textContent = `Uploading ${file.name}…`;
   const form = new FormData();
   form.append("file", file, file.name);
+  const skipInvalid = $("skip-invalid").checked;
   try {
-    const { dataset } = await api("/admin/datasets/upload", { method: "POST", form });
-    status.textContent = `Registered ${dataset.name}: ${dataset.record_count} records.`;
+    const path = `/admin/datasets/upload${query({ skip_invalid: skipInvalid ? "true" : "" })}`;
+    const { dataset, already_registered: already, report, detail } = await api(path, { method: "POST", form });
+    if (already) {
+      status.replaceChildren(`Already uploaded: ${detail}. Nothing new was stored.`);
+    } else {
+      status.replaceChildren(`Registered ${dataset.name}: ${count(dataset.record_count, "record")}.`);
+      if (report) {
+        const skipped = `Skipped ${count(report.skipped_records, "invalid record")}:`;
+        status.append(el("p", "skipped", skipped), problemList(report));
+      }
+    }
     await loadDatasets();
     await selectDataset(dataset.dataset_id);
   } catch (error) {
     if (handleAuth(error)) return;
     status.className = "status error";
-    status.textContent = `Upload failed: ${describe(error)}`;
+    const problems = error instanceof ApiError && error.body.problems?.length;
+    // With problems, the list says it all: the detail repeats them as one paragraph.
+    status.replaceChildren(problems ? "Upload refused:" : `Upload refused: ${describe(error)}`);
+    if (problems) {
+      status.append(problemList(error.body));
+      if (!skipInvalid) status.append(el("p", "hint", "Nothing was registered. Fix these, or tick “Skip invalid records”."));
+    }
   } finally {
     $("upload-input").value = "";
   }
@@ -290,12 +330,18 @@ function renderSummary() {
     `${state.total} records · ${grid.models.length} models · ${differing} with differing answers`;
 }
 
-async function annotate(recordId, modelId, action, fixedText) {
-  const body = { model_id: modelId, expected_version: state.grid.annotationVersion(recordId) };
-  if (action === "fix") body.fixed_text = fixedText;
-  const path = `/admin/annotations/${action}/${encodeURIComponent(state.datasetId)}/${encodeURIComponent(recordId)}`;
+async function annotate(recordId, modelId, kind, fixedText) {
+  // The ids travel in the body, never in the URL: a record id such as "a/" or "%2F" stays exact.
+  const body = {
+    kind,
+    dataset_id: state.datasetId,
+    record_id: recordId,
+    model_id: modelId,
+    expected_version: state.grid.annotationVersion(recordId),
+  };
+  if (kind === "fixed") body.fixed_text = fixedText;
   try {
-    const { annotation } = await api(path, { method: "POST", json: body });
+    const { annotation } = await api("/admin/annotations", { method: "POST", json: body });
     state.grid.applyAnnotation(recordId, annotation);
     notify("");
   } catch (error) {

@@ -2,9 +2,9 @@
 // Record and model text is untrusted: it only ever reaches the page through textContent.
 
 const KINDS = [
-  { kind: "golden", action: "golden", label: "⭐ Golden", title: "Mark golden", className: "golden-button" },
-  { kind: "fixed", action: "fix", label: "✏️ Fix", title: "Fix this answer", className: "fix-button" },
-  { kind: "wrong", action: "wrong", label: "❌ Wrong", title: "Flag as wrong", className: "wrong-button" },
+  { kind: "golden", label: "⭐ Golden", title: "Mark golden", className: "golden-button" },
+  { kind: "fixed", label: "✏️ Fix", title: "Fix this answer", className: "fix-button" },
+  { kind: "wrong", label: "❌ Wrong", title: "Flag as wrong", className: "wrong-button" },
 ];
 
 function el(tag, className, text) {
@@ -24,8 +24,23 @@ function outputsDiffer(results) {
   return texts.length >= 2 && new Set(texts).size > 1;
 }
 
+/** The record's own other fields ("years: 7"), as text; null when it has none. */
+function metadataList(metadata) {
+  const entries = Object.entries(metadata || {});
+  if (!entries.length) return null;
+  const list = el("ul", "metadata");
+  list.setAttribute("aria-label", "Metadata");
+  for (const [key, value] of entries) {
+    const entry = el("li");
+    const text = typeof value === "string" ? value : JSON.stringify(value);
+    entry.append(el("span", "key", key), ": ", el("span", "value", text));
+    list.append(entry);
+  }
+  return list;
+}
+
 export class ResultsGrid {
-  /** onAnnotate(recordId, modelId, action, fixedText?) is called when a button is pressed. */
+  /** onAnnotate(recordId, modelId, kind, fixedText?) is called when a button is pressed. */
   constructor(root, { onAnnotate, modelName }) {
     this.root = root;
     this.onAnnotate = onAnnotate;
@@ -101,6 +116,8 @@ export class ResultsGrid {
     } else {
       td.append(el("div", "prompt", record.input.prompt ?? ""));
     }
+    const metadata = metadataList(record.metadata);
+    if (metadata) td.append(metadata);
     return td;
   }
 
@@ -139,15 +156,15 @@ export class ResultsGrid {
 
   actions(row, modelId, annotation) {
     const bar = el("div", "actions");
-    for (const { kind, action, label, title, className } of KINDS) {
+    for (const { kind, label, title, className } of KINDS) {
       const button = el("button", `annotate ${className}`, label);
       button.type = "button";
       button.title = title;
       button.setAttribute("aria-label", title);
       button.setAttribute("aria-pressed", String(annotation?.kind === kind));
       button.addEventListener("click", () => {
-        if (action === "fix") this.openFixEditor(row, modelId);
-        else this.onAnnotate(row.record.record_id, modelId, action);
+        if (kind === "fixed") this.openFixEditor(row, modelId);
+        else this.onAnnotate(row.record.record_id, modelId, kind);
       });
       bar.append(button);
     }
@@ -171,7 +188,7 @@ export class ResultsGrid {
     cancel.addEventListener("click", () => form.remove());
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      if (area.value.trim()) this.onAnnotate(row.record.record_id, modelId, "fix", area.value);
+      if (area.value.trim()) this.onAnnotate(row.record.record_id, modelId, "fixed", area.value);
     });
     form.append(area, save, cancel);
     td.append(form);

@@ -4,6 +4,10 @@ A gRPC status from a service keeps its name and the service's message (services 
 for users: "line 3: field "prompt" must be a string"); anything unexpected is a 500 that says nothing
 about the gateway's insides.
 
+A status whose details hold a ValidationReport (an upload refused for bad lines) adds the report to
+the body: "problems" ([{"line", "field", "reason"}], the first ones in file order), "more" (how many
+beyond those) and "line_word" ("line" for JSONL, "row" for CSV and Parquet).
+
 RESOURCE_EXHAUSTED is the one status whose words are not the service's: gRPC itself raises it when an
 answer is over the message size limit (a read, not the user's upload), so it is a 503 with a detail
 of our own. Uploads over WB_MAX_UPLOAD_BYTES are refused by the gateway itself with 413.
@@ -17,6 +21,10 @@ import grpc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+
+from gateway.views import report_view
+from servicehost.grpc_client import status_details
+from workbench.datasets.v1 import datasets_pb2 as ds
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,22 @@ def grpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
     return status, code.name, exc.details() or code.name.replace("_", " ").lower()
 
 
+def grpc_error_extra(exc: grpc.aio.AioRpcError) -> dict[str, Any]:
+    """What the status details add to the error body (a validation report's problems), else nothing."""
+    if exc.code() not in GRPC_TO_HTTP:  # an internal error's details stay in the service's log
+        return {}
+    try:
+        details = status_details(exc)
+    except ValueError:  # trailers that do not match the status: say what the status says, no more
+        log.warning("service call failed with status details that do not match its status")
+        return {}
+    for detail in details:
+        if isinstance(detail, ds.ValidationReport):
+            report = report_view(detail)
+            return {"problems": report.problems, "more": report.more, "line_word": report.line_word}
+    return {}
+
+
 def error_parts(exc: BaseException) -> tuple[int, str, str]:
     """As grpc_error_parts for a service's status; anything else is an internal error (logged)."""
     if isinstance(exc, grpc.aio.AioRpcError):
@@ -78,7 +102,7 @@ def error_parts(exc: BaseException) -> tuple[int, str, str]:
 
 def grpc_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    return error_response(*grpc_error_parts(exc))
+    return error_response(*grpc_error_parts(exc), **grpc_error_extra(exc))
 
 
 def http_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

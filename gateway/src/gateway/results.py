@@ -16,16 +16,20 @@ from gateway.views import (
     cell_result_view,
     dataset_view,
     record_input,
+    record_metadata,
 )
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.inference.v1 import inference_pb2 as inf
 
 
-class RecordView(msgspec.Struct):
+class ResultRowView(msgspec.Struct):
+    """One record of the grid: its input and metadata, then every model's answer and annotation."""
+
     record_id: str
     index: int
     input: dict[str, Any]
+    metadata: dict[str, Any]
     results: dict[str, CellResultView]
     annotations: dict[str, CellAnnotationView]
     # The record's annotation version: send it back as expected_version to detect a concurrent edit.
@@ -36,7 +40,7 @@ class RecordView(msgspec.Struct):
 class WorkbenchResults(msgspec.Struct):
     dataset: DatasetView
     models: list[str]
-    records: list[RecordView]
+    records: list[ResultRowView]
     offset: int
     limit: int | None
     total: int
@@ -99,10 +103,11 @@ def merge_results(
         marks = latest.get(record.record_id, {})
         cells = {m: cell_result_view(best[(record.record_id, m)][1]) for m in models if (record.record_id, m) in best}
         views.append(
-            RecordView(
+            ResultRowView(
                 record_id=record.record_id,
                 index=record.index,
                 input=record_input(record),
+                metadata=record_metadata(record),
                 results=cells,
                 annotations={m: cell_annotation_view(a) for m, a in marks.items()},
                 annotation_version=max((a.version for a in marks.values()), default=0),

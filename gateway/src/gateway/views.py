@@ -4,6 +4,7 @@ Enums become short lower-case words ("chat", "running", "golden"), timestamps IS
 (null when unset), keys snake_case.
 """
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,8 @@ from eventlog import from_timestamp
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.inference.v1 import inference_pb2 as inf
+
+log = logging.getLogger(__name__)
 
 
 def enum_word(enum_name: str, prefix: str) -> str:
@@ -31,6 +34,48 @@ class DatasetView(msgspec.Struct):
     sha256: str
     size_bytes: int
     registered_at: datetime | None
+    skipped_records: int  # invalid records left out when it was uploaded with skip_invalid
+
+
+class ProblemView(msgspec.Struct):
+    """One problem in an uploaded file: its line (JSONL) or row (CSV, Parquet), the field, why."""
+
+    line: int
+    field: str
+    reason: str
+
+
+class ValidationReportView(msgspec.Struct):
+    problems: list[ProblemView]
+    more: int  # problems beyond the ones listed
+    skipped_records: int
+    line_word: str  # "line" or "row": how the file's positions are named
+
+
+class UploadView(msgspec.Struct, omit_defaults=True):
+    """The answer to an upload: the new dataset, or the live one with the same content."""
+
+    dataset: DatasetView
+    already_registered: bool
+    report: ValidationReportView | None = None  # with skip_invalid, when records were left out
+    detail: str | None = None  # says which dataset already holds the content
+
+
+class RecordView(msgspec.Struct):
+    """One record of a dataset as stored: its input, its own other fields, the sampling it asks for."""
+
+    record_id: str
+    index: int
+    input: dict[str, Any]
+    metadata: dict[str, Any]
+    sampling: dict[str, float | int]  # only the fields the record sets
+
+
+class RecordsPage(msgspec.Struct):
+    records: list[RecordView]
+    total: int  # records of the dataset, or those matching q
+    offset: int
+    limit: int
 
 
 class SamplingView(msgspec.Struct):
@@ -126,7 +171,27 @@ def dataset_view(d: ds.Dataset) -> DatasetView:
         sha256=d.sha256,
         size_bytes=d.size_bytes,
         registered_at=from_timestamp(d.registered_at),
+        skipped_records=d.skipped_records,
     )
+
+
+def report_view(r: ds.ValidationReport) -> ValidationReportView:
+    return ValidationReportView(
+        problems=[ProblemView(line=p.line, field=p.field, reason=p.reason) for p in r.problems],
+        more=r.more,
+        skipped_records=r.skipped_records,
+        line_word=r.line_word or "line",
+    )
+
+
+def upload_view(reply: ds.UploadDatasetResponse) -> UploadView:
+    dataset = dataset_view(reply.dataset)
+    if reply.already_registered:
+        uploaded = dataset.registered_at.isoformat().replace("+00:00", "Z") if dataset.registered_at else "earlier"
+        detail = f"the same content is already dataset {dataset.dataset_id} ({dataset.name}, uploaded {uploaded})"
+        return UploadView(dataset=dataset, already_registered=True, detail=detail)
+    skipped = reply.report.skipped_records or len(reply.report.problems)
+    return UploadView(dataset=dataset, already_registered=False, report=report_view(reply.report) if skipped else None)
 
 
 def sampling_view(s: inf.SamplingParams) -> SamplingView:
@@ -222,6 +287,43 @@ def record_input(r: ds.Record) -> dict[str, Any]:
     if r.messages:
         return {"messages": [{"role": m.role, "content": m.content} for m in r.messages]}
     return {"prompt": r.prompt}
+
+
+def record_metadata(r: ds.Record) -> dict[str, Any]:
+    """The record's other fields, as the JSON object the service keeps them in."""
+    if not r.metadata_json:
+        return {}
+    try:
+        metadata = msgspec.json.decode(r.metadata_json)
+    except msgspec.DecodeError:
+        metadata = None
+    if not isinstance(metadata, dict):
+        # One broken record must not break the page it is on: show it without its metadata.
+        log.warning("record %r of a dataset has metadata that is not a JSON object", r.record_id)
+        return {}
+    return metadata
+
+
+def record_sampling(r: ds.Record) -> dict[str, float | int]:
+    """Only the fields the record sets: an unset one is the run's to choose, not zero."""
+    s = r.sampling
+    fields: dict[str, float | int | None] = {
+        "temperature": s.temperature if s.HasField("temperature") else None,
+        "top_p": s.top_p if s.HasField("top_p") else None,
+        "max_tokens": s.max_tokens if s.HasField("max_tokens") else None,
+        "seed": s.seed if s.HasField("seed") else None,
+    }
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def record_view(r: ds.Record) -> RecordView:
+    return RecordView(
+        record_id=r.record_id,
+        index=r.index,
+        input=record_input(r),
+        metadata=record_metadata(r),
+        sampling=record_sampling(r),
+    )
 
 
 def message_fields(message: Message) -> dict[str, Any]:

@@ -3,7 +3,7 @@ gives the same rows, and an event that cannot be applied is parked instead of we
 
 import asyncio
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from eventlog import EventStore, NewEvent, ProjectionRunner
 from workbench.common.v1.common_pb2 import ChatMessage
@@ -122,3 +122,52 @@ async def test_a_database_that_is_away_is_waited_for_not_blamed_on_the_event(
         live.cancel()
     assert [content for _, _, content in rows(engine)] == ["kept", "also kept"]
     assert runner.parked_events() == [] and applied(engine) == 2
+
+
+async def test_tables_of_an_older_shape_are_dropped_and_rebuilt_from_the_log(
+    store: EventStore, ledger_db: tuple[str, Engine]
+) -> None:
+    """A new version of a projection adds a column: the old rows are dropped and rebuilt, never misread."""
+    _, engine = ledger_db
+    last = await append(store, ["a", "b"])
+    await ProjectionRunner(store, engine, Ledger(["c.l.>"])).catch_up()
+    with engine.begin() as connection:  # as a version from before fingerprints would have left it
+        connection.execute(text("DROP TABLE test_ledger_rows"))
+        connection.execute(text("CREATE TABLE test_ledger_rows (id INTEGER PRIMARY KEY, sequence INTEGER)"))
+        connection.execute(text("DELETE FROM projection_schemas"))
+
+    runner = ProjectionRunner(store, engine, Ledger(["c.l.>"]))
+
+    assert runner.load_position() == 0  # the old checkpoint went with the old rows
+    assert await runner.catch_up() == last
+    assert [content for _, _, content in rows(engine)] == ["a", "b"]
+
+
+async def test_tables_whose_fingerprint_differs_are_rebuilt_even_with_the_same_columns(
+    store: EventStore, ledger_db: tuple[str, Engine]
+) -> None:
+    """A column's type or an index may change without its name: the fingerprint tells."""
+    _, engine = ledger_db
+    last = await append(store, ["a", "b"])
+    await ProjectionRunner(store, engine, Ledger(["c.l.>"])).catch_up()
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE projection_schemas SET fingerprint = 'older' WHERE name = 'test-ledger'"))
+
+    runner = ProjectionRunner(store, engine, Ledger(["c.l.>"]))
+
+    assert runner.load_position() == 0
+    assert await runner.catch_up() == last
+    assert applied(engine) == 2  # the counter too was dropped and rebuilt, not applied on top
+
+
+async def test_a_projection_whose_shape_is_unchanged_keeps_its_rows_and_position(
+    store: EventStore, ledger_db: tuple[str, Engine]
+) -> None:
+    _, engine = ledger_db
+    last = await append(store, ["a", "b"])
+    await ProjectionRunner(store, engine, Ledger(["c.l.>"])).catch_up()
+
+    again = ProjectionRunner(store, engine, Ledger(["c.l.>"]))
+
+    assert again.load_position() == last
+    assert applied(engine) == 2

@@ -14,8 +14,8 @@ from sqlmodel import Field, Session, SQLModel, delete
 
 from devstack.natsserver import free_port
 from eventlog import InMemoryEventStore, NewEvent, StoredEvent
-from servicehost.errors import NotFound
-from servicehost.grpc_client import open_channel, peer_error
+from servicehost.errors import InvalidInput, NotFound
+from servicehost.grpc_client import open_channel, peer_error, status_details
 from servicehost.grpc_server import GrpcService
 from servicehost.host import ServiceHost
 from servicehost.settings import ServiceSettings
@@ -153,3 +153,28 @@ async def test_a_task_that_ends_stops_the_host_with_exit_code_one(host: ServiceH
     loop_task = asyncio.create_task(worker_loop(), name="worker loop")
 
     assert await asyncio.wait_for(host.run_until_signalled(loop_task), 10) == 1
+
+
+async def test_an_error_with_details_carries_them_in_the_status(host: ServiceHost) -> None:
+    class Refusing(datasets_pb2_grpc.DatasetServiceServicer):
+        async def GetDataset(self, request: ds.GetDatasetRequest, context: grpc.aio.ServicerContext) -> None:
+            report = ds.ValidationReport(
+                problems=[ds.Problem(line=3, field="prompt", reason="must be a string")], more=4
+            )
+            raise InvalidInput("line 3: field prompt must be a string", details=[report])
+
+    other = await ServiceHost.connect("test-refusing", settings(), store=InMemoryEventStore())
+    await other.start(Refusing())
+    try:
+        async with open_channel(address(other)) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await datasets_pb2_grpc.DatasetServiceStub(channel).GetDataset(ds.GetDatasetRequest())
+    finally:
+        await other.stop(grace=0)
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == "line 3: field prompt must be a string"
+    translated = peer_error(refused.value, "datasets", address(other))
+    assert isinstance(translated, InvalidInput)
+    assert [(p.line, p.field) for p in translated.details[0].problems] == [(3, "prompt")]  # type: ignore[attr-defined]
+    assert status_details(refused.value)[0].more == 4  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ Results arrive as the inference workers append them (ResultRecorded on wb.result
 of a dataset come from a fake of the RecordSource port. No sockets.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -19,7 +20,7 @@ from eventlog import InMemoryEventStore, NewEvent
 from tests.unit.in_memory import Projected, projected
 from workbench.annotations.v1.annotations_pb2 import AnnotationKind, AnnotationRecorded
 from workbench.common.v1.common_pb2 import ChatMessage
-from workbench.datasets.v1.datasets_pb2 import Record
+from workbench.datasets.v1.datasets_pb2 import DatasetDeleted, Record
 from workbench.inference.v1.inference_pb2 import ResultRecorded
 
 GOLDEN = AnnotationKind.ANNOTATION_KIND_GOLDEN
@@ -247,3 +248,18 @@ async def test_an_export_of_unknown_kinds_or_an_unknown_dataset_is_refused(world
     with pytest.raises(NotFound):
         [chunk async for chunk in app.export_dataset("ds2", [])]
     assert [chunk async for chunk in app.export_dataset("ds1", [])] == []
+
+
+async def test_a_deleted_datasets_outputs_and_annotations_are_hidden_and_cannot_be_judged(world: Projected) -> None:
+    app = application(world)
+    await result(world, "r1", "m1", "Paris")
+    await app.record_annotation(judge(GOLDEN))
+
+    deletion = await world.store.append(NewEvent("wb.datasets.ds1", DatasetDeleted(dataset_id="ds1")))
+    await world.runner.wait_for(deletion)
+    await result(world, "r2", "m1", "late, from a run still going")  # after the deletion: stays out
+
+    assert await app.list_annotations("ds1") == []
+    assert await asyncio.to_thread(app.read_model.latest_output, "ds1", "r2", "m1") is None
+    with pytest.raises(NotFound, match="has been deleted"):
+        await app.record_annotation(judge(FIXED, "r2", fixed_text="Paris"))

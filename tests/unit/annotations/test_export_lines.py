@@ -52,3 +52,15 @@ def test_export_kinds_default_to_golden_and_fixed() -> None:
 def test_an_unspecified_export_kind_is_refused() -> None:
     with pytest.raises(InvalidInput, match="not annotation kinds"):
         export_kinds([AnnotationKind.ANNOTATION_KIND_UNSPECIFIED])
+
+
+def test_a_records_metadata_travels_with_it_and_plain_records_keep_their_shape() -> None:
+    record = Record(
+        record_id="c7", prompt="Verdict?", metadata_json='{"name": "Ada", "years": 12, "pedigree": "strong"}'
+    )
+
+    line = json.loads(export_line("ds1", record, "m1", AnnotationKind.ANNOTATION_KIND_GOLDEN, "hire"))
+    plain = json.loads(export_line("ds1", Record(record_id="r1", prompt="Hi"), "m1", 1, "Hello"))
+
+    assert line["metadata"] == {"name": "Ada", "years": 12, "pedigree": "strong"}
+    assert "metadata" not in plain

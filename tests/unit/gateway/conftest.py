@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
+import uvicorn
 from google.protobuf.timestamp_pb2 import Timestamp
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -26,7 +28,7 @@ from litestar.testing import AsyncTestClient
 from devstack.natsserver import free_port
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from servicehost.grpc_server import GrpcService, start_grpc_server
+from servicehost.grpc_server import GrpcService, rich_status, start_grpc_server
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.annotations.v1 import annotations_pb2_grpc
 from workbench.common.v1 import common_pb2, operations_pb2, operations_pb2_grpc
@@ -53,8 +55,9 @@ DATASET = ds.Dataset(
     size_bytes=321,
     registered_at=at(0),
 )
+R1_METADATA = {"name": "Ada <i>L.</i>", "years": 7, "pedigree": {"school": "Cambridge"}, "tags": ["math", "ai"]}
 RECORDS = [
-    ds.Record(record_id="r1", index=0, prompt="Is the sky blue?"),
+    ds.Record(record_id="r1", index=0, prompt="Is the sky blue?", metadata_json=json.dumps(R1_METADATA)),
     ds.Record(
         record_id="r2",
         index=1,
@@ -62,9 +65,12 @@ RECORDS = [
             common_pb2.ChatMessage(role="system", content="Answer briefly."),
             common_pb2.ChatMessage(role="user", content="<b>2+2?</b>"),
         ],
+        metadata_json="{}",
+        sampling=ds.RecordSampling(max_tokens=32, temperature=0.0),  # a zero that is set still counts
     ),
-    ds.Record(record_id=RECORD_WITH_SLASH, index=2, prompt="Say same."),
+    ds.Record(record_id=RECORD_WITH_SLASH, index=2, prompt="Say same."),  # no metadata_json at all
 ]
+MAX_PROBLEMS = 3  # problems named in a report; the rest are counted in "more"
 SAMPLING = inf.SamplingParams(temperature=0.0, top_p=1.0, max_tokens=64, seed=7)
 MODELS = [
     inf.Model(
@@ -153,15 +159,45 @@ EXPORT_CHUNKS = [b'{"messages": [{"role": "user", "content": "Is the sky blue?"}
 @dataclass
 class Upload:
     name: str = ""
+    skip_invalid: bool = False
     chunks: list[int] = field(default_factory=list)  # the size of each chunk message
     data: bytearray = field(default_factory=bytearray)
     completed: bool = False
     trailer: ds.UploadTrailer | None = None
 
 
+def problems_in(upload: Upload) -> list[ds.Problem]:
+    """Every line whose "prompt" is not a string (the fake's whole validation)."""
+    problems = []
+    for number, line in enumerate(upload.data.decode(errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            prompt = json.loads(line).get("prompt")
+        except (ValueError, AttributeError):
+            problems.append(ds.Problem(line=number, reason="not valid JSON"))
+            continue
+        if not isinstance(prompt, str):
+            problems.append(ds.Problem(line=number, field="prompt", reason="must be a string"))
+    return problems
+
+
+def report_of(upload: Upload, problems: list[ds.Problem], skipped: int = 0) -> ds.ValidationReport:
+    return ds.ValidationReport(
+        problems=problems[:MAX_PROBLEMS],
+        more=max(len(problems) - MAX_PROBLEMS, 0),
+        skipped_records=skipped,
+        line_word="row" if upload.name.endswith(".csv") else "line",
+    )
+
+
 class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
     def __init__(self) -> None:
         self.uploads: list[Upload] = []
+        self.registered: dict[str, ds.Dataset] = {}  # sha256 -> dataset, to answer a duplicate upload
+        self.record_requests: list[ds.ListRecordsRequest] = []
+        self.renamed: list[ds.RenameDatasetRequest] = []
+        self.deleted: list[str] = []
 
     async def UploadDataset(
         self, request_iterator: AsyncIterator[ds.UploadDatasetRequest], context: grpc.aio.ServicerContext
@@ -171,6 +207,7 @@ class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
         async for request in request_iterator:
             if request.HasField("header"):
                 upload.name = request.header.name
+                upload.skip_invalid = request.header.skip_invalid
                 if upload.name.endswith(".exe"):  # answers before the file has been sent
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "only .jsonl files are accepted")
             elif request.HasField("trailer"):
@@ -179,26 +216,32 @@ class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
                 upload.chunks.append(len(request.chunk))
                 upload.data += request.chunk
         upload.completed = True
-        count = 0
-        for number, line in enumerate(upload.data.decode().splitlines(), start=1):
-            if not line.strip():
-                continue
-            if not isinstance(json.loads(line).get("prompt"), str):
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f'line {number}: field "prompt" must be a string')
-            count += 1
+        sha256 = hashlib.sha256(upload.data).hexdigest()
+        if sha256 in self.registered:
+            return ds.UploadDatasetResponse(dataset=self.registered[sha256], already_registered=True)
+        problems = problems_in(upload)
+        if problems and not upload.skip_invalid:
+            first = problems[0]
+            message = f"line {first.line}: " + (f'field "{first.field}" ' if first.field else "") + first.reason
+            await context.abort_with_status(
+                rich_status(grpc.StatusCode.INVALID_ARGUMENT, message, [report_of(upload, problems)])
+            )
+        count = sum(1 for line in upload.data.splitlines() if line.strip()) - len(problems)
         if count > 100_000:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the file has more than 100000 records")
-        return ds.UploadDatasetResponse(
-            dataset=ds.Dataset(
-                dataset_id="ds-new",
-                name=upload.name,
-                format=ds.RECORD_FORMAT_PROMPT,
-                record_count=count,
-                sha256=hashlib.sha256(upload.data).hexdigest(),
-                size_bytes=len(upload.data),
-                registered_at=at(5),
-            )
+        dataset = ds.Dataset(
+            dataset_id="ds-new" if not self.registered else f"ds-new-{len(self.registered) + 1}",
+            name=upload.name,
+            format=ds.RECORD_FORMAT_PROMPT,
+            record_count=count,
+            sha256=sha256,
+            size_bytes=len(upload.data),
+            registered_at=at(5),
+            skipped_records=len(problems),
         )
+        self.registered[sha256] = dataset
+        report = report_of(upload, problems, skipped=len(problems)) if problems else None
+        return ds.UploadDatasetResponse(dataset=dataset, report=report)
 
     async def ListDatasets(
         self, request: ds.ListDatasetsRequest, context: grpc.aio.ServicerContext
@@ -223,6 +266,38 @@ class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
         selected = RECORDS[request.offset : end]
         for start in range(0, len(selected), 2):  # batches of two: the gateway must join them
             yield ds.ReadRecordsResponse(records=selected[start : start + 2])
+
+    async def ListRecords(
+        self, request: ds.ListRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> ds.ListRecordsResponse:
+        self.record_requests.append(request)
+        if request.dataset_id != DATASET_ID:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dataset {request.dataset_id!r}")
+        q = request.q.lower()
+        matching = [r for r in RECORDS if q in f"{r.record_id} {r.prompt} {r.messages} {r.metadata_json}".lower()]
+        page = matching[request.offset : request.offset + request.limit]
+        return ds.ListRecordsResponse(records=page, total=len(matching))
+
+    async def RenameDataset(
+        self, request: ds.RenameDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> ds.RenameDatasetResponse:
+        if request.dataset_id != DATASET_ID:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dataset {request.dataset_id!r}")
+        if not request.name.strip():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a dataset's name cannot be empty")
+        self.renamed.append(request)
+        renamed = ds.Dataset()
+        renamed.CopyFrom(DATASET)
+        renamed.name = request.name
+        return ds.RenameDatasetResponse(dataset=renamed)
+
+    async def DeleteDataset(
+        self, request: ds.DeleteDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> ds.DeleteDatasetResponse:
+        if request.dataset_id != DATASET_ID or request.dataset_id in self.deleted:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dataset {request.dataset_id!r}")
+        self.deleted.append(request.dataset_id)
+        return ds.DeleteDatasetResponse()
 
 
 class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
@@ -443,6 +518,27 @@ def app(make_app: Callable[..., Litestar]) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def served_gateway(make_app: Callable[..., Litestar]) -> Iterator[str]:
+    """The gateway behind uvicorn on a real port, in a thread of its own: its base URL.
+
+    For the tests that need the request body to arrive piece by piece, as from a real client
+    (the test client hands the app the whole body at once).
+    """
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the gateway did not start under uvicorn")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -21,7 +21,14 @@ async def test_a_bad_line_in_an_upload_is_a_400_naming_the_line(
     response = await client.post("/admin/datasets/upload", files={"file": ("bad.jsonl", content)}, headers=auth)
 
     assert response.status_code == 400
-    assert response.json() == {"error": "INVALID_ARGUMENT", "detail": 'line 3: field "prompt" must be a string'}
+    assert response.json() == {
+        "error": "INVALID_ARGUMENT",
+        "detail": 'line 3: field "prompt" must be a string',
+        # From the ValidationReport in the status details: every call's error body gets one so.
+        "problems": [{"line": 3, "field": "prompt", "reason": "must be a string"}],
+        "more": 0,
+        "line_word": "line",
+    }
 
 
 async def test_an_unknown_dataset_is_a_404(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:

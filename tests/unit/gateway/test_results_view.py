@@ -5,7 +5,10 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from .conftest import Services
+from gateway.views import record_metadata
+from workbench.datasets.v1 import datasets_pb2 as ds
+
+from .conftest import R1_METADATA, Services
 
 
 async def results(client: AsyncTestClient[Litestar], auth: dict[str, str], **params: Any) -> Any:
@@ -115,3 +118,19 @@ async def test_a_page_past_the_end_asks_for_no_results_at_all(
     assert page["records"] == []
     assert services.inference.result_requests == []  # empty record ids would mean "every record"
     assert services.annotations.list_requests == []
+
+
+async def test_each_record_brings_its_metadata(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> None:
+    r1, r2, r3 = (await results(client, auth))["records"]
+
+    assert r1["metadata"] == R1_METADATA  # nested values and text that looks like HTML come back as they are
+    assert r2["metadata"] == {}  # "{}": the record has no other fields
+    assert r3["metadata"] == {}  # unset
+    paged = await results(client, auth, offset=0, limit=1)
+    assert paged["records"][0]["metadata"] == R1_METADATA
+
+
+def test_metadata_that_is_not_a_json_object_is_left_out_not_a_failed_page() -> None:
+    assert record_metadata(ds.Record(metadata_json='{"a": [1, null]}')) == {"a": [1, None]}
+    assert record_metadata(ds.Record(metadata_json="[1, 2]")) == {}
+    assert record_metadata(ds.Record(metadata_json="{not json")) == {}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from eventlog import NewEvent
 from inference_service.adapters.datasets_client import DatasetSummary
 from inference_service.adapters.read_model import RunsProjection, RunsReadModel
 from inference_service.application import InferenceApplication
@@ -15,6 +16,7 @@ from inference_service.domain.errors import Conflict, FailedPrecondition, Invali
 from inference_service.domain.models import ModelSpec, Sampling
 from inference_service.domain.state import RunState, RunStatus, decide, sampling_to_proto
 from tests.unit.in_memory import Projected, projected
+from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
 from workbench.inference.v1 import inference_pb2 as pb
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -84,6 +86,7 @@ async def test_a_started_run_is_stored_split_into_shards_and_answered_from_the_r
         ("run_000000000001", 4, 1, 5),
     ]
     assert {s.sampling.max_tokens for s in queue.shards} == {24}
+    assert not stored.event.sampling_explicit and not any(s.sampling_explicit for s in queue.shards)
     assert world.runner.position == stored.sequence  # answered once its own projection had the run
     assert await app.get_run(run.run_id) == run
     assert await app.list_runs("ds_five", active_only=True) == [run]
@@ -96,8 +99,9 @@ async def test_sampling_given_with_the_request_is_the_runs_own(world: Projected)
 
     run = await app.start_run("ds_five", "tiny-b", sampling)
 
-    assert run.sampling == sampling
+    assert (run.sampling, run.sampling_explicit) == (sampling, True)
     assert [s.sampling for s in queue.shards] == [sampling_to_proto(sampling)] * 3
+    assert all(s.sampling_explicit for s in queue.shards)  # records' own sampling gives way to it
 
 
 @pytest.mark.parametrize(
@@ -179,3 +183,23 @@ async def test_at_start_only_recent_queued_runs_of_known_models_get_their_shards
         ("run_00000000000a", 0, 2),
         ("run_00000000000a", 2, 1),
     ]
+
+
+async def test_a_deleted_datasets_runs_leave_the_read_model_and_its_later_events_stay_out(world: Projected) -> None:
+    queue = Queue()
+    app = application(world, queue)
+    gone = await app.start_run("ds_five", "tiny-a")
+    also_gone = await app.start_run("ds_five", "tiny-b")
+    other = Datasets(ds_other=3)
+    app.datasets = other
+    elsewhere = await app.start_run("ds_other", "tiny-a")
+
+    await world.store.append(NewEvent("wb.datasets.ds_five", DatasetDeleted(dataset_id="ds_five")))
+    late = decide(RunState(gone.run_id), RequestRun("run_late", "ds_five", "tiny-a", Sampling(), 5, NOW))
+    last = await world.store.append(late[0])
+    await world.runner.wait_for(last)
+
+    assert [run.run_id for run in await app.list_runs()] == [elsewhere.run_id]
+    with pytest.raises(NotFound):
+        await app.get_run(also_gone.run_id)
+    assert await app.list_results("ds_five") == []

@@ -5,7 +5,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from inference_service.domain.errors import InvalidInput
-from inference_service.domain.models import Sampling, parse_models
+from inference_service.domain.models import Sampling, parse_models, record_sampling
 
 REPO = Path(__file__).resolve().parents[3]
 BASE = PurePosixPath("/srv/workbench/config")
@@ -119,3 +119,16 @@ def test_a_model_declared_twice_is_refused() -> None:
 def test_a_file_without_models_is_refused(text: str, expected: str) -> None:
     with pytest.raises(InvalidInput, match=expected):
         parse_models(text, BASE)
+
+
+def test_a_records_own_sampling_overrides_the_models_defaults_field_by_field() -> None:
+    defaults = Sampling(temperature=0.0, top_p=1.0, max_tokens=256, seed=0)
+
+    assert record_sampling(defaults, False, {"max_tokens": 32, "temperature": 0.5}) == Sampling(0.5, 1.0, 32, 0)
+    assert record_sampling(defaults, False, {}) == defaults
+
+
+def test_a_run_that_named_its_sampling_ignores_the_records_own() -> None:
+    chosen = Sampling(temperature=0.2, max_tokens=8)
+
+    assert record_sampling(chosen, True, {"max_tokens": 32}) == chosen

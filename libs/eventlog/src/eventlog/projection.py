@@ -12,13 +12,14 @@ and retries the same batch instead.
 """
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Engine, Text, func
+from sqlalchemy import Engine, Table, Text, func, inspect
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlmodel import Column, Field, Session, SQLModel, col, delete, select
 
@@ -38,6 +39,15 @@ class ProjectionCheckpoint(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     sequence: int = 0
+
+
+class ProjectionSchema(SQLModel, table=True):
+    """The shape of a projection's tables when its rows were written (see ProjectionRunner)."""
+
+    __tablename__ = "projection_schemas"
+
+    name: str = Field(primary_key=True)
+    fingerprint: str
 
 
 class ParkedEvent(SQLModel, table=True):
@@ -133,8 +143,7 @@ class ProjectionRunner:
         self._parked = 0
         self._lock = asyncio.Lock()  # one writer: the live batches, a rebuild, a retry of parked events
         self._advanced = asyncio.Condition()
-        tables = [ProjectionCheckpoint, ParkedEvent, *projection.tables]
-        SQLModel.metadata.create_all(engine, tables=[table.__table__ for table in tables])  # type: ignore[attr-defined]
+        self._prepare_tables()
 
     @property
     def name(self) -> str:
@@ -147,6 +156,32 @@ class ProjectionRunner:
 
     def status(self) -> ProjectionStatus:
         return ProjectionStatus(self.name, self._position, self._pending + self._uncommitted, self._parked)
+
+    def _prepare_tables(self) -> None:
+        """Creates the tables; drops and recreates the projection's own when their shape changed.
+
+        A new version of a projection may add a column or a table: its old rows cannot be read, but
+        they are only a projection, so they are dropped and the next catch-up rebuilds them from the
+        log. The fingerprint of the tables' columns is kept beside the checkpoint; tables older than
+        the fingerprint (or touched by hand) are compared column by column with the database.
+        """
+        own = _tables(self.projection.tables)
+        bookkeeping = _tables([ProjectionCheckpoint, ProjectionSchema, ParkedEvent])
+        SQLModel.metadata.create_all(self.engine, tables=bookkeeping)
+        fingerprint = schema_fingerprint(own)
+        with Session(self.engine) as session:
+            known = session.get(ProjectionSchema, self.name)
+        if (known is not None and known.fingerprint != fingerprint) or _columns_differ(self.engine, own):
+            log.warning("%s: its tables changed shape; dropping them to rebuild from the log", self.name)
+            SQLModel.metadata.drop_all(self.engine, tables=own)
+            with Session(self.engine) as session:
+                session.execute(delete(ProjectionCheckpoint).where(col(ProjectionCheckpoint.name) == self.name))
+                session.execute(delete(ParkedEvent).where(col(ParkedEvent.projection) == self.name))
+                session.commit()
+        SQLModel.metadata.create_all(self.engine, tables=own)
+        with Session(self.engine) as session:
+            session.merge(ProjectionSchema(name=self.name, fingerprint=fingerprint))
+            session.commit()
 
     def load_position(self) -> int:
         with Session(self.engine) as session:
@@ -375,6 +410,31 @@ class ProjectionRunner:
                 parked.attempts += 1
                 session.add(parked)
                 session.commit()
+
+
+def _columns_differ(engine: Engine, tables: Sequence[Table]) -> bool:
+    """Whether a table that exists in the database has other columns than its model."""
+    found = inspect(engine)
+    return any(
+        {column["name"] for column in found.get_columns(table.name)} != {column.name for column in table.columns}
+        for table in tables
+        if found.has_table(table.name)
+    )
+
+
+def _tables(models: Sequence[type[SQLModel]]) -> list[Table]:
+    return [model.__table__ for model in models]  # type: ignore[attr-defined]
+
+
+def schema_fingerprint(tables: Sequence[Table]) -> str:
+    """A digest of the tables' names, columns (name, type, nullability, key) and indexes."""
+    parts = []
+    for table in sorted(tables, key=lambda t: t.name):
+        parts.append(table.name)
+        for column in table.columns:
+            parts.append(f"{column.name}:{column.type!r}:{column.nullable}:{column.primary_key}")
+        parts.extend(sorted(f"index {index.name}:{[c.name for c in index.columns]}" for index in table.indexes))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def _checkpoint(session: Session, name: str, sequence: int) -> None:

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import grpc
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.message import Message
+from grpc_status import rpc_status
 
 from servicehost.errors import (
     Conflict,
@@ -91,10 +94,29 @@ def peer_error(error: grpc.aio.AioRpcError, peer: str, address: str) -> ServiceE
     code = error.code()
     kind = _KIND_OF.get(code)
     if kind is not None:
-        return kind(error.details() or f"the {peer} service answered {code.name}")
+        return kind(error.details() or f"the {peer} service answered {code.name}", status_details(error))
     if code in _UNREACHABLE:
         return Unavailable(
             f"the {peer} service at {address} did not answer ({code.name}); check that it is running "
             f"and that WB_{peer.upper()}_ADDR points at it, then try again"
         )
     return ServiceError(f"the {peer} service failed ({code.name}): {error.details()}")
+
+
+def status_details(error: grpc.aio.AioRpcError) -> list[Message]:
+    """The contract messages a failed call carries in its status details (google.rpc.Status),
+    unpacked into their own types (the generated modules must have been imported)."""
+    status = rpc_status.from_call(error)
+    if status is None:
+        return []
+    found: list[Message] = []
+    for packed in status.details:
+        name = packed.TypeName()
+        try:
+            cls = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(name))
+        except KeyError:
+            continue
+        detail = cls()
+        packed.Unpack(detail)
+        found.append(detail)
+    return found

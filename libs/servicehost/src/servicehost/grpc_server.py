@@ -14,9 +14,13 @@ from typing import Any
 
 import grpc
 import nats.errors
+from google.protobuf import any_pb2
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from eventlog import AppendTimeout, ConcurrencyConflict
@@ -67,6 +71,16 @@ def status_for(error: BaseException) -> tuple[grpc.StatusCode, str]:
             return grpc.StatusCode.UNAVAILABLE, UNAVAILABLE_BECAUSE[cls]
     log.error("unhandled error in a gRPC handler", exc_info=error)
     return grpc.StatusCode.INTERNAL, "internal error; see the service log"
+
+
+def rich_status(code: grpc.StatusCode, message: str, details: Sequence[Message]) -> grpc.Status:
+    """A status with details (google.rpc.Status): clients read them with grpc_status.rpc_status."""
+    packed = []
+    for detail in details:
+        wrapper = any_pb2.Any()
+        wrapper.Pack(detail)
+        packed.append(wrapper)
+    return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=packed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +139,9 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         async def fail(context: grpc.aio.ServicerContext, started: float, error: Exception) -> None:
             code, message = status_for(error)
             done(context, started, code.name)
+            details = getattr(error, "details", ()) if code != grpc.StatusCode.INTERNAL else ()
+            if details:
+                await context.abort_with_status(rich_status(code, message, details))  # raises AbortError
             await context.abort(code, message)  # raises AbortError
 
         async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:

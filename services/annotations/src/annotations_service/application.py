@@ -14,7 +14,7 @@ from typing import Protocol
 from annotations_service.adapters.read_model import AnnotationsReadModel
 from annotations_service.domain.annotation import Annotation, JudgedOutput
 from annotations_service.domain.commands import RecordAnnotation
-from annotations_service.domain.errors import Conflict
+from annotations_service.domain.errors import Conflict, NotFound
 from annotations_service.domain.export import export_kinds, export_line
 from annotations_service.domain.names import RESULT_SUBJECTS, record_subject
 from annotations_service.domain.state import RecordAnnotations, decide, evolve
@@ -51,6 +51,8 @@ class AnnotationsApplication:
         they were loaded here): nothing is overwritten, the caller reloads and tries again.
         A retry of the same command with the same expected_version is a no-op.
         """
+        if await asyncio.to_thread(self.read_model.is_deleted, command.dataset_id):
+            raise NotFound(f"dataset {command.dataset_id!r} has been deleted; its records cannot be annotated")
         state = await load_aggregate(
             self.store,
             record_subject(command.dataset_id, command.record_id),

@@ -14,9 +14,25 @@ class DatasetsSettings(ServiceSettings):
     max_upload_bytes: int = setting(
         "WB_MAX_UPLOAD_BYTES", 256 * 2**20, "largest dataset file accepted, in bytes (also the gateway's limit)", gt=0
     )
+    max_line_bytes: int = setting(
+        "WB_DATASETS_MAX_LINE_BYTES", 8 * 2**20, "largest record accepted: one JSONL line or CSV row, in bytes", gt=0
+    )
+    max_records: int = setting("WB_DATASETS_MAX_RECORDS", 1_000_000, "most records one dataset may hold", gt=0)
+    page_records: int = setting(
+        "WB_DATASETS_PAGE_RECORDS",
+        1000,
+        "records per stored page (a page also closes at about 2 MiB); reads fetch only the pages they need",
+        gt=0,
+    )
+    spool_dir: str = setting(
+        "WB_DATASETS_SPOOL_DIR",
+        "",
+        "where an upload is spooled while it is validated (empty: the system's temporary directory)",
+    )
     cache_bytes: int = setting(
         "WB_DATASETS_CACHE_BYTES",
-        256 * 2**20,
-        "parsed files kept in memory for ReadRecords (sum of file sizes; the latest one is always kept)",
+        64 * 2**20,
+        "parsed pages of records kept in memory for reads, as the sum of their stored sizes (parsed, they take "
+        "about twice that); the latest page is always kept",
         gt=0,
     )

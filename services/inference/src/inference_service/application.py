@@ -86,7 +86,9 @@ class InferenceApplication:
     async def start_run(self, dataset_id: str, model_id: str, sampling: Sampling | None = None) -> RunState:
         """Requests a run of a model over a dataset and queues its shards; returns the queued run.
 
-        sampling None uses the model's defaults. Raises NotFound for an unknown model or dataset,
+        sampling None uses the model's defaults, over which each record's own sampling fields (an
+        OpenAI batch body's max_tokens, ...) take precedence; a sampling given here applies to every
+        record as it is. Raises NotFound for an unknown model or dataset,
         InvalidInput for bad sampling, FailedPrecondition for an empty dataset, Unavailable when the
         event log or the work queue does not confirm in time. Once the run is stored it is answered
         even if the read model lags (from its own events), so the user never starts it twice.
@@ -94,16 +96,20 @@ class InferenceApplication:
         if not dataset_id:
             raise InvalidInput("dataset_id is required")
         model = self.model(model_id)
+        explicit = sampling is not None
         sampling = sampling or model.sampling
         problems = sampling_problems(sampling, model.max_model_len)
         if problems:
             raise InvalidInput(f"sampling for {model_id}: " + "; ".join(problems))
         dataset = await self.datasets.get(dataset_id)
         run_id = self.new_id()
-        command = RequestRun(run_id, dataset_id, model_id, sampling, dataset.record_count, self.clock())
+        command = RequestRun(run_id, dataset_id, model_id, sampling, dataset.record_count, self.clock(), explicit)
         new_events = decide(RunState(run_id), command)  # a new id: nothing to load
         sequence = await self._append(run_id, new_events)
-        await self.queue.publish(self._shards(run_id, dataset_id, model_id, sampling, dataset.record_count))
+        queued = RunState(run_id)
+        for new in new_events:
+            queued = evolve(queued, new.event, sequence)
+        await self.queue.publish(self._shards(queued))
         try:
             await self.projection.wait_for(sequence, within=self.projection_wait_s)
         except TimeoutError:
@@ -112,10 +118,7 @@ class InferenceApplication:
             log.warning(
                 "read model behind run %s after %.1f s; answering from its events", run_id, self.projection_wait_s
             )
-            state = RunState(run_id)
-            for new in new_events:
-                state = evolve(state, new.event, sequence)
-            return state
+            return queued
         return await self.get_run(run_id)
 
     async def requeue_queued_runs(self, max_age: timedelta = REQUEUE_MAX_AGE) -> int:
@@ -130,23 +133,23 @@ class InferenceApplication:
         for run in await asyncio.to_thread(self.read_model.list_runs, active_only=True):
             recent = run.requested_at is not None and now - run.requested_at < max_age
             if run.status is RunStatus.QUEUED and recent and run.model_id in self._models_by_id:
-                shards = self._shards(run.run_id, run.dataset_id, run.model_id, run.sampling, run.total)
-                await self.queue.publish(shards)
+                await self.queue.publish(self._shards(run))
                 requeued += 1
         return requeued
 
-    def _shards(self, run_id: str, dataset_id: str, model_id: str, sampling: Sampling, total: int) -> list[pb.RunShard]:
+    def _shards(self, run: RunState) -> list[pb.RunShard]:
         return [
             pb.RunShard(
-                run_id=run_id,
-                dataset_id=dataset_id,
-                model_id=model_id,
-                sampling=sampling_to_proto(sampling),
+                run_id=run.run_id,
+                dataset_id=run.dataset_id,
+                model_id=run.model_id,
+                sampling=sampling_to_proto(run.sampling),
+                sampling_explicit=run.sampling_explicit,
                 offset=offset,
                 limit=limit,
-                run_total=total,
+                run_total=run.total,
             )
-            for offset, limit in plan_shards(total, self.shard_size)
+            for offset, limit in plan_shards(run.total, self.shard_size)
         ]
 
     async def get_run(self, run_id: str) -> RunState:

@@ -26,43 +26,65 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from workbench.common.v1 import common_pb2 as workbench_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$workbench/datasets/v1/datasets.proto\x12\x15workbench.datasets.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workbench/common/v1/common.proto\"\xe2\x01\n\x07\x44\x61taset\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x06Record\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x32\n\x08messages\x18\x04 \x03(\x0b\x32 .workbench.common.v1.ChatMessage\"\x1c\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\"3\n\rUploadTrailer\x12\x12\n\nsize_bytes\x18\x01 \x01(\x03\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"\x9f\x01\n\x14UploadDatasetRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.workbench.datasets.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x37\n\x07trailer\x18\x03 \x01(\x0b\x32$.workbench.datasets.v1.UploadTrailerH\x00\x42\x06\n\x04part\"H\n\x15UploadDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"\x15\n\x13ListDatasetsRequest\"H\n\x14ListDatasetsResponse\x12\x30\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"E\n\x12GetDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"G\n\x12ReadRecordsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"E\n\x13ReadRecordsResponse\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.workbench.datasets.v1.Record\"\xec\x01\n\x11\x44\x61tasetRegistered\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x0e\x44\x61tasetDeleted\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x98\x01\n\x0cRecordFormat\x12\x1d\n\x19RECORD_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14RECORD_FORMAT_PROMPT\x10\x01\x12\x16\n\x12RECORD_FORMAT_CHAT\x10\x02\x12\x1e\n\x1aRECORD_FORMAT_OPENAI_BATCH\x10\x03\x12\x17\n\x13RECORD_FORMAT_MIXED\x10\x04\x32\xb2\x03\n\x0e\x44\x61tasetService\x12l\n\rUploadDataset\x12+.workbench.datasets.v1.UploadDatasetRequest\x1a,.workbench.datasets.v1.UploadDatasetResponse(\x01\x12g\n\x0cListDatasets\x12*.workbench.datasets.v1.ListDatasetsRequest\x1a+.workbench.datasets.v1.ListDatasetsResponse\x12\x61\n\nGetDataset\x12(.workbench.datasets.v1.GetDatasetRequest\x1a).workbench.datasets.v1.GetDatasetResponse\x12\x66\n\x0bReadRecords\x12).workbench.datasets.v1.ReadRecordsRequest\x1a*.workbench.datasets.v1.ReadRecordsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$workbench/datasets/v1/datasets.proto\x12\x15workbench.datasets.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a workbench/common/v1/common.proto\"\xfb\x01\n\x07\x44\x61taset\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fskipped_records\x18\t \x01(\x03\"\xbe\x01\n\x06Record\x12\x11\n\trecord_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x03\x12\x0e\n\x06prompt\x18\x03 \x01(\t\x12\x32\n\x08messages\x18\x04 \x03(\x0b\x32 .workbench.common.v1.ChatMessage\x12\x15\n\rmetadata_json\x18\x05 \x01(\t\x12\x37\n\x08sampling\x18\x06 \x01(\x0b\x32%.workbench.datasets.v1.RecordSampling\"\x9c\x01\n\x0eRecordSampling\x12\x18\n\x0btemperature\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x03 \x01(\x03H\x02\x88\x01\x01\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x03\x88\x01\x01\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\r\n\x0b_max_tokensB\x07\n\x05_seed\"2\n\x0cUploadHeader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0cskip_invalid\x18\x02 \x01(\x08\"6\n\x07Problem\x12\x0c\n\x04line\x18\x01 \x01(\x03\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"~\n\x10ValidationReport\x12\x30\n\x08problems\x18\x01 \x03(\x0b\x32\x1e.workbench.datasets.v1.Problem\x12\x0c\n\x04more\x18\x02 \x01(\x03\x12\x17\n\x0fskipped_records\x18\x03 \x01(\x03\x12\x11\n\tline_word\x18\x04 \x01(\t\"3\n\rUploadTrailer\x12\x12\n\nsize_bytes\x18\x01 \x01(\x03\x12\x0e\n\x06sha256\x18\x02 \x01(\t\"\x9f\x01\n\x14UploadDatasetRequest\x12\x35\n\x06header\x18\x01 \x01(\x0b\x32#.workbench.datasets.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x37\n\x07trailer\x18\x03 \x01(\x0b\x32$.workbench.datasets.v1.UploadTrailerH\x00\x42\x06\n\x04part\"\x9d\x01\n\x15UploadDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\x12\x1a\n\x12\x61lready_registered\x18\x02 \x01(\x08\x12\x37\n\x06report\x18\x03 \x01(\x0b\x32\'.workbench.datasets.v1.ValidationReport\"\x15\n\x13ListDatasetsRequest\"H\n\x14ListDatasetsResponse\x12\x30\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"\'\n\x11GetDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"E\n\x12GetDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"G\n\x12ReadRecordsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"E\n\x13ReadRecordsResponse\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.workbench.datasets.v1.Record\"R\n\x12ListRecordsRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\x12\t\n\x01q\x18\x04 \x01(\t\"T\n\x13ListRecordsResponse\x12.\n\x07records\x18\x01 \x03(\x0b\x32\x1d.workbench.datasets.v1.Record\x12\r\n\x05total\x18\x02 \x01(\x03\"8\n\x14RenameDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"H\n\x15RenameDatasetResponse\x12/\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1e.workbench.datasets.v1.Dataset\"*\n\x14\x44\x65leteDatasetRequest\x12\x12\n\ndataset_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteDatasetResponse\"\xb8\x02\n\x11\x44\x61tasetRegistered\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x33\n\x06\x66ormat\x18\x03 \x01(\x0e\x32#.workbench.datasets.v1.RecordFormat\x12\x14\n\x0crecord_count\x18\x04 \x01(\x03\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x13\n\x0bobject_name\x18\x06 \x01(\t\x12\x12\n\nsize_bytes\x18\x07 \x01(\x03\x12\x31\n\rregistered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x05pages\x18\t \x03(\x0b\x32\".workbench.datasets.v1.DatasetPage\x12\x17\n\x0fskipped_records\x18\n \x01(\x03\"\\\n\x0b\x44\x61tasetPage\x12\x13\n\x0bobject_name\x18\x01 \x01(\t\x12\x14\n\x0crecord_count\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\"b\n\x0e\x44\x61tasetRenamed\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12.\n\nrenamed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x0e\x44\x61tasetDeleted\x12\x12\n\ndataset_id\x18\x01 \x01(\t\x12.\n\ndeleted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xca\x01\n\x0cRecordFormat\x12\x1d\n\x19RECORD_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14RECORD_FORMAT_PROMPT\x10\x01\x12\x16\n\x12RECORD_FORMAT_CHAT\x10\x02\x12\x1e\n\x1aRECORD_FORMAT_OPENAI_BATCH\x10\x03\x12\x17\n\x13RECORD_FORMAT_MIXED\x10\x04\x12\x15\n\x11RECORD_FORMAT_CSV\x10\x05\x12\x19\n\x15RECORD_FORMAT_PARQUET\x10\x06\x32\xf0\x05\n\x0e\x44\x61tasetService\x12l\n\rUploadDataset\x12+.workbench.datasets.v1.UploadDatasetRequest\x1a,.workbench.datasets.v1.UploadDatasetResponse(\x01\x12g\n\x0cListDatasets\x12*.workbench.datasets.v1.ListDatasetsRequest\x1a+.workbench.datasets.v1.ListDatasetsResponse\x12\x61\n\nGetDataset\x12(.workbench.datasets.v1.GetDatasetRequest\x1a).workbench.datasets.v1.GetDatasetResponse\x12\x66\n\x0bReadRecords\x12).workbench.datasets.v1.ReadRecordsRequest\x1a*.workbench.datasets.v1.ReadRecordsResponse0\x01\x12\x64\n\x0bListRecords\x12).workbench.datasets.v1.ListRecordsRequest\x1a*.workbench.datasets.v1.ListRecordsResponse\x12j\n\rRenameDataset\x12+.workbench.datasets.v1.RenameDatasetRequest\x1a,.workbench.datasets.v1.RenameDatasetResponse\x12j\n\rDeleteDataset\x12+.workbench.datasets.v1.DeleteDatasetRequest\x1a,.workbench.datasets.v1.DeleteDatasetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workbench.datasets.v1.datasets_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDFORMAT']._serialized_start=1469
-  _globals['_RECORDFORMAT']._serialized_end=1621
+  _globals['_RECORDFORMAT']._serialized_start=2667
+  _globals['_RECORDFORMAT']._serialized_end=2869
   _globals['_DATASET']._serialized_start=131
-  _globals['_DATASET']._serialized_end=357
-  _globals['_RECORD']._serialized_start=359
-  _globals['_RECORD']._serialized_end=469
-  _globals['_UPLOADHEADER']._serialized_start=471
-  _globals['_UPLOADHEADER']._serialized_end=499
-  _globals['_UPLOADTRAILER']._serialized_start=501
-  _globals['_UPLOADTRAILER']._serialized_end=552
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=555
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=714
-  _globals['_UPLOADDATASETRESPONSE']._serialized_start=716
-  _globals['_UPLOADDATASETRESPONSE']._serialized_end=788
-  _globals['_LISTDATASETSREQUEST']._serialized_start=790
-  _globals['_LISTDATASETSREQUEST']._serialized_end=811
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=813
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=885
-  _globals['_GETDATASETREQUEST']._serialized_start=887
-  _globals['_GETDATASETREQUEST']._serialized_end=926
-  _globals['_GETDATASETRESPONSE']._serialized_start=928
-  _globals['_GETDATASETRESPONSE']._serialized_end=997
-  _globals['_READRECORDSREQUEST']._serialized_start=999
-  _globals['_READRECORDSREQUEST']._serialized_end=1070
-  _globals['_READRECORDSRESPONSE']._serialized_start=1072
-  _globals['_READRECORDSRESPONSE']._serialized_end=1141
-  _globals['_DATASETREGISTERED']._serialized_start=1144
-  _globals['_DATASETREGISTERED']._serialized_end=1380
-  _globals['_DATASETDELETED']._serialized_start=1382
-  _globals['_DATASETDELETED']._serialized_end=1466
-  _globals['_DATASETSERVICE']._serialized_start=1624
-  _globals['_DATASETSERVICE']._serialized_end=2058
+  _globals['_DATASET']._serialized_end=382
+  _globals['_RECORD']._serialized_start=385
+  _globals['_RECORD']._serialized_end=575
+  _globals['_RECORDSAMPLING']._serialized_start=578
+  _globals['_RECORDSAMPLING']._serialized_end=734
+  _globals['_UPLOADHEADER']._serialized_start=736
+  _globals['_UPLOADHEADER']._serialized_end=786
+  _globals['_PROBLEM']._serialized_start=788
+  _globals['_PROBLEM']._serialized_end=842
+  _globals['_VALIDATIONREPORT']._serialized_start=844
+  _globals['_VALIDATIONREPORT']._serialized_end=970
+  _globals['_UPLOADTRAILER']._serialized_start=972
+  _globals['_UPLOADTRAILER']._serialized_end=1023
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=1026
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=1185
+  _globals['_UPLOADDATASETRESPONSE']._serialized_start=1188
+  _globals['_UPLOADDATASETRESPONSE']._serialized_end=1345
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1347
+  _globals['_LISTDATASETSREQUEST']._serialized_end=1368
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=1370
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1442
+  _globals['_GETDATASETREQUEST']._serialized_start=1444
+  _globals['_GETDATASETREQUEST']._serialized_end=1483
+  _globals['_GETDATASETRESPONSE']._serialized_start=1485
+  _globals['_GETDATASETRESPONSE']._serialized_end=1554
+  _globals['_READRECORDSREQUEST']._serialized_start=1556
+  _globals['_READRECORDSREQUEST']._serialized_end=1627
+  _globals['_READRECORDSRESPONSE']._serialized_start=1629
+  _globals['_READRECORDSRESPONSE']._serialized_end=1698
+  _globals['_LISTRECORDSREQUEST']._serialized_start=1700
+  _globals['_LISTRECORDSREQUEST']._serialized_end=1782
+  _globals['_LISTRECORDSRESPONSE']._serialized_start=1784
+  _globals['_LISTRECORDSRESPONSE']._serialized_end=1868
+  _globals['_RENAMEDATASETREQUEST']._serialized_start=1870
+  _globals['_RENAMEDATASETREQUEST']._serialized_end=1926
+  _globals['_RENAMEDATASETRESPONSE']._serialized_start=1928
+  _globals['_RENAMEDATASETRESPONSE']._serialized_end=2000
+  _globals['_DELETEDATASETREQUEST']._serialized_start=2002
+  _globals['_DELETEDATASETREQUEST']._serialized_end=2044
+  _globals['_DELETEDATASETRESPONSE']._serialized_start=2046
+  _globals['_DELETEDATASETRESPONSE']._serialized_end=2069
+  _globals['_DATASETREGISTERED']._serialized_start=2072
+  _globals['_DATASETREGISTERED']._serialized_end=2384
+  _globals['_DATASETPAGE']._serialized_start=2386
+  _globals['_DATASETPAGE']._serialized_end=2478
+  _globals['_DATASETRENAMED']._serialized_start=2480
+  _globals['_DATASETRENAMED']._serialized_end=2578
+  _globals['_DATASETDELETED']._serialized_start=2580
+  _globals['_DATASETDELETED']._serialized_end=2664
+  _globals['_DATASETSERVICE']._serialized_start=2872
+  _globals['_DATASETSERVICE']._serialized_end=3624
 # @@protoc_insertion_point(module_scope)

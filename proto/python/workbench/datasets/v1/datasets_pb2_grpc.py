@@ -54,6 +54,21 @@ class DatasetServiceStub:
                 request_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ReadRecordsRequest.SerializeToString,
                 response_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ReadRecordsResponse.FromString,
                 _registered_method=True)
+        self.ListRecords = channel.unary_unary(
+                '/workbench.datasets.v1.DatasetService/ListRecords',
+                request_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ListRecordsRequest.SerializeToString,
+                response_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ListRecordsResponse.FromString,
+                _registered_method=True)
+        self.RenameDataset = channel.unary_unary(
+                '/workbench.datasets.v1.DatasetService/RenameDataset',
+                request_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.RenameDatasetRequest.SerializeToString,
+                response_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.RenameDatasetResponse.FromString,
+                _registered_method=True)
+        self.DeleteDataset = channel.unary_unary(
+                '/workbench.datasets.v1.DatasetService/DeleteDataset',
+                request_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.DeleteDatasetRequest.SerializeToString,
+                response_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.DeleteDatasetResponse.FromString,
+                _registered_method=True)
 
 
 class DatasetServiceServicer:
@@ -61,8 +76,10 @@ class DatasetServiceServicer:
 
     def UploadDataset(self, request_iterator, context):
         """Client-streamed upload: the header, the file's bytes in chunks, then the trailer.
-        The whole file is validated before anything is stored; a bad line fails with
-        INVALID_ARGUMENT naming the line, the field and the reason.
+        Every record is validated before the dataset is registered; a file with bad lines fails with
+        INVALID_ARGUMENT naming the first ones (line, field, reason), with a ValidationReport in the
+        status details, and registers nothing (unless the header asks to skip invalid records).
+        Content identical to a live dataset answers with that dataset (already_registered).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +99,27 @@ class DatasetServiceServicer:
 
     def ReadRecords(self, request, context):
         """Streams the records of a dataset in file order, in batches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRecords(self, request, context):
+        """One page of a dataset's records, optionally only those whose id, input or metadata hold q.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenameDataset(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDataset(self, request, context):
+        """Removes the dataset and its stored records; its runs, results and annotations stay in the log
+        but the read models hide them. NOT_FOUND for an unknown id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -109,6 +147,21 @@ def add_DatasetServiceServicer_to_server(servicer, server):
                     servicer.ReadRecords,
                     request_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ReadRecordsRequest.FromString,
                     response_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ReadRecordsResponse.SerializeToString,
+            ),
+            'ListRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecords,
+                    request_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ListRecordsRequest.FromString,
+                    response_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.ListRecordsResponse.SerializeToString,
+            ),
+            'RenameDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameDataset,
+                    request_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.RenameDatasetRequest.FromString,
+                    response_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.RenameDatasetResponse.SerializeToString,
+            ),
+            'DeleteDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDataset,
+                    request_deserializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.DeleteDatasetRequest.FromString,
+                    response_serializer=workbench_dot_datasets_dot_v1_dot_datasets__pb2.DeleteDatasetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +272,87 @@ class DatasetService:
             '/workbench.datasets.v1.DatasetService/ReadRecords',
             workbench_dot_datasets_dot_v1_dot_datasets__pb2.ReadRecordsRequest.SerializeToString,
             workbench_dot_datasets_dot_v1_dot_datasets__pb2.ReadRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.datasets.v1.DatasetService/ListRecords',
+            workbench_dot_datasets_dot_v1_dot_datasets__pb2.ListRecordsRequest.SerializeToString,
+            workbench_dot_datasets_dot_v1_dot_datasets__pb2.ListRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.datasets.v1.DatasetService/RenameDataset',
+            workbench_dot_datasets_dot_v1_dot_datasets__pb2.RenameDatasetRequest.SerializeToString,
+            workbench_dot_datasets_dot_v1_dot_datasets__pb2.RenameDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.datasets.v1.DatasetService/DeleteDataset',
+            workbench_dot_datasets_dot_v1_dot_datasets__pb2.DeleteDatasetRequest.SerializeToString,
+            workbench_dot_datasets_dot_v1_dot_datasets__pb2.DeleteDatasetResponse.FromString,
             options,
             channel_credentials,
             insecure,

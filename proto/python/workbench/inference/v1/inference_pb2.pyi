@@ -457,10 +457,15 @@ class RunRequested(_message.Message):
     SAMPLING_FIELD_NUMBER: _builtins.int
     RECORD_COUNT_FIELD_NUMBER: _builtins.int
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    SAMPLING_EXPLICIT_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     dataset_id: _builtins.str
     model_id: _builtins.str
     record_count: _builtins.int
+    sampling_explicit: _builtins.bool
+    """The run named its own sampling: it applies to every record. Otherwise sampling holds the
+    model's defaults, and a record's own sampling fields (RecordSampling) take precedence.
+    """
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...
     @_builtins.property
@@ -474,10 +479,11 @@ class RunRequested(_message.Message):
         sampling: Global___SamplingParams | None = ...,
         record_count: _builtins.int = ...,
         requested_at: _timestamp_pb2.Timestamp | None = ...,
+        sampling_explicit: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "model_id", b"model_id", "record_count", b"record_count", "requested_at", b"requested_at", "run_id", b"run_id", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "model_id", b"model_id", "record_count", b"record_count", "requested_at", b"requested_at", "run_id", b"run_id", "sampling", b"sampling", "sampling_explicit", b"sampling_explicit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -700,12 +706,15 @@ class RunShard(_message.Message):
     OFFSET_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     RUN_TOTAL_FIELD_NUMBER: _builtins.int
+    SAMPLING_EXPLICIT_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     dataset_id: _builtins.str
     model_id: _builtins.str
     offset: _builtins.int
     limit: _builtins.int
     run_total: _builtins.int
+    sampling_explicit: _builtins.bool
+    """as on RunRequested"""
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...
     def __init__(
@@ -718,10 +727,11 @@ class RunShard(_message.Message):
         offset: _builtins.int = ...,
         limit: _builtins.int = ...,
         run_total: _builtins.int = ...,
+        sampling_explicit: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "limit", b"limit", "model_id", b"model_id", "offset", b"offset", "run_id", b"run_id", "run_total", b"run_total", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "limit", b"limit", "model_id", b"model_id", "offset", b"offset", "run_id", b"run_id", "run_total", b"run_total", "sampling", b"sampling", "sampling_explicit", b"sampling_explicit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

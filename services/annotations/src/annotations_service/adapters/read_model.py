@@ -11,11 +11,12 @@ from datetime import UTC
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
-from annotations_service.adapters.tables import AnnotationRow, OutputRow
+from annotations_service.adapters.tables import AnnotationRow, DeletedDataset, OutputRow
 from annotations_service.domain.annotation import Annotation, JudgedOutput, recorded_annotation
-from annotations_service.domain.names import ANNOTATION_SUBJECTS, RESULT_SUBJECTS
+from annotations_service.domain.names import ANNOTATION_SUBJECTS, DATASET_SUBJECTS, RESULT_SUBJECTS
 from eventlog import StoredEvent
 from workbench.annotations.v1.annotations_pb2 import AnnotationCleared, AnnotationRecorded
+from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
 from workbench.inference.v1.inference_pb2 import ResultRecorded
 
 _IDS_PER_QUERY = 500
@@ -26,11 +27,19 @@ class AnnotationsProjection:
     annotations_annotations."""
 
     name = "annotations"
-    subjects: Sequence[str] = (RESULT_SUBJECTS, ANNOTATION_SUBJECTS)
-    tables = (OutputRow, AnnotationRow)
+    subjects: Sequence[str] = (RESULT_SUBJECTS, ANNOTATION_SUBJECTS, DATASET_SUBJECTS)
+    tables = (OutputRow, AnnotationRow, DeletedDataset)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         message = event.event
+        if isinstance(message, DatasetDeleted):
+            # Its results and annotations stay in the log; the read model hides them, now and later.
+            session.execute(delete(OutputRow).where(col(OutputRow.dataset_id) == message.dataset_id))
+            session.execute(delete(AnnotationRow).where(col(AnnotationRow.dataset_id) == message.dataset_id))
+            session.merge(DeletedDataset(dataset_id=message.dataset_id))
+            return
+        if session.get(DeletedDataset, getattr(message, "dataset_id", "")) is not None:
+            return
         if isinstance(message, ResultRecorded):
             self._result(session, event.sequence, message)
         elif isinstance(message, AnnotationRecorded):
@@ -41,6 +50,7 @@ class AnnotationsProjection:
     def clear(self, session: Session) -> None:
         session.execute(delete(OutputRow))
         session.execute(delete(AnnotationRow))
+        session.execute(delete(DeletedDataset))
 
     @staticmethod
     def _result(session: Session, sequence: int, event: ResultRecorded) -> None:
@@ -84,6 +94,11 @@ class AnnotationsReadModel:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def is_deleted(self, dataset_id: str) -> bool:
+        """Whether the datasets context deleted the dataset (its annotations are hidden for good)."""
+        with Session(self.engine) as session:
+            return session.get(DeletedDataset, dataset_id) is not None
 
     def latest_output(self, dataset_id: str, record_id: str, model_id: str) -> JudgedOutput | None:
         """The model's latest output for the record; None when no result has been projected yet."""

@@ -37,3 +37,11 @@ class AnnotationRow(_ModelOutputKey, table=True):
     # The stream sequence of the record's last annotation event (any model): what a writer expects.
     version: int
     recorded_at: datetime | None = None
+
+
+class DeletedDataset(SQLModel, table=True):
+    """A dataset deleted in the datasets context: its outputs and annotations are hidden, now and later."""
+
+    __tablename__ = "annotations_deleted_datasets"
+
+    dataset_id: str = Field(primary_key=True)

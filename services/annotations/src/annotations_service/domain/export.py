@@ -1,6 +1,7 @@
 """Export lines: one OpenAI chat fine-tune line per curated (record, model)."""
 
 import json
+from typing import Any
 
 from annotations_service.domain.errors import InvalidInput
 from workbench.annotations.v1.annotations_pb2 import AnnotationKind
@@ -33,14 +34,25 @@ def chat_messages(record: Record) -> list[dict[str, str]]:
     return [{"role": "user", "content": record.prompt}]
 
 
+def record_metadata(record: Record) -> dict[str, Any]:
+    """The record's own fields beside its input (name, years, pedigree...), as the datasets service keeps them."""
+    if not record.metadata_json:
+        return {}
+    metadata = json.loads(record.metadata_json)
+    return metadata if isinstance(metadata, dict) else {"value": metadata}
+
+
 def export_line(dataset_id: str, record: Record, model_id: str, kind: int, answer: str) -> str:
     """One JSONL line (with its newline); json escapes whatever the untrusted answer holds."""
     messages = [*chat_messages(record), {"role": "assistant", "content": answer}]
-    line = {
+    line: dict[str, Any] = {
         "dataset_id": dataset_id,
         "record_id": record.record_id,
         "model_id": model_id,
         "kind": _KIND_NAMES[kind],  # type: ignore[index]
         "messages": messages,
     }
+    metadata = record_metadata(record)
+    if metadata:  # only when the record has any: exports of plain records keep their shape
+        line["metadata"] = metadata
     return json.dumps(line, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"

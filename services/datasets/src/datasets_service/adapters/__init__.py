@@ -1,1 +1,1 @@
-"""Adapters of the datasets service: read model, object store, parsed-file cache."""
+"""Adapters of the datasets service: read model, object store, page cache, upload spool, file readers."""

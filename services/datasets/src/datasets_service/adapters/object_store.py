@@ -1,4 +1,4 @@
-"""Dataset files as blobs in the JetStream object store (the application's FileStore)."""
+"""Stored records as objects in the JetStream object store (the application's FileStore)."""
 
 import io
 
@@ -12,7 +12,7 @@ BUCKET = "wb-datasets"
 
 
 class DatasetFiles:
-    """Puts and gets whole dataset files by object name."""
+    """Puts, gets and deletes objects (pages of records; legacy datasets' whole files) by name."""
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
@@ -25,7 +25,7 @@ class DatasetFiles:
         except BucketNotFoundError:
             store = await js.create_object_store(
                 bucket,
-                api.ObjectStoreConfig(description="uploaded dataset files", storage=api.StorageType.FILE),
+                api.ObjectStoreConfig(description="datasets' stored records", storage=api.StorageType.FILE),
                 replicas=replicas,
             )
         return cls(store)
@@ -34,10 +34,16 @@ class DatasetFiles:
         await self.store.put(name, data)
 
     async def get(self, name: str) -> bytes:
-        # writeinto: the client's default concatenates bytes per chunk, quadratic on large files.
+        # writeinto: the client's default concatenates bytes per chunk, quadratic on large objects.
         sink = io.BytesIO()
         try:
             await self.store.get(name, writeinto=sink)
         except ObjectNotFoundError:
             raise BlobMissing(name) from None
         return sink.getvalue()
+
+    async def delete(self, name: str) -> None:
+        try:
+            await self.store.delete(name)
+        except ObjectNotFoundError:
+            raise BlobMissing(name) from None

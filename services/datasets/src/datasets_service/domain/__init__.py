@@ -1,1 +1,2 @@
-"""The datasets domain: JSONL records, the dataset aggregate, and its errors (stdlib and proto messages only)."""
+"""The datasets domain: records and their validation, pages, the dataset aggregate, and its errors
+(stdlib and proto messages only)."""

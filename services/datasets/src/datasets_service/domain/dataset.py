@@ -14,10 +14,11 @@ class DatasetInfo:
     name: str
     format: "RecordFormat.ValueType"
     record_count: int
-    sha256: str
-    object_name: str
-    size_bytes: int
+    sha256: str  # of the file as uploaded
+    object_name: str  # legacy datasets only: the whole file, stored before pages existed
+    size_bytes: int  # of the file as uploaded
     registered_at: datetime
+    skipped_records: int = 0  # invalid records left out (skip_invalid)
 
     def message_fields(self) -> dict[str, Any]:
         """The fields as the contract's messages hold them (DatasetRegistered and Dataset share them)."""

@@ -1,6 +1,7 @@
 """DatasetService over gRPC: proto -> application call -> proto, nothing more.
 
-Errors are not handled here: the service host's one interceptor maps them to status codes.
+Errors are not handled here: the service host's one interceptor maps them to status codes (and
+sends an InvalidDataset's validation report in the status details).
 """
 
 import hashlib
@@ -9,9 +10,14 @@ from dataclasses import dataclass
 
 import grpc
 
-from datasets_service.application import DatasetsApplication
+from datasets_service.application import DatasetsApplication, Upload
 from datasets_service.domain.errors import InvalidInput
-from datasets_service.grpc.convert import dataset_to_proto, records_to_proto
+from datasets_service.grpc.convert import (
+    dataset_to_proto,
+    record_to_proto,
+    records_page_to_proto,
+    upload_to_proto,
+)
 from workbench.datasets.v1 import datasets_pb2 as pb
 from workbench.datasets.v1 import datasets_pb2_grpc as pb_grpc
 
@@ -31,8 +37,8 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
         first = await anext(request_iterator, None)
         if first is None or not first.HasField("header"):
             raise InvalidInput("an upload starts with a header message (the file name), then the file's bytes")
-        dataset = await self.app.upload_dataset(first.header.name, _chunks(request_iterator))
-        return pb.UploadDatasetResponse(dataset=dataset_to_proto(dataset))
+        upload = Upload(first.header.name, skip_invalid=first.header.skip_invalid)
+        return upload_to_proto(await self.app.upload_dataset(upload, _chunks(request_iterator)))
 
     async def ListDatasets(
         self, request: pb.ListDatasetsRequest, context: grpc.aio.ServicerContext
@@ -47,17 +53,37 @@ class DatasetServicer(pb_grpc.DatasetServiceServicer):
     async def ReadRecords(
         self, request: pb.ReadRecordsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ReadRecordsResponse]:
-        records = await self.app.read_records(request.dataset_id, request.offset, request.limit)
         batch: list[pb.Record] = []
         size = 0
-        for message in records_to_proto(records):
-            if batch and (len(batch) == RECORDS_PER_MESSAGE or size + message.ByteSize() > BYTES_PER_MESSAGE):
+        async for record in self.app.read_records(request.dataset_id, request.offset, request.limit):
+            message = record_to_proto(record)
+            message_size = message.ByteSize()
+            if batch and (len(batch) == RECORDS_PER_MESSAGE or size + message_size > BYTES_PER_MESSAGE):
                 yield pb.ReadRecordsResponse(records=batch)
                 batch, size = [], 0
             batch.append(message)
-            size += message.ByteSize()
+            size += message_size
         if batch:
             yield pb.ReadRecordsResponse(records=batch)
+
+    async def ListRecords(
+        self, request: pb.ListRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRecordsResponse:
+        page = await self.app.list_records(request.dataset_id, request.offset, request.limit, request.q)
+        return records_page_to_proto(page)
+
+    async def RenameDataset(
+        self, request: pb.RenameDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RenameDatasetResponse:
+        return pb.RenameDatasetResponse(
+            dataset=dataset_to_proto(await self.app.rename_dataset(request.dataset_id, request.name))
+        )
+
+    async def DeleteDataset(
+        self, request: pb.DeleteDatasetRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteDatasetResponse:
+        await self.app.delete_dataset(request.dataset_id)
+        return pb.DeleteDatasetResponse()
 
 
 async def _chunks(requests: AsyncIterator[pb.UploadDatasetRequest]) -> AsyncIterator[bytes]:

@@ -1,7 +1,7 @@
 """The datasets service as seen from inference: does a dataset exist, how many records, and its records."""
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -26,6 +26,7 @@ class DatasetSummary:
 class DatasetRecord:
     record_id: str
     prompt: Prompt
+    sampling: Mapping[str, float | int] = field(default_factory=dict)  # the fields the record sets
 
 
 class DatasetsClient:
@@ -54,7 +55,7 @@ class DatasetsClient:
         try:
             async for response in self._stub.ReadRecords(request, timeout=READ_RECORDS_TIMEOUT_S):
                 for record in response.records:
-                    yield DatasetRecord(record.record_id, _prompt(record))
+                    yield DatasetRecord(record.record_id, _prompt(record), _sampling(record.sampling))
         except grpc.aio.AioRpcError as error:
             raise self._error(error, dataset_id) from None
 
@@ -68,3 +69,8 @@ def _prompt(record: datasets_pb2.Record) -> Prompt:
     if record.messages:
         return Prompt(messages=tuple((message.role, message.content) for message in record.messages))
     return Prompt(text=record.prompt)
+
+
+def _sampling(sampling: datasets_pb2.RecordSampling) -> dict[str, float | int]:
+    """The sampling fields a record sets (proto3 optional fields: set or not)."""
+    return {item.name: value for item, value in sampling.ListFields()}

@@ -15,6 +15,7 @@ from eventlog import StoredEvent
 from eventlog.events import from_timestamp
 from inference_service.domain.models import SAMPLING_FIELDS, Sampling
 from inference_service.domain.state import FINISHED, RunState, RunStatus, evolve
+from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
 from workbench.inference.v1 import inference_pb2 as pb
 
 
@@ -33,6 +34,7 @@ class InferenceRun(SQLModel, table=True):
     top_p: float = 1.0
     max_tokens: int = 0
     seed: int = 0
+    sampling_explicit: bool = False
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     worker: str = ""
     engine: str = ""
@@ -60,6 +62,14 @@ class InferenceResult(SQLModel, table=True):
     sequence: int = Field(default=0, index=True)
 
 
+class DeletedDataset(SQLModel, table=True):
+    """A dataset deleted in the datasets context: its runs and results are hidden, now and later."""
+
+    __tablename__ = "inference_deleted_datasets"
+
+    dataset_id: str = Field(primary_key=True)
+
+
 # What a result row shares, by name, with the ResultRecorded it is folded from and the Result it answers.
 _RESULT_FIELDS = tuple(pb.Result.DESCRIPTOR.fields_by_name)
 # The columns of a run's row that hold the RunState field of the same name (its sampling is one
@@ -67,6 +77,7 @@ _RESULT_FIELDS = tuple(pb.Result.DESCRIPTOR.fields_by_name)
 _RUN_FIELDS = (
     "dataset_id",
     "model_id",
+    "sampling_explicit",
     "total",
     "done",
     "failed",
@@ -87,11 +98,12 @@ _RUN_EVENTS = (pb.RunRequested, pb.RunStarted, pb.RunCompleted, pb.RunFailed, pb
 
 
 class RunsProjection:
-    """Folds run and result events into inference_runs and inference_results."""
+    """Folds run and result events into inference_runs and inference_results; a deleted dataset's
+    runs and results leave the tables (they stay in the log)."""
 
     name: str = "inference_runs"
-    subjects: Sequence[str] = ("wb.runs.>", "wb.results.>")
-    tables = (InferenceRun, InferenceResult)
+    subjects: Sequence[str] = ("wb.runs.>", "wb.results.>", "wb.datasets.>")
+    tables = (InferenceRun, InferenceResult, DeletedDataset)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         self.apply_many(session, [event])
@@ -103,8 +115,17 @@ class RunsProjection:
         """
         known = _recorded_keys(session, [stored.event for stored in events])
         runs: dict[str, tuple[RunState | None, InferenceRun | None]] = {}
+        deleted = set(session.exec(select(DeletedDataset.dataset_id)))
         for stored in events:
             message = stored.event
+            if isinstance(message, DatasetDeleted):
+                _write_runs(session, runs)
+                runs.clear()
+                _hide_dataset(session, message.dataset_id)
+                deleted.add(message.dataset_id)
+                continue
+            if getattr(message, "dataset_id", None) in deleted:
+                continue  # a result or a run request of a dataset deleted meanwhile
             if isinstance(message, pb.ResultRecorded):
                 # A result repeated beyond JetStream's dedup window must not count twice.
                 key = (message.run_id, message.record_id)
@@ -120,17 +141,29 @@ class RunsProjection:
             state, row = runs[message.run_id]
             if state is None:
                 if not isinstance(message, pb.RunRequested):
-                    continue  # no such run (yet): nothing to fold into
+                    continue  # no such run (yet, or its dataset was deleted): nothing to fold into
                 state = RunState(message.run_id)
             runs[message.run_id] = (evolve(state, message, stored.sequence), row)
-        for state, row in runs.values():
-            if state is not None:
-                session.add(_write(state, row))
+        _write_runs(session, runs)
         session.flush()
 
     def clear(self, session: Session) -> None:
         session.execute(delete(InferenceResult))
         session.execute(delete(InferenceRun))
+        session.execute(delete(DeletedDataset))
+
+
+def _write_runs(session: Session, runs: dict[str, tuple[RunState | None, InferenceRun | None]]) -> None:
+    for state, row in runs.values():
+        if state is not None:
+            session.add(_write(state, row))
+    session.flush()
+
+
+def _hide_dataset(session: Session, dataset_id: str) -> None:
+    session.execute(delete(InferenceResult).where(col(InferenceResult.dataset_id) == dataset_id))
+    session.execute(delete(InferenceRun).where(col(InferenceRun.dataset_id) == dataset_id))
+    session.merge(DeletedDataset(dataset_id=dataset_id))
 
 
 class RunsReadModel:

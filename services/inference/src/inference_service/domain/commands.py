@@ -20,6 +20,7 @@ class RequestRun:
     sampling: Sampling
     record_count: int
     requested_at: datetime
+    sampling_explicit: bool = False  # the caller named the sampling (else: the model's defaults)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ seed = 0
 import posixpath
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import PurePath
 from typing import Any
 
@@ -58,6 +59,15 @@ class ModelSpec:
     revision: str
     max_model_len: int
     sampling: Sampling = field(default_factory=Sampling)
+
+
+def record_sampling(run: Sampling, explicit: bool, record: Mapping[str, float | int]) -> Sampling:
+    """How one record is sampled: a run that named its sampling decides for every record; otherwise
+    the record's own fields (an OpenAI batch body's max_tokens, ...) take precedence over the
+    model's defaults, field by field."""
+    if explicit or not record:
+        return run
+    return replace(run, **{name: type(getattr(run, name))(value) for name, value in record.items()})
 
 
 def sampling_problems(sampling: Sampling, max_model_len: int) -> list[str]:

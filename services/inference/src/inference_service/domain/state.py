@@ -62,6 +62,7 @@ class RunState:
     dataset_id: str = ""
     model_id: str = ""
     sampling: Sampling = field(default_factory=Sampling)
+    sampling_explicit: bool = False  # the run named its sampling: records' own sampling is ignored
     total: int = 0
     done: int = 0
     failed: int = 0
@@ -112,6 +113,7 @@ def evolve(state: RunState, event: Message, sequence: int) -> RunState:
             dataset_id=event.dataset_id,
             model_id=event.model_id,
             sampling=sampling_from_proto(event.sampling),
+            sampling_explicit=event.sampling_explicit,
             total=event.record_count,
             requested_at=from_timestamp(event.requested_at),
         )

@@ -21,7 +21,7 @@ from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import Engine, EngineLoadError, EngineUnavailable, Generation, RecordFailed
 from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import BeginRun, CompleteRun, FailRun, RecordResult
-from inference_service.domain.models import Sampling
+from inference_service.domain.models import Sampling, record_sampling
 from inference_service.domain.state import decide, record_result, sampling_from_proto
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.progress import ProgressBoard, RunTracker
@@ -136,7 +136,8 @@ class ShardJob:
         error = ""
         try:
             request_id = f"{shard.run_id}/{record.record_id}/{uuid.uuid4().hex[:8]}"
-            generation = await engine.generate(record.prompt, sampling, request_id)
+            own = record_sampling(sampling, shard.sampling_explicit, record.sampling)
+            generation = await engine.generate(record.prompt, own, request_id)
         except RecordFailed as failure:
             # One bad record is data, not a reason to stop the shard.
             error = str(failure)
