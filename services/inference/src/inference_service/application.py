@@ -190,6 +190,10 @@ class InferenceApplication:
             queued = evolve(queued, new.event, sequence)
         if queued.status is RunStatus.QUEUED:
             await self.queue.publish(self._shards(queued))
+        if not new_events:  # a retry: the run stands as its events say, whatever the read model has yet
+            with contextlib.suppress(NotFound):
+                return await self.get_run(run_id)
+            return queued
         try:
             await self.projection.wait_for(sequence, within=self.projection_wait_s)
         except TimeoutError:

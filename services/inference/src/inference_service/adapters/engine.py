@@ -7,7 +7,7 @@ and any OpenAI-compatible server (openai_engine.py: `vllm serve` on another node
 import asyncio
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from inference_service.domain.models import ModelSpec, Sampling
@@ -56,7 +56,8 @@ class EngineOptions:
 
     gpu_memory_utilization: float = 0.25
     enforce_eager: bool = True
-    openai_api_key: str = ""  # for backend "openai": sent as a bearer token (WB_OPENAI_API_KEY)
+    # For backend "openai": sent as a bearer token (WB_OPENAI_API_KEY); kept out of repr and logs.
+    openai_api_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
