@@ -37,6 +37,7 @@ install: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/eventlog.py
 	$(PY) bench/upload.py
+	$(PY) bench/inference_overhead.py
 
 $(STAMP): $(INSTALL_INPUTS)
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)

