@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from devstack import Stack, StackPorts
 from devstack.demo_models import build_demo_models
@@ -91,15 +92,43 @@ def workbench(folder: Path, models_dir: Path, texts: list[str], tokens: int) -> 
             warm = [{"id": f"warm-{i}", "prompt": text} for i, text in enumerate(texts[:8])]
             run_all(api, warm, "warm.jsonl")  # loads the worker's engine before any timing
             records = [{"id": f"p{i}", "prompt": text} for i, text in enumerate(texts)]
+            before = cpu_seconds(stack)
             began = time.perf_counter()
             run = run_all(api, records, "bench.jsonl")
             seconds = time.perf_counter() - began
+            spent = cpu_seconds(stack)
+        print(f"    CPU seconds during (b), {seconds:.1f} s on {psutil.cpu_count()} cores:")
+        for name, total in spent.items():
+            print(f"      {name}: {total - before.get(name, 0.0):.1f}")
     finally:
         stack.stop()
     if run["status"] != "completed" or run["done"] != len(texts):
         raise SystemExit(f"the workbench run did not complete: {run}")
     output_tokens = int(run["output_tokens"])  # type: ignore[call-overload]
     return output_tokens / seconds, output_tokens
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time used so far by each process of the stack, its children included (the worker's engine)."""
+    pids = {name: process.pid for name, process in stack.processes.items()}
+    if stack.nats is not None and stack.nats.process is not None:
+        pids["nats-server"] = stack.nats.process.pid
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            process = psutil.Process(pid)
+            family = [process, *process.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        total = 0.0
+        for member in family:
+            try:
+                times = member.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        used[name] = total
+    return used
 
 
 def run_all(api: httpx.Client, records: list[dict[str, str]], name: str) -> dict[str, object]:
