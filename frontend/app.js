@@ -172,11 +172,47 @@ async function loadModels() {
     box.name = "model";
     box.value = model.model_id;
     box.addEventListener("change", updateRunButton);
-    label.append(box, el("span", "name", model.display_name), el("span", "meta", model.backend));
+    label.append(box, el("span", "name", model.display_name), el("span", "meta", model.backend), workerBadge(model));
     item.append(label);
     list.append(item);
   }
   updateRunButton();
+}
+
+/** What serves the model now: its workers' states (loading, ready, busy), or that none does. */
+function workerBadge(model) {
+  const workers = model.workers || [];
+  if (!workers.length) return el("span", "worker-state none", "no worker");
+  const states = [...new Set(workers.map((w) => w.state))];
+  const badge = el("span", `worker-state ${states.join(" ")}`, `${workers.length} worker${workers.length === 1 ? "" : "s"}: ${states.join(", ")}`);
+  const detail = workers.map((w) => w.detail).filter(Boolean).join("; ");
+  if (detail) badge.title = detail;
+  return badge;
+}
+
+/** The run options the user filled in: sampling fields (others: the model's defaults) and a schema. */
+function runOptions() {
+  const sampling = {};
+  for (const [field, id] of [
+    ["temperature", "sampling-temperature"],
+    ["top_p", "sampling-top-p"],
+    ["max_tokens", "sampling-max-tokens"],
+    ["seed", "sampling-seed"],
+  ]) {
+    const raw = $(id).value.trim();
+    if (raw !== "") sampling[field] = Number(raw);
+  }
+  const options = {};
+  if (Object.keys(sampling).length) options.sampling = sampling;
+  const schema = $("json-schema").value.trim();
+  if (schema) {
+    try {
+      options.json_schema = JSON.parse(schema);
+    } catch (error) {
+      throw new Error(`the JSON schema is not valid JSON: ${error.message}`);
+    }
+  }
+  return options;
 }
 
 function modelName(modelId) {
@@ -197,9 +233,11 @@ async function runSelected() {
   status.className = "status";
   status.textContent = "Starting…";
   try {
+    // One id per click: a retry of this very request (a lost answer) starts nothing twice.
+    const requestId = crypto.randomUUID();
     const { runs, errors = [] } = await api("/admin/benchmarks/run", {
       method: "POST",
-      json: { dataset_id: state.datasetId, model_ids: modelIds },
+      json: { dataset_id: state.datasetId, model_ids: modelIds, request_id: requestId, ...runOptions() },
     });
     for (const run of runs) {
       state.runs.set(run.run_id, run);
@@ -277,9 +315,54 @@ function runCard(run) {
     el("span", "eta", `ETA ${ACTIVE.has(run.status) ? formatDuration(run.eta_seconds) : "–"}`),
   );
   item.append(head, el("div", "meta", datasetName(run.dataset_id)), bar, numbers);
+  if (run.waiting_for) item.append(el("div", "waiting", run.waiting_for));
   if (run.failed) item.append(el("div", "meta", `${run.failed} failed records`));
   if (run.error) item.append(el("div", "error", run.error));
+  if (ACTIVE.has(run.status)) {
+    const cancel = el("button", "cancel", "Cancel");
+    cancel.type = "button";
+    cancel.addEventListener("click", () => cancelRun(run));
+    item.append(cancel);
+  }
+  item.append(reproducibility(run));
   return item;
+}
+
+/** What reproduces the run, folded away (text only). */
+function reproducibility(run) {
+  const details = el("details", "reproducibility");
+  details.append(el("summary", undefined, "Reproduce"));
+  const r = run.reproducibility || {};
+  const s = r.sampling || run.sampling || {};
+  const rows = [
+    ["dataset sha256", r.dataset_sha256],
+    ["model", `${r.model_path || ""} @ ${r.model_revision || run.model_revision || "?"}`],
+    ["weights sha256", r.weights_hash],
+    ["chat template sha256", r.chat_template_hash],
+    ["engine", r.engine || run.engine],
+    ["sampling", `temperature ${s.temperature}, top_p ${s.top_p}, max_tokens ${s.max_tokens}, seed ${s.seed}` +
+      (r.sampling_explicit ? "" : " (records' own fields first)")],
+    ["JSON schema", r.json_schema],
+  ];
+  const list = el("dl");
+  for (const [name, value] of rows) {
+    if (!value) continue;
+    list.append(el("dt", undefined, name), el("dd", undefined, value));
+  }
+  details.append(list);
+  return details;
+}
+
+async function cancelRun(run) {
+  if (!window.confirm(`Cancel the run of ${modelName(run.model_id)}? Results recorded so far are kept.`)) return;
+  try {
+    const { run: cancelled } = await api(`/admin/benchmarks/${encodeURIComponent(run.run_id)}/cancel`, { method: "POST" });
+    state.runs.set(cancelled.run_id, cancelled);
+    renderRuns();
+  } catch (error) {
+    if (handleAuth(error)) return;
+    notify(`Could not cancel: ${describe(error)}`);
+  }
 }
 
 // ---- results ----------------------------------------------------------------------------------

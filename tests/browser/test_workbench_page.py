@@ -113,3 +113,61 @@ async def test_a_record_shows_its_metadata_and_an_id_with_slashes_is_starred_exa
     annotations = {r["record_id"]: r["annotations"] for r in response.json()["records"]}
     assert {m: a["kind"] for m, a in annotations["team/7/"].items()} == {"tiny-a": "golden"}
     assert annotations["team/7"] == {}  # the look-alike id (what a URL path makes of "team/7/") untouched
+
+
+VERDICT = {
+    "type": "object",
+    "properties": {"recommendation": {"enum": ["accept", "reject"]}, "confident": {"type": "boolean"}},
+    "required": ["recommendation", "confident"],
+    "additionalProperties": False,
+}
+
+
+async def test_a_run_with_sampling_and_a_schema_from_the_page_records_them_and_a_long_run_is_cancelled(
+    page: Page, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    records = [{"id": f"v{i}", "prompt": f"Give a verdict on paper {i}"} for i in range(3)]
+    dataset_file = tmp_path / "verdicts.jsonl"
+    dataset_file.write_text("".join(json.dumps(r) + "\n" for r in records))
+    await page.set_input_files("#upload-input", str(dataset_file))
+    await page.locator("#dataset-list").get_by_text("verdicts.jsonl").first.click(timeout=30_000)
+
+    # The model shows the worker that serves it.
+    await expect(page.locator('#model-list label:has(input[value="tiny-a"]) .worker-state')).to_contain_text(
+        "1 worker", timeout=30_000
+    )
+    await page.locator('#model-list input[value="tiny-a"]').check()
+    await page.locator(".run-options summary").click()
+    await page.fill("#sampling-temperature", "1")
+    await page.fill("#sampling-max-tokens", "96")
+    await page.fill("#sampling-seed", "3")
+    await page.fill("#json-schema", json.dumps(VERDICT))
+    await page.click("#run-button")
+
+    card = page.locator("#runs li.run").first
+    await expect(card).to_have_attribute("data-status", "completed", timeout=240_000)
+    await card.locator(".reproducibility summary").click()
+    facts = card.locator(".reproducibility")
+    await expect(facts).to_contain_text("seed 3")
+    await expect(facts).to_contain_text("max_tokens 96")
+    await expect(facts).to_contain_text('"recommendation"')
+    await expect(facts).to_contain_text("weights sha256")
+    dataset_id = await page.locator("#results").get_attribute("data-dataset-id")
+    view = (await api.get("/admin/workbench/results", params={"dataset_id": dataset_id})).json()
+    answers = [record["results"]["tiny-a"]["output_text"] for record in view["records"]]
+    assert len(answers) == 3 and all(json.loads(a)["recommendation"] in ("accept", "reject") for a in answers)
+
+    # A long run is cancelled from its card; what it recorded stays.
+    many = [{"id": f"l{i}", "prompt": f"Tell a long story about the river {i}"} for i in range(300)]
+    long_file = tmp_path / "long-stories.jsonl"
+    long_file.write_text("".join(json.dumps(r) + "\n" for r in many))
+    await page.set_input_files("#upload-input", str(long_file))
+    await page.locator("#dataset-list").get_by_text("long-stories.jsonl").first.click(timeout=30_000)
+    await page.fill("#json-schema", "")
+    await page.fill("#sampling-max-tokens", "400")
+    await page.click("#run-button")
+    running = page.locator('#runs li.run[data-status="running"]').first
+    page.once("dialog", lambda dialog: dialog.accept())
+    await running.locator("button.cancel").click(timeout=120_000)
+    await expect(page.locator("#runs li.run").first).to_have_attribute("data-status", "cancelled", timeout=30_000)
+    await expect(page.locator("#runs li.run").first.locator("button.cancel")).to_have_count(0)

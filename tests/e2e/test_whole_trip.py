@@ -91,6 +91,12 @@ async def test_upload_run_two_models_watch_results_mark_golden_and_export(stack:
     export = await api.get(f"/admin/export/{dataset['dataset_id']}", params={"format": "jsonl"})
     assert export.status_code == 200, export.text
     lines = [json.loads(line) for line in export.text.splitlines()]
+    # Each line names the run whose answer was judged, and what reproduces it.
+    runs_by_model = {run["model_id"]: run for run in runs}
+    judged_run = lines[0].pop("run")
+    assert judged_run["run_id"] == runs_by_model["tiny-b"]["run_id"]
+    assert judged_run["dataset_sha256"] == dataset["sha256"]
+    assert judged_run["engine"].startswith("vllm") and judged_run["model_path"].endswith("tiny-b")
     assert lines == [
         {
             "dataset_id": dataset["dataset_id"],

@@ -85,6 +85,13 @@ class SamplingView(msgspec.Struct):
     seed: int
 
 
+class WorkerView(msgspec.Struct):
+    worker: str
+    state: str  # loading | ready | busy | gone
+    since: datetime | None
+    detail: str
+
+
 class ModelView(msgspec.Struct):
     model_id: str
     display_name: str
@@ -92,6 +99,21 @@ class ModelView(msgspec.Struct):
     revision: str
     max_model_len: int
     default_sampling: SamplingView
+    workers: list[WorkerView]
+
+
+class ReproducibilityView(msgspec.Struct):
+    """What reproduces a run: the dataset's file, the model's exact files, the engine, the sampling."""
+
+    dataset_sha256: str
+    model_path: str
+    model_revision: str
+    weights_hash: str
+    chat_template_hash: str
+    engine: str
+    sampling: SamplingView
+    sampling_explicit: bool
+    json_schema: str
 
 
 class RunView(msgspec.Struct):
@@ -112,6 +134,9 @@ class RunView(msgspec.Struct):
     requested_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    request_id: str
+    waiting_for: str
+    reproducibility: ReproducibilityView
 
 
 class CellResultView(msgspec.Struct):
@@ -207,6 +232,15 @@ def model_view(m: inf.Model) -> ModelView:
         revision=m.revision,
         max_model_len=m.max_model_len,
         default_sampling=sampling_view(m.default_sampling),
+        workers=[
+            WorkerView(
+                worker=w.worker,
+                state=enum_word(inf.WorkerState.Name(w.state), "WORKER_STATE_"),
+                since=from_timestamp(w.since),
+                detail=w.detail,
+            )
+            for w in m.workers
+        ],
     )
 
 
@@ -229,6 +263,23 @@ def run_view(r: inf.Run) -> RunView:
         requested_at=from_timestamp(r.requested_at),
         started_at=from_timestamp(r.started_at),
         finished_at=from_timestamp(r.finished_at),
+        request_id=r.request_id,
+        waiting_for=r.waiting_for,
+        reproducibility=reproducibility_view(r.reproducibility),
+    )
+
+
+def reproducibility_view(p: inf.Reproducibility) -> ReproducibilityView:
+    return ReproducibilityView(
+        dataset_sha256=p.dataset_sha256,
+        model_path=p.model_path,
+        model_revision=p.model_revision,
+        weights_hash=p.weights_hash,
+        chat_template_hash=p.chat_template_hash,
+        engine=p.engine,
+        sampling=sampling_view(p.sampling),
+        sampling_explicit=p.sampling_explicit,
+        json_schema=p.json_schema,
     )
 
 

@@ -402,6 +402,37 @@ async def test_csv_parquet_and_batch_files_read_back_with_their_metadata_and_sam
     assert not parquet_record.sampling.HasField("temperature")
 
 
+async def test_a_batch_bodys_response_format_comes_back_as_each_records_json_schema(stub: Any) -> None:
+    schema = {"type": "object", "properties": {"recommendation": {"type": "string"}}, "required": ["recommendation"]}
+    chat = [{"role": "user", "content": "Judge Ada"}]
+    formats: list[Any] = [
+        {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}},
+        {"type": "json_object"},
+        {"type": "text"},
+    ]
+    lines = [
+        {"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": chat, **given}}
+        for n, given in enumerate([{"response_format": f} for f in formats] + [{}])
+    ]
+    batch_file = "\n".join(json.dumps(line) for line in lines).encode()
+
+    dataset = await upload(stub, "verdicts.jsonl", batch_file)
+
+    expected = [json.dumps(schema, separators=(",", ":")), '{"type":"object"}', "", ""]
+    assert [record.json_schema for record in await read_all(stub, dataset.dataset_id)] == expected
+    listed = await stub.ListRecords(ListRecordsRequest(dataset_id=dataset.dataset_id, limit=10))
+    assert [record.json_schema for record in listed.records] == expected
+    assert all(record.metadata_json == "{}" for record in listed.records)
+
+    xml = {**lines[0], "custom_id": "r9", "body": {"messages": chat, "response_format": {"type": "xml"}}}
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await upload(stub, "bad.jsonl", batch_file + b"\n" + json.dumps(xml).encode())
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [report] = status_details(refused.value)
+    assert isinstance(report, ValidationReport)
+    assert [(p.line, p.field) for p in report.problems] == [(5, "body.response_format")]
+
+
 async def test_the_same_content_again_answers_the_dataset_it_is(service: RunningService, stub: Any) -> None:
     data = prompt_file(5)
     first = await upload_answer(stub, "a.jsonl", data)

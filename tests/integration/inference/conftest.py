@@ -25,6 +25,7 @@ from inference_service.bootstrap import start
 from inference_service.settings import InferenceSettings
 from servicehost.host import Running
 from tests.integration.inference.stack import ChildProcess, WorkerProcess, wait_for_port
+from tests.integration.inference.vllm_serve import VllmServe
 from workbench.datasets.v1 import datasets_pb2_grpc
 from workbench.inference.v1 import inference_pb2_grpc
 
@@ -177,3 +178,13 @@ async def events(stack_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
     log = await JetStreamEventStore.connect(stack_nats.url)
     yield log
     await log.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_serve(models_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServe]:
+    """A real `vllm serve` of tiny-a on a free loopback port, on the CPU (about 40 s to start; one per session)."""
+    server = VllmServe.start(
+        models_file.parent / "tiny-a", "tiny-a", tmp_path_factory.mktemp("vllm-serve") / "serve.log"
+    )
+    yield server
+    server.stop()

@@ -106,7 +106,7 @@ async def wait_for_run(
     inference: Any, run_id: str, worker: ChildProcess | None = None, within_s: float = 300
 ) -> inference_pb2.Run:
     """Polls GetRun until the run has finished; on a timeout the worker's log explains why."""
-    finished = (inference_pb2.RUN_STATUS_COMPLETED, inference_pb2.RUN_STATUS_FAILED)
+    finished = (inference_pb2.RUN_STATUS_COMPLETED, inference_pb2.RUN_STATUS_FAILED, inference_pb2.RUN_STATUS_CANCELLED)
     deadline = time.monotonic() + within_s
     while True:
         response: inference_pb2.GetRunResponse = await inference.GetRun(inference_pb2.GetRunRequest(run_id=run_id))

@@ -1,12 +1,14 @@
 """A worker's shard job against a real event log, with a stand-in engine behind our own engine port.
 
 Stories: all prompts of a shard reach the engine at once; a bad record is recorded as an error and
-the run still completes; an engine that dies is dropped and the shard retried; a model that cannot
+the run still completes; a record that kills the engine is found by halving and fails alone; an
+engine that dies whatever it is given leaves the shard for a retry; a cancelled run stops its
+shard; a hanging generation times out; a shard out of deliveries ends its run; a model that cannot
 load fails the run.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +18,7 @@ from eventlog import JetStreamEventStore
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import (
     Engine,
+    EngineFacts,
     EngineLoadError,
     EngineOptions,
     EngineUnavailable,
@@ -24,7 +27,7 @@ from inference_service.adapters.engine import (
     RecordFailed,
 )
 from inference_service.adapters.run_log import RunLog
-from inference_service.domain.commands import RequestRun
+from inference_service.domain.commands import CancelRun, RequestRun
 from inference_service.domain.models import ModelSpec, Sampling
 from inference_service.domain.state import RunState, decide
 from inference_service.worker.engines import EngineCache
@@ -40,14 +43,19 @@ class StandInEngine:
     """Answers only once `expected` prompts are waiting, so one-at-a-time submission would hang."""
 
     name = "stand-in 1.0"
+    facts = EngineFacts("stand-in 1.0", "local", weights_hash="w" * 64, chat_template_hash="t" * 64)
 
     def __init__(self, expected: int) -> None:
         self.expected = expected
         self.waiting = 0
         self.all_there = asyncio.Event()
         self.dead = False
+        self.aborted: list[str] = []
 
-    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
+    async def abort(self, request_ids: Sequence[str]) -> None:
+        self.aborted.extend(request_ids)
+
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str, json_schema: str = "") -> Generation:
         self.waiting += 1
         if self.waiting >= self.expected:
             self.all_there.set()
@@ -127,21 +135,178 @@ async def test_every_prompt_of_a_shard_goes_to_the_engine_at_once_and_a_bad_one_
     assert started.engine == "stand-in 1.0" and (completed.done, completed.failed) == (4, 1)
 
 
-async def test_an_engine_that_dies_is_dropped_and_the_shard_left_for_a_retry(events: JetStreamEventStore) -> None:
-    engine = StandInEngine(expected=2)
-    engine.dead = True
-    job, loads = await job_for(events, engine, records("a", "b"))
-    shard = await requested_run(events, 2)
+class PoisonableEngine:
+    """Dies, taking every generation in flight with it, as soon as it is given the prompt "p";
+    answers the others after a moment (so several are in flight together)."""
 
-    with pytest.raises(EngineUnavailable):
+    name = "poisonable 1.0"
+    facts = EngineFacts("poisonable 1.0", "local")
+
+    def __init__(self, always_dies: bool = False) -> None:
+        self.always_dies = always_dies
+        self.died = asyncio.Event()
+        self.prompts: list[str] = []
+
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str, json_schema: str = "") -> Generation:
+        self.prompts.append(prompt.text or "")
+        if prompt.text == "p" or self.always_dies:
+            self.died.set()
+        try:
+            await asyncio.wait_for(self.died.wait(), 0.05)
+        except TimeoutError:
+            return Generation(f"echo {prompt.text}", "stop", prompt_tokens=3, output_tokens=2)
+        raise EngineUnavailable("the engine process died")
+
+    async def abort(self, request_ids: Sequence[str]) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def poisonable_job(events: JetStreamEventStore, given: list[DatasetRecord], always_dies: bool = False) -> ShardJob:
+    engines: list[PoisonableEngine] = []
+
+    async def load(spec: ModelSpec, options: EngineOptions) -> Engine:
+        engines.append(PoisonableEngine(always_dies))
+        return engines[-1]
+
+    async def publish(progress: pb.RunProgress) -> None:
+        pass
+
+    runs = RunLog(events)
+    cache = EngineCache({"tiny-a": SPEC}, EngineOptions(), load)
+    return ShardJob(runs, GivenRecords(given), cache, ProgressBoard(publish, runs.count_results), "w1")
+
+
+async def test_the_record_that_kills_the_engine_is_found_by_halving_and_fails_alone(
+    events: JetStreamEventStore,
+) -> None:
+    prompts = [f"story {n}" for n in range(16)]
+    prompts[11] = "p"
+    job = poisonable_job(events, records(*prompts))
+    shard = await requested_run(events, 16)
+
+    assert await job.process(shard, redelivered=False) is Outcome.ACK
+
+    results = {result.record_id: result for result in await results_of(events, "run_1")}
+    assert sorted(results) == sorted(f"r{n}" for n in range(16))
+    failed = {record_id: result.error for record_id, result in results.items() if result.error}
+    assert list(failed) == ["r11"] and "the engine died on this record, alone" in failed["r11"]
+    assert all(results[f"r{n}"].output_text == f"echo story {n}" for n in range(16) if n != 11)
+    completed = (await events.read("wb.runs.run_1"))[-1].event
+    assert isinstance(completed, pb.RunCompleted) and (completed.done, completed.failed) == (16, 1)
+
+
+async def test_an_engine_that_dies_whatever_it_is_given_leaves_the_shard_for_a_retry(
+    events: JetStreamEventStore,
+) -> None:
+    job = poisonable_job(events, records(*(f"story {n}" for n in range(8))), always_dies=True)
+    shard = await requested_run(events, 8)
+
+    with pytest.raises(EngineUnavailable, match="keeps dying"):
         await job.process(shard, redelivered=False)
 
-    assert await events.count("wb.results.run_1") == 0
-    engine.dead = False
-    engine.waiting = 0
-    assert await job.process(shard, redelivered=True) is Outcome.ACK
-    assert len(loads) == 2  # loaded again after the failure
-    assert await events.count("wb.results.run_1") == 2
+    # Halving 8 records blames at most one per level; an engine that dies on all of them is not
+    # taken for 8 bad records, and the shard goes back to the queue.
+    assert await events.count("wb.results.run_1") < 8
+    assert isinstance((await events.read("wb.runs.run_1"))[-1].event, pb.RunStarted)
+
+
+class SlowEngine:
+    """Answers "quick" prompts at once and holds the others until aborted or cancelled."""
+
+    name = "slow 1.0"
+    facts = EngineFacts("slow 1.0", "local")
+
+    def __init__(self) -> None:
+        self.aborted: list[str] = []
+        self.holding = 0
+
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str, json_schema: str = "") -> Generation:
+        if prompt.text == "quick":
+            return Generation("fast answer", "stop", prompt_tokens=1, output_tokens=2)
+        self.holding += 1
+        await asyncio.Event().wait()
+        raise AssertionError("never answers")
+
+    async def abort(self, request_ids: Sequence[str]) -> None:
+        self.aborted.extend(request_ids)
+
+    async def shutdown(self) -> None:
+        pass
+
+
+async def test_cancelling_a_run_stops_its_shard_aborts_what_is_in_flight_and_keeps_what_was_recorded(
+    events: JetStreamEventStore,
+) -> None:
+    engine = SlowEngine()
+    job, _ = await job_for(events, engine, records("quick", "slow", "slow", "quick"))  # type: ignore[arg-type]
+    job.cancel_poll_s = 0.05
+    shard = await requested_run(events, 4)
+
+    processing = asyncio.create_task(job.process(shard, redelivered=False))
+    while True:
+        if engine.holding == 2:
+            break
+        await asyncio.sleep(0.01)
+    run = await RunLog(events).load("run_1")
+    await RunLog(events).append(decide(run, CancelRun("run_1", datetime.now(UTC))))
+
+    assert await asyncio.wait_for(processing, 5) is Outcome.ACK
+    assert sorted(result.record_id for result in await results_of(events, "run_1")) == ["r0", "r3"]
+    assert len(engine.aborted) == 4 and all(request_id.startswith("run_1/") for request_id in engine.aborted)
+    assert (await RunLog(events).load("run_1")).status == "cancelled"
+    assert await job.process(shard, redelivered=True) is Outcome.ACK  # the shard redelivered: nothing to do
+
+
+async def test_a_generation_that_hangs_is_aborted_after_the_timeout_and_recorded_as_failed(
+    events: JetStreamEventStore,
+) -> None:
+    engine = SlowEngine()
+    job, _ = await job_for(events, engine, records("quick", "slow"))  # type: ignore[arg-type]
+    job.generation_timeout_s = 0.2
+    shard = await requested_run(events, 2)
+
+    assert await job.process(shard, redelivered=False) is Outcome.ACK
+
+    results = {result.record_id: result for result in await results_of(events, "run_1")}
+    assert results["r0"].output_text == "fast answer" and not results["r0"].error
+    assert results["r1"].error.startswith("no answer within 0.2 s") and results["r1"].finish_reason == "error"
+    assert len(engine.aborted) == 1 and engine.aborted[0].startswith("run_1/r1/")
+    completed = (await events.read("wb.runs.run_1"))[-1].event
+    assert isinstance(completed, pb.RunCompleted) and (completed.done, completed.failed) == (2, 1)
+
+
+async def test_a_shard_out_of_deliveries_records_its_unfinished_records_as_failed_and_the_run_ends(
+    events: JetStreamEventStore,
+) -> None:
+    job, _ = await job_for(events, StandInEngine(expected=1), records("a", "b", "c", "d"))
+    first = await requested_run(events, 4)
+    first.limit = 2
+    assert await job.process(first, redelivered=False) is Outcome.ACK  # records r0 and r1
+    second = pb.RunShard()
+    second.CopyFrom(first)
+    second.offset = 2
+
+    await job.give_up(second, "given up after 5 attempts; last error: datasets service unavailable")
+
+    results = {result.record_id: result for result in await results_of(events, "run_1")}
+    assert [results[f"r{n}"].error for n in range(4)] == ["", ""] + 2 * [
+        "given up after 5 attempts; last error: datasets service unavailable"
+    ]
+    completed = (await events.read("wb.runs.run_1"))[-1].event
+    assert isinstance(completed, pb.RunCompleted) and (completed.done, completed.failed) == (4, 2)
+
+
+async def test_a_run_where_no_record_could_run_ends_failed(events: JetStreamEventStore) -> None:
+    job, _ = await job_for(events, StandInEngine(expected=1), records("a", "b"))
+    shard = await requested_run(events, 2)
+
+    await job.give_up(shard, "given up after 5 attempts; last error: the log did not confirm")
+
+    failed = (await events.read("wb.runs.run_1"))[-1].event
+    assert isinstance(failed, pb.RunFailed) and failed.error == "all 2 records failed; each result says why"
 
 
 async def test_a_model_that_cannot_load_fails_the_run_and_the_shard_is_terminated(events: JetStreamEventStore) -> None:

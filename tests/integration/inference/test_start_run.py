@@ -2,7 +2,8 @@
 
 Stories: a run whose read model lags is still answered (queued, from its own events), never with an
 error that would make the user start it twice; an append the event log did not confirm is answered
-Unavailable.
+Unavailable; when that append landed after all, the user's retry with the same request id answers
+the one run and queues its shards, and without a retry the reconciler queues them.
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from inference_service.adapters.work_queue import WORK_STREAM, WorkQueue
 from inference_service.application import InferenceApplication
 from inference_service.domain.errors import Unavailable
 from inference_service.domain.models import ModelSpec, Sampling
-from inference_service.domain.state import RunStatus
+from inference_service.domain.state import RunStatus, run_id_for_request
 from servicehost.database import create_engine
 from workbench.inference.v1 import inference_pb2 as pb
 
@@ -36,6 +37,19 @@ class ThreeRecords:
 
 class NeverConfirmed(JetStreamEventStore):
     async def append(self, new: NewEvent) -> int:
+        raise AppendTimeout(new.subject, 30)
+
+
+class StalledOnce(JetStreamEventStore):
+    """NATS as it is when it stalls: the first append is stored, but its acknowledgement comes too late."""
+
+    stalled = False
+
+    async def append(self, new: NewEvent) -> int:
+        if self.stalled:
+            return await super().append(new)
+        self.stalled = True
+        await super().append(new)
         raise AppendTimeout(new.subject, 30)
 
 
@@ -93,3 +107,40 @@ async def test_a_run_the_event_log_did_not_confirm_is_unavailable_and_queues_not
         await app.start_run("ds_1", "tiny-a")
 
     assert (await events.js.stream_info(WORK_STREAM)).state.messages == 0
+
+
+async def test_a_retry_after_a_stalled_append_answers_the_one_run_it_stored_and_queues_its_shards(
+    events: JetStreamEventStore, tmp_path: Path
+) -> None:
+    app = await application(events, StalledOnce(events.nc, events.stream), tmp_path)
+
+    with pytest.raises(Unavailable):
+        await app.start_run("ds_1", "tiny-a", request_id="page-7f3a:tiny-a")
+    retried = await app.start_run("ds_1", "tiny-a", request_id="page-7f3a:tiny-a")
+    again = await app.start_run("ds_1", "tiny-a", request_id="page-7f3a:tiny-a")
+
+    run_id = run_id_for_request("page-7f3a:tiny-a")
+    assert (retried.run_id, retried.status, again.run_id) == (run_id, RunStatus.QUEUED, run_id)
+    assert [type(stored.event) for stored in await events.read(f"wb.runs.{run_id}")] == [pb.RunRequested]
+    assert await events.count("wb.runs.>") == 1  # one run, not two or three
+    assert (await events.js.stream_info(WORK_STREAM)).state.messages == 2  # its shards, once
+
+
+async def test_the_reconciler_queues_the_shards_of_a_run_stored_after_its_caller_gave_up(
+    events: JetStreamEventStore, tmp_path: Path
+) -> None:
+    app = await application(events, StalledOnce(events.nc, events.stream), tmp_path)
+    with pytest.raises(Unavailable):
+        await app.start_run("ds_1", "tiny-a", request_id="notebook-1")
+    assert (await events.js.stream_info(WORK_STREAM)).state.messages == 0
+    await app.projection.catch_up()
+
+    reconciling = asyncio.create_task(app.reconcile(every_s=0.05))
+    try:
+        async with asyncio.timeout(5):
+            while True:
+                if (await events.js.stream_info(WORK_STREAM)).state.messages == 2:
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        reconciling.cancel()

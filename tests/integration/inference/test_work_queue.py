@@ -9,7 +9,7 @@ that went away fails as Unavailable instead of hanging StartRun.
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import nats
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from devstack.natsserver import NatsServer
 from eventlog import AppendTimeout, JetStreamEventStore, NewEvent, PendingAppend
 from inference_service.adapters.datasets_client import DatasetRecord
-from inference_service.adapters.engine import Engine, EngineOptions, Generation, Prompt
+from inference_service.adapters.engine import Engine, EngineFacts, EngineOptions, Generation, Prompt
 from inference_service.adapters.run_log import RunLog
 from inference_service.adapters.work_queue import WORK_STREAM, WorkQueue, consumer_name
 from inference_service.domain.errors import Unavailable
@@ -37,17 +37,21 @@ class SlowEngine:
     """Takes `seconds` per prompt and counts the prompts it was given."""
 
     name = "slow stand-in"
+    facts = EngineFacts("slow stand-in", "local")
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.prompts: Counter[str] = Counter()
         self.generating = asyncio.Event()
 
-    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str, json_schema: str = "") -> Generation:
         self.prompts[prompt.text or ""] += 1
         self.generating.set()
         await asyncio.sleep(self.seconds)
         return Generation(f"echo {prompt.text}", "stop", prompt_tokens=1, output_tokens=1)
+
+    async def abort(self, request_ids: Sequence[str]) -> None:
+        pass
 
     async def shutdown(self) -> None:
         pass
@@ -208,3 +212,81 @@ async def test_shards_a_vanished_server_never_confirms_fail_as_unavailable_inste
             await asyncio.wait_for(queue.publish([shard]), 10)
     finally:
         await nc.close()
+
+
+class RecordsAwayAtFirst(GivenRecords):
+    """The datasets service as it is when it is down: the first `away` reads fail."""
+
+    def __init__(self, records: list[DatasetRecord], away: int) -> None:
+        super().__init__(records)
+        self.away = away
+
+    async def read_records(self, dataset_id: str, offset: int, limit: int) -> AsyncIterator[DatasetRecord]:
+        if self.away > 0:
+            self.away -= 1
+            raise Unavailable("the datasets service is unavailable")
+        async for record in super().read_records(dataset_id, offset, limit):
+            yield record
+
+
+async def test_a_shard_out_of_deliveries_ends_its_run_with_each_record_failed_and_why(
+    events: JetStreamEventStore,
+) -> None:
+    runs = RunLog(events)
+    records = [DatasetRecord(f"r{n}", Prompt(text=f"p{n}")) for n in range(3)]
+    worker = await queued_worker(events, runs, SlowEngine(seconds=0), records, ack_wait_s=5.0)
+    worker.max_deliver = 2
+    worker.job.records = RecordsAwayAtFirst(records, away=2)  # both deliveries fail
+
+    stop = asyncio.Event()
+    working = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                if (await runs.load("run_1")).finished:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await working
+
+    errors = [result.error for result in await results_of(events, "run_1")]
+    assert errors == 3 * [
+        "given up after 2 attempts (WB_WORKER_MAX_DELIVER); last error: the datasets service is unavailable"
+    ]
+    failed = (await events.read("wb.runs.run_1"))[-1].event
+    assert isinstance(failed, pb.RunFailed) and failed.error == "all 3 records failed; each result says why"
+
+
+async def test_a_shard_whose_worker_died_on_its_last_attempt_comes_back_once_to_be_given_up(
+    events: JetStreamEventStore,
+) -> None:
+    runs = RunLog(events)
+    records = [DatasetRecord(f"r{n}", Prompt(text=f"p{n}")) for n in range(2)]
+    engine = SlowEngine(seconds=0)
+    worker = await queued_worker(events, runs, engine, records, ack_wait_s=1.0)
+    worker.max_deliver = 2
+    # Two workers took the shard and died before settling it (fetched, never acknowledged).
+    dying = await worker.queue.subscribe("tiny-a", ack_wait_s=1.0, max_deliver=2 + 2)
+    for delivery in (1, 2):
+        (msg,) = await dying.fetch(1, timeout=5)
+        assert msg.metadata.num_delivered == delivery
+        await asyncio.sleep(1.2)  # AckWait passes
+    await dying.unsubscribe()
+
+    stop = asyncio.Event()
+    working = asyncio.create_task(worker.run(stop))
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                if (await runs.load("run_1")).finished:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await working
+
+    assert engine.prompts == {}  # given up, not tried a third time
+    assert {result.error for result in await results_of(events, "run_1")} == {
+        "given up after 2 attempts (WB_WORKER_MAX_DELIVER); the worker of the last one stopped before it finished"
+    }

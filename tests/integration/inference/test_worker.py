@@ -1,17 +1,22 @@
 """Runs end to end with a real vLLM engine: the datasets service, the inference API, a worker process.
 
 Stories: a run over 20 records (prompts, chats and one record too long for the model) gives one
-result per record and completes; a worker that dies mid-shard leaves its shard to another, which
-records only what is missing; a model that cannot load fails its run with a readable error.
+result per record, completes and records what reproduces it; a worker that dies mid-shard leaves
+its shard to another, which records only what is missing; a model that cannot load fails its run
+with a readable error; a run cancelled mid-way stops, keeping what it recorded; a run with a JSON
+schema gets answers valid against it (vLLM's structured output on the CPU); the worker's state
+shows on the model.
 """
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jsonschema
 import pytest
 from nats.aio.msg import Msg
 
@@ -78,11 +83,16 @@ async def test_a_run_gets_one_result_per_record_and_completes(
     assert isinstance(started, pb.RunStarted) and isinstance(completed, pb.RunCompleted)
     assert started.engine.startswith("vllm ") and started.worker == "test-worker"
     assert started.model_revision == "local"
+    assert len(started.weights_hash) == 64 and len(started.chat_template_hash) == 64
     assert (completed.done, completed.failed) == (20, 1)
 
     assert (run.status, run.done, run.failed, run.total) == (pb.RUN_STATUS_COMPLETED, 20, 1, 20)
     assert run.tokens_per_second > 0 and run.eta_seconds == 0
     assert run.engine == started.engine
+    facts = run.reproducibility
+    assert (facts.weights_hash, facts.chat_template_hash) == (started.weights_hash, started.chat_template_hash)
+    assert len(facts.dataset_sha256) == 64 and facts.model_path.endswith("/tiny-a") and facts.engine == run.engine
+    assert facts.sampling.max_tokens == 24 and not facts.sampling_explicit
     listed = (await inference.ListResults(pb.ListResultsRequest(run_id=run_id))).results
     assert len(listed) == 20 and {result.dataset_id for result in listed} == {dataset.dataset_id}
 
@@ -132,7 +142,7 @@ async def test_a_shard_left_by_a_dead_worker_is_finished_by_another_without_dupl
     kept = {result.record_id for result in results if result.output_text == "recorded before the crash"}
     assert kept == set(ids[:5])
     assert (run.status, run.done) == (pb.RUN_STATUS_COMPLETED, 20)
-    assert "5 records already recorded, skipped" in worker.log_tail(400)
+    assert "5 records already recorded" in worker.log_tail(400)
 
     # And a shard delivered once more after the end adds nothing either.
     await events.js.publish("wb.work.tiny-a", shard.SerializeToString(), headers={"Nats-Msg-Id": f"again:{run_id}"})
@@ -153,6 +163,87 @@ async def test_a_model_that_cannot_load_fails_its_run_with_a_readable_error(
     assert run.error.startswith("model broken could not be loaded from ")
     assert await events.count(f"wb.results.{run.run_id}") == 0
     await until_queue_is_empty(events, "broken")  # the shard was terminated, not left to retry
+
+
+async def test_a_run_cancelled_mid_way_stops_and_keeps_what_it_recorded(
+    worker: WorkerProcess, inference: Any, datasets: Any, events: JetStreamEventStore
+) -> None:
+    records = [{"id": f"c{n:03d}", "prompt": f"tell me a long story about the river {n}"} for n in range(160)]
+    dataset = await upload(datasets, "long.jsonl", records)
+    request = pb.StartRunRequest(
+        dataset_id=dataset.dataset_id,
+        model_id="tiny-a",
+        sampling=pb.SamplingParams(temperature=1.0, top_p=1.0, max_tokens=400, seed=1),
+    )
+    run_id = (await inference.StartRun(request)).run.run_id
+    deadline = time.monotonic() + 120
+    while await events.count(f"wb.results.{run_id}") == 0:
+        assert time.monotonic() < deadline, worker.log_tail()
+        await asyncio.sleep(0.1)
+
+    cancelled = (await inference.CancelRun(pb.CancelRunRequest(run_id=run_id))).run
+    run = await wait_for_run(inference, run_id, worker)
+
+    assert cancelled.status == pb.RUN_STATUS_CANCELLED and run.status == pb.RUN_STATUS_CANCELLED
+    await until_queue_is_empty(events, "tiny-a")  # the worker let go of every shard of the run
+    kept = await events.count(f"wb.results.{run_id}")
+    assert 0 < kept < len(records)
+    await asyncio.sleep(2)
+    assert await events.count(f"wb.results.{run_id}") == kept  # nothing generated after the cancel settled
+    assert "cancelled: shard at" in worker.log_tail(400)
+    with pytest.raises(Exception, match="already ended"):
+        await inference.CancelRun(pb.CancelRunRequest(run_id=(await finished_run(inference, datasets, worker))))
+
+
+async def finished_run(inference: Any, datasets: Any, worker: WorkerProcess) -> str:
+    dataset = await upload(datasets, "one.jsonl", [{"id": "x", "prompt": "hello"}])
+    run_id = (await inference.StartRun(pb.StartRunRequest(dataset_id=dataset.dataset_id, model_id="tiny-a"))).run.run_id
+    await wait_for_run(inference, run_id, worker)
+    return str(run_id)
+
+
+VERDICT = {
+    "type": "object",
+    "properties": {
+        "recommendation": {"enum": ["accept", "reject", "revise"]},
+        "trajectory": {"enum": ["up", "down", "flat"]},
+        "confident": {"type": "boolean"},
+    },
+    "required": ["recommendation", "trajectory", "confident"],
+    "additionalProperties": False,
+}
+
+
+async def test_a_run_with_a_json_schema_gets_answers_valid_against_it(
+    worker: WorkerProcess, inference: Any, datasets: Any, events: JetStreamEventStore
+) -> None:
+    records = [{"id": f"s{n}", "prompt": f"review paper {n}"} for n in range(6)]
+    records.append({"id": "chat", "messages": [{"role": "user", "content": "judge this answer"}]})
+    dataset = await upload(datasets, "verdicts.jsonl", records)
+    request = pb.StartRunRequest(
+        dataset_id=dataset.dataset_id,
+        model_id="tiny-a",
+        sampling=pb.SamplingParams(temperature=1.0, top_p=1.0, max_tokens=128, seed=7),
+        json_schema=json.dumps(VERDICT),
+    )
+
+    run = await wait_for_run(inference, (await inference.StartRun(request)).run.run_id, worker)
+
+    assert (run.status, run.failed) == (pb.RUN_STATUS_COMPLETED, 0)
+    assert json.loads(run.reproducibility.json_schema) == VERDICT
+    results = await results_of(events, run.run_id)
+    assert len(results) == len(records)
+    for result in results:  # random weights, yet every answer is a valid verdict
+        jsonschema.validate(json.loads(result.output_text), VERDICT)
+        assert result.finish_reason == "stop"
+
+
+async def test_the_model_shows_the_worker_that_serves_it_and_its_state(inference: Any, worker: WorkerProcess) -> None:
+    models = {model.model_id: model for model in (await inference.ListModels(pb.ListModelsRequest())).models}
+
+    (serving,) = models["tiny-a"].workers
+    assert serving.worker == "test-worker" and serving.state in (pb.WORKER_STATE_READY, pb.WORKER_STATE_BUSY)
+    assert models["tiny-b"].workers == []  # no worker serves it in these tests
 
 
 @contextlib.asynccontextmanager

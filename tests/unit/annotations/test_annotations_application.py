@@ -5,6 +5,7 @@ of a dataset come from a fake of the RecordSource port. No sockets.
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from tests.unit.in_memory import Projected, projected
 from workbench.annotations.v1.annotations_pb2 import AnnotationKind, AnnotationRecorded
 from workbench.common.v1.common_pb2 import ChatMessage
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted, Record
-from workbench.inference.v1.inference_pb2 import ResultRecorded
+from workbench.inference.v1.inference_pb2 import ResultRecorded, RunRequested, RunStarted
 
 GOLDEN = AnnotationKind.ANNOTATION_KIND_GOLDEN
 FIXED = AnnotationKind.ANNOTATION_KIND_FIXED
@@ -263,3 +264,25 @@ async def test_a_deleted_datasets_outputs_and_annotations_are_hidden_and_cannot_
     assert await asyncio.to_thread(app.read_model.latest_output, "ds1", "r2", "m1") is None
     with pytest.raises(NotFound, match="has been deleted"):
         await app.record_annotation(judge(FIXED, "r2", fixed_text="Paris"))
+
+
+async def test_an_export_line_names_the_run_it_judged_and_what_reproduces_it(world: Projected) -> None:
+    requested = RunRequested(
+        run_id="run1", dataset_id="ds1", model_id="m1", model_path="/models/m1", dataset_sha256="ab12"
+    )
+    requested.sampling.max_tokens = 32
+    started = RunStarted(run_id="run1", engine="vllm 0.32.0", model_revision="local", weights_hash="cd34")
+    await world.store.append_many([NewEvent("wb.runs.run1", requested), NewEvent("wb.runs.run1", started)])
+    await result(world, "r1", "m1", "Paris")
+    app = application(world, Records({"ds1": [Record(record_id="r1", prompt="Capital of France?")]}))
+    await app.record_annotation(judge(GOLDEN))
+
+    [line] = [json.loads(chunk) async for chunk in app.export_dataset("ds1", [])]
+
+    assert line["run"]["run_id"] == "run1"
+    assert (line["run"]["dataset_sha256"], line["run"]["weights_hash"], line["run"]["engine"]) == (
+        "ab12",
+        "cd34",
+        "vllm 0.32.0",
+    )
+    assert line["run"]["sampling"]["max_tokens"] == 32 and line["run"]["model_path"] == "/models/m1"

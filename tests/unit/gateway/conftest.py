@@ -82,7 +82,14 @@ MODELS = [
         max_model_len=4096,
         default_sampling=SAMPLING,
     ),
-    inf.Model(model_id="olmo", display_name="OLMo 2 7B", backend="openai", path="olmo", revision="r2"),
+    inf.Model(
+        model_id="olmo",
+        display_name="OLMo 2 7B",
+        backend="openai",
+        path="olmo",
+        revision="r2",
+        workers=[inf.WorkerView(worker="gpu-1", state=inf.WORKER_STATE_LOADING, since=at(5))],
+    ),
 ]
 
 
@@ -303,6 +310,7 @@ class FakeDatasets(datasets_pb2_grpc.DatasetServiceServicer):
 class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
     def __init__(self) -> None:
         self.started: list[inf.StartRunRequest] = []
+        self.cancelled: list[str] = []
         self.result_requests: list[inf.ListResultsRequest] = []
         self.oversized = False  # answer ListResults with more than the gateway's message size limit
 
@@ -321,8 +329,19 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
         return inf.StartRunResponse(run=run(run_id, request.model_id, inf.RUN_STATUS_QUEUED, 400))
 
     async def GetRun(self, request: inf.GetRunRequest, context: grpc.aio.ServicerContext) -> inf.GetRunResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not used by the gateway")
+        for candidate in RUNS:
+            if candidate.run_id == request.run_id:
+                return inf.GetRunResponse(run=candidate)
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"run {request.run_id!r} not found")
         raise AssertionError
+
+    async def CancelRun(
+        self, request: inf.CancelRunRequest, context: grpc.aio.ServicerContext
+    ) -> inf.CancelRunResponse:
+        self.cancelled.append(request.run_id)
+        if request.run_id == "run-olmo":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "run run-olmo has already ended (completed)")
+        return inf.CancelRunResponse(run=run(request.run_id, "gemma", inf.RUN_STATUS_CANCELLED, 300))
 
     async def ListRuns(self, request: inf.ListRunsRequest, context: grpc.aio.ServicerContext) -> inf.ListRunsResponse:
         active = {inf.RUN_STATUS_QUEUED, inf.RUN_STATUS_RUNNING}
@@ -340,6 +359,10 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
         self.result_requests.append(request)
         if self.oversized:
             return inf.ListResultsResponse(results=[result("run-olmo", "olmo", "r1", "x" * (65 * 1024 * 1024))])
+        if request.limit:  # a page of one run's results
+            mine = [r for r in RESULTS if r.run_id == request.run_id]
+            page = mine[request.offset : request.offset + request.limit]
+            return inf.ListResultsResponse(results=page, total=len(mine))
         wanted = set(request.record_ids)
         return inf.ListResultsResponse(
             results=[r for r in RESULTS if r.dataset_id == request.dataset_id and (not wanted or r.record_id in wanted)]

@@ -142,6 +142,8 @@ def test_run_events_become_run_frames_and_other_events_nothing() -> None:
         "engine": "vllm 0.32.0",
         "model_revision": "",
         "started_at": "2025-10-09T08:53:22+00:00",
+        "weights_hash": "",
+        "chat_template_hash": "",
     }
     assert completed is not None and json.loads(completed.text)["completed_at"] is None
     assert event_frame(ds.DatasetRegistered(dataset_id="ds-1")) is None

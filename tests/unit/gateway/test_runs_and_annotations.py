@@ -1,5 +1,7 @@
 """Models, runs, annotations and the export, as the workbench page calls them."""
 
+import json
+
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -19,8 +21,10 @@ async def test_models_are_listed_without_their_paths(client: AsyncTestClient[Lit
         "revision": "r1",
         "max_model_len": 4096,
         "default_sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 64, "seed": 7},
+        "workers": [],
     }
     assert olmo["backend"] == "openai"
+    assert olmo["workers"] == [{"worker": "gpu-1", "state": "loading", "since": "2025-10-09T08:53:25Z", "detail": ""}]
 
 
 async def test_running_selected_models_starts_one_run_each(
@@ -222,3 +226,54 @@ async def test_the_path_forms_normalise_the_record_id(
 
     assert response.status_code == 201
     assert [r.record_id for r in services.annotations.recorded] == [recorded]
+
+
+async def test_a_run_may_name_its_sampling_schema_and_request_id_per_model(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    body = {
+        "dataset_id": "ds-1",
+        "model_ids": ["gemma", "olmo"],
+        "sampling": {"max_tokens": 8, "seed": 3},
+        "json_schema": {"type": "object", "properties": {"verdict": {"enum": ["hire", "pass"]}}},
+        "request_id": "req-9",
+    }
+
+    response = await client.post("/admin/benchmarks/run", json=body, headers=auth)
+
+    assert response.status_code == 201, response.text
+    gemma, olmo = sorted(services.inference.started, key=lambda r: r.model_id)
+    # A field left out takes the model's default; each model's run has its own request id.
+    assert (gemma.sampling.temperature, gemma.sampling.top_p, gemma.sampling.max_tokens, gemma.sampling.seed) == (
+        0.0,
+        1.0,
+        8,
+        3,
+    )
+    assert (gemma.request_id, olmo.request_id) == ("req-9:gemma", "req-9:olmo")
+    assert json.loads(gemma.json_schema)["properties"]["verdict"]["enum"] == ["hire", "pass"]
+    plain = await client.post(
+        "/admin/benchmarks/run", json={"dataset_id": "ds-1", "model_ids": ["gemma"]}, headers=auth
+    )
+    assert plain.status_code == 201 and not services.inference.started[-1].HasField("sampling")
+
+
+async def test_one_run_is_read_cancelled_and_its_results_paged(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    one = await client.get("/admin/benchmarks/run-gemma-2", headers=auth)
+    missing = await client.get("/admin/benchmarks/run-nope", headers=auth)
+    cancelled = await client.post("/admin/benchmarks/run-gemma-2/cancel", headers=auth)
+    ended = await client.post("/admin/benchmarks/run-olmo/cancel", headers=auth)
+    page = await client.get("/admin/benchmarks/run-olmo/results", params={"offset": 1, "limit": 1}, headers=auth)
+    active = await client.get("/admin/benchmarks/active", headers=auth)
+
+    assert one.status_code == 200 and one.json()["run"]["run_id"] == "run-gemma-2"
+    assert set(one.json()["run"]["reproducibility"]) >= {"dataset_sha256", "weights_hash", "chat_template_hash"}
+    assert missing.status_code == 404
+    assert cancelled.status_code == 200 and cancelled.json()["run"]["status"] == "cancelled"
+    assert ended.status_code == 409 and "already ended" in ended.json()["detail"]
+    assert services.inference.cancelled == ["run-gemma-2", "run-olmo"]
+    assert page.status_code == 200 and (page.json()["total"], page.json()["offset"], page.json()["limit"]) == (3, 1, 1)
+    assert [(r["run_id"], r["record_id"]) for r in page.json()["results"]] == [("run-olmo", "r2")]
+    assert active.status_code == 200  # a path of its own, not a run id

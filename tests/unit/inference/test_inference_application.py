@@ -11,10 +11,10 @@ from eventlog import NewEvent
 from inference_service.adapters.datasets_client import DatasetSummary
 from inference_service.adapters.read_model import RunsProjection, RunsReadModel
 from inference_service.application import InferenceApplication
-from inference_service.domain.commands import BeginRun, RequestRun
+from inference_service.domain.commands import BeginRun, RecordResult, RequestRun
 from inference_service.domain.errors import Conflict, FailedPrecondition, InvalidInput, NotFound
 from inference_service.domain.models import ModelSpec, Sampling
-from inference_service.domain.state import RunState, RunStatus, decide, sampling_to_proto
+from inference_service.domain.state import RunState, RunStatus, decide, record_result, sampling_to_proto
 from tests.unit.in_memory import Projected, projected
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
 from workbench.inference.v1 import inference_pb2 as pb
@@ -43,7 +43,7 @@ class Datasets:
     async def get(self, dataset_id: str) -> DatasetSummary:
         if dataset_id not in self.record_counts:
             raise NotFound(f"dataset {dataset_id!r} not found; upload it or pick one from ListDatasets")
-        return DatasetSummary(dataset_id, f"{dataset_id}.jsonl", self.record_counts[dataset_id])
+        return DatasetSummary(dataset_id, f"{dataset_id}.jsonl", self.record_counts[dataset_id], f"sha-of-{dataset_id}")
 
 
 def application(
@@ -203,3 +203,118 @@ async def test_a_deleted_datasets_runs_leave_the_read_model_and_its_later_events
     with pytest.raises(NotFound):
         await app.get_run(also_gone.run_id)
     assert await app.list_results("ds_five") == []
+
+
+async def test_a_retried_request_answers_the_first_run_and_queues_its_shards_again(world: Projected) -> None:
+    """The first attempt's append landed but its answer was lost (a stalled NATS): the retry with
+    the same request id starts nothing new, and the shards the first attempt may not have queued are
+    queued (the work queue drops the ones it has by their ids)."""
+    queue = Queue()
+    app = application(world, queue)
+
+    first = await app.start_run("ds_five", "tiny-a", request_id="req-1")
+    again = await app.start_run("ds_five", "tiny-a", request_id="req-1")
+
+    assert again.run_id == first.run_id and again.request_id == "req-1"
+    assert len(await world.store.read("wb.runs.>")) == 1
+    assert [(s.run_id, s.offset) for s in queue.shards] == [(first.run_id, o) for o in (0, 2, 4)] * 2
+    with pytest.raises(Conflict, match="use a new request id"):
+        await app.start_run("ds_five", "tiny-b", request_id="req-1")
+
+
+async def test_a_run_carries_its_schema_and_what_reproduces_it(world: Projected) -> None:
+    queue = Queue()
+    app = application(world, queue)
+    schema = '{"type": "object", "properties": {"verdict": {"enum": ["hire", "pass"]}}}'
+
+    run = await app.start_run("ds_five", "tiny-a", json_schema=schema)
+
+    compact = '{"type":"object","properties":{"verdict":{"enum":["hire","pass"]}}}'
+    assert (run.json_schema, run.model_path, run.dataset_sha256) == (compact, "/models/tiny-a", "sha-of-ds_five")
+    assert {s.json_schema for s in queue.shards} == {compact}
+    for bad, message in [("[1, 2]", "must be a JSON object"), ("{nope", "not valid JSON")]:
+        with pytest.raises(InvalidInput, match=message):
+            await app.start_run("ds_five", "tiny-a", json_schema=bad)
+
+
+async def test_a_cancelled_run_ends_cancelled_once_and_an_ended_one_cannot_be(world: Projected) -> None:
+    queue = Queue()
+    app = application(world, queue)
+    run = await app.start_run("ds_five", "tiny-a")
+
+    cancelled = await app.cancel_run(run.run_id)
+    again = await app.cancel_run(run.run_id)
+
+    assert cancelled.status is RunStatus.CANCELLED and again.status is RunStatus.CANCELLED
+    assert [type(e.event) for e in await world.store.read(f"wb.runs.{run.run_id}")] == [
+        pb.RunRequested,
+        pb.RunCancelled,
+    ]
+    done = await app.start_run("ds_five", "tiny-b")
+    completed = await world.store.append(
+        NewEvent(f"wb.runs.{done.run_id}", pb.RunCompleted(run_id=done.run_id, done=5))
+    )
+    await world.runner.wait_for(completed)
+    with pytest.raises(FailedPrecondition, match="already ended"):
+        await app.cancel_run(done.run_id)
+    with pytest.raises(NotFound):
+        await app.cancel_run("run_000000000bad")
+
+
+async def test_a_queued_run_says_what_it_waits_for_from_the_workers_it_can_hear(world: Projected) -> None:
+    queue = Queue()
+    heard: dict[str, datetime] = {}
+    app = application(world, queue)
+    app.liveness = Heard(heard)
+    run = await app.start_run("ds_five", "tiny-a")
+    assert await app.waiting_for([run]) == {
+        run.run_id: "no worker serves tiny-a yet: start one (python -m inference_service worker)"
+    }
+
+    await announce(world, "w1", ["tiny-a"], pb.WORKER_STATE_LOADING)
+    heard["w1"] = NOW
+    assert await app.waiting_for([run]) == {run.run_id: "a worker is loading tiny-a"}
+    [model_a, model_b] = await app.list_models_with_workers()
+    assert [(w.worker, w.state) for w in model_a.workers] == [("w1", pb.WORKER_STATE_LOADING)] and model_b.workers == []
+
+    await announce(world, "w1", [], pb.WORKER_STATE_READY, model_id="tiny-a")
+    assert await app.waiting_for([run]) == {run.run_id: ""}
+    heard["w1"] = NOW - timedelta(minutes=5)  # silent since: killed outright
+    assert (await app.list_models_with_workers())[0].workers == []
+
+
+class Heard:
+    def __init__(self, seen: dict[str, datetime]) -> None:
+        self.seen = seen
+
+    def last_seen(self, worker: str) -> datetime | None:
+        return self.seen.get(worker)
+
+
+async def announce(
+    world: Projected, worker: str, model_ids: list[str], state: "pb.WorkerState.ValueType", model_id: str = ""
+) -> None:
+    events = []
+    if model_ids:
+        events.append(NewEvent(f"wb.workers.{worker}", pb.WorkerAnnounced(worker=worker, model_ids=model_ids)))
+    for model in model_ids or [model_id]:
+        events.append(
+            NewEvent(f"wb.workers.{worker}", pb.WorkerStateChanged(worker=worker, model_id=model, state=state))
+        )
+    sequences = await world.store.append_many(events)
+    await world.runner.wait_for(sequences[-1])
+
+
+async def test_a_runs_results_come_in_pages_with_their_total(world: Projected) -> None:
+    app = application(world, Queue())
+    run = await app.start_run("ds_five", "tiny-a")
+    for n in range(5):
+        command = RecordResult(run.run_id, "ds_five", "tiny-a", f"r{n}", f"answer {n}", "stop", 3, 4, 1.0, "", NOW)
+        last = await world.store.append(record_result(command))
+    await world.runner.wait_for(last)
+
+    page, total = await app.results_page(run.run_id, 1, 2)
+
+    assert ([r.record_id for r in page], total) == (["r1", "r2"], 5)
+    with pytest.raises(InvalidInput):
+        await app.results_page(run.run_id, 0, 0)

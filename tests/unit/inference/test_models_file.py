@@ -47,15 +47,28 @@ path = "google/gemma-3-4b-it"
 max_model_len = 8192
 [[models]]
 id = "local-one"
-backend = "openai"
+backend = "vllm"
 path = "/models/local-one"
 max_model_len = 4096
+[[models]]
+id = "remote"
+backend = "openai"
+base_url = "http://gpu-node-1:8000/"
+path = "google/gemma-3-4b-it"
+max_model_len = 8192
 """
-    gemma, local = parse_models(text, BASE)
+    gemma, local, remote = parse_models(text, BASE)
 
     assert (gemma.path, gemma.revision, gemma.display_name) == ("google/gemma-3-4b-it", "main", "gemma")
     assert gemma.sampling == Sampling()
-    assert (local.path, local.revision, local.backend) == ("/models/local-one", "local", "openai")
+    assert (local.path, local.revision, local.backend) == ("/models/local-one", "local", "vllm")
+    # The server decides which weights answer: "served" unless the file pins a revision.
+    assert (remote.path, remote.revision, remote.base_url) == (
+        "google/gemma-3-4b-it",
+        "served",
+        "http://gpu-node-1:8000",
+    )
+    assert remote.max_concurrency == 16
 
 
 @pytest.mark.parametrize("name", ["models.toml", "models.gpu.example.toml"])
@@ -64,7 +77,7 @@ def test_the_shipped_models_files_are_valid(name: str) -> None:
     models = parse_models(path.read_text(), PurePosixPath(path.parent))
 
     assert models
-    assert all(model.backend == "vllm" for model in models)
+    assert {model.backend for model in models} <= {"vllm", "openai"}
 
 
 def test_the_demo_file_declares_tiny_a_and_tiny_b_beside_var_models() -> None:

@@ -82,9 +82,17 @@ class AnnotationsApplication:
         by_record: dict[str, list[Annotation]] = {}
         for annotation in await asyncio.to_thread(self.read_model.annotations, dataset_id, wanted):
             by_record.setdefault(annotation.record_id, []).append(annotation)
+        runs = await asyncio.to_thread(self.read_model.judged_runs, dataset_id)
         async for batch in self.records.record_batches(dataset_id):
             lines = [
-                export_line(dataset_id, record, annotation.model_id, annotation.kind, annotation.output_text)
+                export_line(
+                    dataset_id,
+                    record,
+                    annotation.model_id,
+                    annotation.kind,
+                    annotation.output_text,
+                    runs.get((record.record_id, annotation.model_id)),
+                )
                 for record in batch
                 for annotation in by_record.get(record.record_id, [])
             ]

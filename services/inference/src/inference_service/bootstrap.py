@@ -12,6 +12,7 @@ from nats.aio.client import Client as NatsClient
 
 from eventlog import EventStore, Projection
 from inference_service.adapters.datasets_client import DatasetsClient
+from inference_service.adapters.heartbeats import HeartbeatWatch
 from inference_service.adapters.models_file import load_models
 from inference_service.adapters.read_model import RunsProjection, RunsReadModel
 from inference_service.adapters.run_log import RunLog
@@ -24,6 +25,7 @@ from inference_service.grpc.servicer import InferenceServicer
 from inference_service.settings import InferenceSettings, WorkerSettings
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.loop import Worker
+from inference_service.worker.presence import Presence
 from inference_service.worker.progress import ProgressBoard, Publish
 from inference_service.worker.shard import ShardJob
 from servicehost.host import Running, ServiceHost
@@ -49,6 +51,9 @@ async def start(settings: InferenceSettings, store: EventStore | None = None) ->
         await queue.ensure_stream(replicas=settings.stream_replicas)
         datasets = DatasetsClient(settings.datasets_addr, settings.rpc_timeout_s)
         host.close_on_stop(datasets.close)
+        heartbeats = HeartbeatWatch(host.clock)
+        await heartbeats.start(host.nats)
+        host.close_on_stop(heartbeats.stop)
         app = InferenceApplication(
             host.store,
             runner,
@@ -56,12 +61,22 @@ async def start(settings: InferenceSettings, store: EventStore | None = None) ->
             models,
             queue,
             datasets,
+            liveness=heartbeats,
             shard_size=settings.shard_size,
             clock=host.clock,
         )
         requeued = await app.requeue_queued_runs()
         if requeued:
             log.info("enqueued the shards of %d queued runs again", requeued)
+        # A StartRun whose append landed after its caller gave up has no shards yet: the reconciler
+        # queues them (the queue drops shards it already holds).
+        reconciler = asyncio.create_task(app.reconcile(), name="reconciler")
+
+        async def stop_reconciling() -> None:
+            reconciler.cancel()
+            await asyncio.gather(reconciler, return_exceptions=True)
+
+        host.close_on_stop(stop_reconciling)
         await host.start(InferenceServicer(app))
         log.info("%d models in %s", len(models), settings.models_file)
     return Running(host, app)
@@ -80,9 +95,19 @@ async def work(settings: WorkerSettings) -> int:
         datasets = DatasetsClient(settings.datasets_addr, settings.rpc_timeout_s)
         host.close_on_stop(datasets.close)
         runs = RunLog(host.store)
-        engines = EngineCache(served, settings.engine_options)
+        presence = Presence(host.store, host.nats.publish, settings.worker_name, list(served), host.clock)
+        engines = EngineCache(served, settings.engine_options, watcher=presence)
         board = ProgressBoard(_progress_publisher(host.nats), runs.count_results)
-        job = ShardJob(runs, datasets, engines, board, settings.worker_name, clock=host.clock)
+        job = ShardJob(
+            runs,
+            datasets,
+            engines,
+            board,
+            settings.worker_name,
+            clock=host.clock,
+            watcher=presence,
+            generation_timeout_s=settings.generation_timeout_s,
+        )
         worker = Worker(
             list(served),
             queue,
@@ -94,6 +119,7 @@ async def work(settings: WorkerSettings) -> int:
             drain_s=settings.drain_s,
         )
         await host.start()  # no gRPC: metrics only
+        await presence.announce()
         stop = asyncio.Event()
         loop = asyncio.create_task(worker.run(stop), name="worker loop")
 
@@ -102,6 +128,7 @@ async def work(settings: WorkerSettings) -> int:
             await asyncio.wait({loop})
             if not loop.cancelled() and loop.exception() is not None:  # the exit code is already 1
                 log.error("the worker loop failed", exc_info=loop.exception())
+            await presence.gone()
 
         # Closed before the datasets channel and the NATS connection, which draining shards still use.
         host.close_on_stop(drain)

@@ -62,6 +62,12 @@ class WorkerSettings(ProcessSettings):
     enforce_eager: bool = setting(
         "WB_VLLM_ENFORCE_EAGER", True, "skip graph capture and compilation: faster start, slower steps (false on GPUs)"
     )
+    openai_api_key: str = setting(
+        "WB_OPENAI_API_KEY",
+        "",
+        'bearer token sent to the servers of backend "openai" models (empty: none)',
+        repr=False,
+    )
     ack_wait_s: float = setting(
         "WB_WORKER_ACK_WAIT_S",
         60.0,
@@ -69,7 +75,18 @@ class WorkerSettings(ProcessSettings):
         "every third of that (every 10 s at most)",
         gt=0,
     )
-    max_deliver: int = setting("WB_WORKER_MAX_DELIVER", 5, "deliveries of a shard before its run is failed", ge=1)
+    max_deliver: int = setting(
+        "WB_WORKER_MAX_DELIVER",
+        5,
+        "deliveries of a shard before its records without a result are recorded as failed",
+        ge=1,
+    )
+    generation_timeout_s: float = setting(
+        "WB_WORKER_GENERATION_TIMEOUT_S",
+        600.0,
+        "seconds one record's generation may take before it is aborted and recorded as failed",
+        gt=0,
+    )
     drain_s: float = setting(
         "WB_WORKER_DRAIN_S",
         3.0,
@@ -92,4 +109,8 @@ class WorkerSettings(ProcessSettings):
 
     @property
     def engine_options(self) -> EngineOptions:
-        return EngineOptions(gpu_memory_utilization=self.gpu_memory_utilization, enforce_eager=self.enforce_eager)
+        return EngineOptions(
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            enforce_eager=self.enforce_eager,
+            openai_api_key=self.openai_api_key,
+        )

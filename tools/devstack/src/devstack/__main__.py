@@ -54,7 +54,12 @@ def run() -> int:
     if models_file == DEMO_MODELS_FILE.resolve():
         build_demo_models(REPO / "var")
     stack = Stack(
-        REPO, var, StackPorts.from_settings(settings), token=api_token(var, settings.api_token), models_file=models_file
+        REPO,
+        var,
+        StackPorts.from_settings(settings),
+        token=api_token(var, settings.api_token),
+        models_file=models_file,
+        services_nice=settings.services_nice,
     )
     stopping = False
 

@@ -3,20 +3,35 @@
 They need no download, load in vLLM on a CPU in seconds, and produce random English words, which is
 enough to exercise the whole workbench (runs, results, progress, comparison, annotation) anywhere.
 
+The tokenizer is shaped like SentencePiece's, so that structured output (xgrammar) can spell JSON:
+words are stored as "▁word" (a space, then the word), while JSON's characters, digits and single
+letters are stored bare; the decoder turns "▁" back into a space. xgrammar reads such a vocabulary
+(a decoder with ByteFallback) the way the decoder does, so the text it allows is the text returned.
+
     python -m devstack.demo_models OUT_DIR
 """
 
 import json
 import shutil
+import string
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 DEMO_SEEDS = {"tiny-a": 1, "tiny-b": 2}
 MAX_POSITIONS = 512
 
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>"]
 PUNCTUATION = [".", ",", "?", "!", "'", '"', ":", ";", "-", "(", ")", "/", "%", "$", "&", "+", "=", "*", "#", "@"]
+# What JSON needs besides the punctuation above: structure, numbers, keys spelled letter by letter.
+JSON_PIECES = ["{", "}", "[", "]", "_", *"0123456789", *string.ascii_letters, "true", "false", "null"]
+SPACE = "▁"  # SentencePiece's mark for "a space before this word"
+# Bumped whenever the files built change; a folder built by another version is built again.
+DEMO_VERSION = "2"
 WORDS = """
 a about above across after again against all almost alone along already also always am among an and another any
 anyone anything are around as ask asked at away back bad be because been before began behind being below best
@@ -41,9 +56,9 @@ would write year yes yet you young your answer yes no hello please sorry thanks 
 
 
 def vocabulary() -> list[str]:
-    """Special tokens, punctuation and a few hundred plain English words, without repeats."""
+    """Special tokens, bare punctuation and JSON pieces, then a few hundred "▁word"s, without repeats."""
     seen: dict[str, None] = {}
-    for token in [*SPECIAL_TOKENS, *PUNCTUATION, *WORDS]:
+    for token in [*SPECIAL_TOKENS, *PUNCTUATION, *JSON_PIECES, *(SPACE + word for word in WORDS)]:
         seen.setdefault(token, None)
     return list(seen)
 
@@ -72,18 +87,41 @@ def build_demo_models(out_dir: Path | str) -> dict[str, Path]:
 
 
 def _is_complete(folder: Path) -> bool:
+    version = folder / "demo_version"
+    if not version.is_file() or version.read_text().strip() != DEMO_VERSION:
+        return False
     return all((folder / name).exists() for name in ("config.json", "model.safetensors", "tokenizer.json"))
 
 
-def _build_one(folder: Path, seed: int) -> None:
-    # Imported here: transformers and torch take seconds to import and only this needs them.
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+def build_tokenizer() -> "PreTrainedTokenizerFast":
+    """The demo models' tokenizer: whitespace-separated words as "▁word", anything else piece by piece.
+
+    Encoding: runs of whitespace become one "▁", the text starts with one, and a "▁" before anything
+    but a letter is dropped (there are no "▁{" or "▁7" tokens). Then "▁word" is one token (<unk> when
+    not in the vocabulary), "true", "false" and "null" are one token each, and any other character is
+    a token of its own. So compact JSON encodes and decodes back to itself, and so does plain text
+    with single spaces between words.
+    """
+    # Imported here: transformers takes seconds to import and only building needs it.
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
 
     vocab = {token: index for index, token in enumerate(vocabulary())}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.normalizer = normalizers.Sequence(
+        [
+            normalizers.Strip(),
+            normalizers.Replace(Regex(r"\s+"), SPACE),
+            normalizers.Prepend(SPACE),
+            normalizers.Replace(Regex(f"{SPACE}(?![A-Za-z])"), ""),
+        ]
+    )
+    pieces = Regex(f"{SPACE}[A-Za-z]+|true|false|null|.")
+    core.pre_tokenizer = pre_tokenizers.Split(pieces, behavior="isolated")
+    # Llama 2's decoder: xgrammar recognises it (ByteFallback) and reads "▁" as a space, as it does.
+    core.decoder = decoders.Sequence(
+        [decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
     core.add_special_tokens(SPECIAL_TOKENS)
     tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
@@ -95,6 +133,16 @@ def _build_one(folder: Path, seed: int) -> None:
         model_max_length=MAX_POSITIONS,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def _build_one(folder: Path, seed: int) -> None:
+    # Imported here: transformers and torch take seconds to import and only this needs them.
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    vocab = tokenizer.get_vocab()
 
     config = LlamaConfig(
         vocab_size=len(vocab),
@@ -109,10 +157,12 @@ def _build_one(folder: Path, seed: int) -> None:
         eos_token_id=vocab["</s>"],
         pad_token_id=vocab["<pad>"],
         tie_word_embeddings=False,
+        mlp_bias=True,  # for _prefer_words; the biases start at zero
         dtype="bfloat16",  # what vLLM runs on the CPU; saving it so avoids a cast at every load
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
+    _prefer_words(model, vocab)
     model.to(torch.bfloat16)  # type: ignore[arg-type]
 
     # Build beside the target and rename, so an interrupted build never looks complete.
@@ -121,6 +171,7 @@ def _build_one(folder: Path, seed: int) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         _put_chat_template_in_tokenizer_config(staging)
+        (staging / "demo_version").write_text(DEMO_VERSION + "\n")
         # mkdtemp and safetensors make them private; the models are meant to be shared.
         staging.chmod(0o755)
         for path in staging.iterdir():
@@ -130,6 +181,22 @@ def _build_one(folder: Path, seed: int) -> None:
         staging.rename(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _prefer_words(model: "LlamaForCausalLM", vocab: dict[str, int]) -> None:
+    """Makes bare pieces (letters, digits, JSON's characters) rare in free text, so it reads as words.
+
+    The last layer adds a constant to one dimension of the hidden state, and the output layer reads
+    that dimension only for the bare pieces, with a negative weight: a fixed penalty of about 3 on
+    their logits, whatever the context. Structured output is unaffected, as it masks what does not fit.
+    """
+    import torch
+
+    bare = [index for token, index in vocab.items() if not token.startswith(SPACE) and token not in SPECIAL_TOKENS]
+    with torch.no_grad():
+        model.model.layers[-1].mlp.down_proj.bias[0] = 0.5  # about ten times the hidden state's own size
+        model.lm_head.weight[:, 0] = 0.0
+        model.lm_head.weight[bare, 0] = -0.4
 
 
 def _put_chat_template_in_tokenizer_config(folder: Path) -> None:

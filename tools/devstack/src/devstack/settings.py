@@ -26,3 +26,11 @@ class DevstackSettings(Settings):
     inference_metrics_port: int = setting("WB_INFERENCE_METRICS_PORT", 9152, "the inference service's /metrics")
     annotations_metrics_port: int = setting("WB_ANNOTATIONS_METRICS_PORT", 9153, "the annotations service's /metrics")
     worker_metrics_port: int = setting("WB_WORKER_METRICS_PORT", 9154, "the inference worker's /metrics")
+    services_nice: int = setting(
+        "WB_SERVICES_NICE",
+        10,
+        "how much nicer (lower CPU priority) the services and the gateway run than the worker: "
+        "on a shared machine the engine is the bottleneck (0: the same)",
+        ge=0,
+        le=19,
+    )

@@ -116,12 +116,19 @@ class Record(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     METADATA_JSON_FIELD_NUMBER: _builtins.int
     SAMPLING_FIELD_NUMBER: _builtins.int
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
     record_id: _builtins.str
     index: _builtins.int
     """0-based position among the dataset's records"""
     prompt: _builtins.str
     metadata_json: _builtins.str
     """Every other field of the record, as a JSON object ("{}" when there is none)."""
+    json_schema: _builtins.str
+    """The JSON schema every answer to this record must follow (structured output), as compact JSON
+    text: from an OpenAI batch body's response_format ({"type": "json_schema"} gives its
+    json_schema.schema, {"type": "json_object"} gives {"type":"object"}) or a record's own
+    top-level response_format. Empty: the record asks for none (a run's own schema may apply).
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.ChatMessage]: ...
     @_builtins.property
@@ -139,10 +146,11 @@ class Record(_message.Message):
         messages: _abc.Iterable[_common_pb2.ChatMessage] | None = ...,
         metadata_json: _builtins.str = ...,
         sampling: Global___RecordSampling | None = ...,
+        json_schema: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "messages", b"messages", "metadata_json", b"metadata_json", "prompt", b"prompt", "record_id", b"record_id", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "json_schema", b"json_schema", "messages", b"messages", "metadata_json", b"metadata_json", "prompt", b"prompt", "record_id", b"record_id", "sampling", b"sampling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -20,6 +20,35 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _WorkerState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkerStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkerState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORKER_STATE_UNSPECIFIED: _WorkerState.ValueType  # 0
+    WORKER_STATE_LOADING: _WorkerState.ValueType  # 1
+    """loading the model: a run waits for it"""
+    WORKER_STATE_READY: _WorkerState.ValueType  # 2
+    """loaded, idle"""
+    WORKER_STATE_BUSY: _WorkerState.ValueType  # 3
+    """working on shards"""
+    WORKER_STATE_GONE: _WorkerState.ValueType  # 4
+    """stopped, or no heartbeat for a while"""
+
+class WorkerState(_WorkerState, metaclass=_WorkerStateEnumTypeWrapper): ...
+
+WORKER_STATE_UNSPECIFIED: WorkerState.ValueType  # 0
+WORKER_STATE_LOADING: WorkerState.ValueType  # 1
+"""loading the model: a run waits for it"""
+WORKER_STATE_READY: WorkerState.ValueType  # 2
+"""loaded, idle"""
+WORKER_STATE_BUSY: WorkerState.ValueType  # 3
+"""working on shards"""
+WORKER_STATE_GONE: WorkerState.ValueType  # 4
+"""stopped, or no heartbeat for a while"""
+Global___WorkerState: _TypeAlias = WorkerState  # noqa: Y015
+
 class _RunStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -82,16 +111,21 @@ class Model(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     MAX_MODEL_LEN_FIELD_NUMBER: _builtins.int
     DEFAULT_SAMPLING_FIELD_NUMBER: _builtins.int
+    WORKERS_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     display_name: _builtins.str
     backend: _builtins.str
     """"vllm" or "openai" """
     path: _builtins.str
-    """local directory or model name"""
+    """local directory, model name, or (openai) the served model's name"""
     revision: _builtins.str
     max_model_len: _builtins.int
     @_builtins.property
     def default_sampling(self) -> Global___SamplingParams: ...
+    @_builtins.property
+    def workers(self) -> _containers.RepeatedCompositeFieldContainer[Global___WorkerView]:
+        """the workers serving it now (gone ones are left out)"""
+
     def __init__(
         self,
         *,
@@ -102,14 +136,100 @@ class Model(_message.Message):
         revision: _builtins.str = ...,
         max_model_len: _builtins.int = ...,
         default_sampling: Global___SamplingParams | None = ...,
+        workers: _abc.Iterable[Global___WorkerView] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["default_sampling", b"default_sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "default_sampling", b"default_sampling", "display_name", b"display_name", "max_model_len", b"max_model_len", "model_id", b"model_id", "path", b"path", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "default_sampling", b"default_sampling", "display_name", b"display_name", "max_model_len", b"max_model_len", "model_id", b"model_id", "path", b"path", "revision", b"revision", "workers", b"workers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Model: _TypeAlias = Model  # noqa: Y015
+
+@_typing.final
+class WorkerView(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    worker: _builtins.str
+    state: Global___WorkerState.ValueType
+    detail: _builtins.str
+    """e.g. why loading failed"""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        worker: _builtins.str = ...,
+        state: Global___WorkerState.ValueType = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "since", b"since", "state", b"state", "worker", b"worker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkerView: _TypeAlias = WorkerView  # noqa: Y015
+
+@_typing.final
+class Reproducibility(_message.Message):
+    """What reproduces a run: the inputs, the model's exact files, the engine and the sampling."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_SHA256_FIELD_NUMBER: _builtins.int
+    MODEL_PATH_FIELD_NUMBER: _builtins.int
+    MODEL_REVISION_FIELD_NUMBER: _builtins.int
+    WEIGHTS_HASH_FIELD_NUMBER: _builtins.int
+    CHAT_TEMPLATE_HASH_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    SAMPLING_FIELD_NUMBER: _builtins.int
+    SAMPLING_EXPLICIT_FIELD_NUMBER: _builtins.int
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
+    dataset_sha256: _builtins.str
+    """of the uploaded file"""
+    model_path: _builtins.str
+    model_revision: _builtins.str
+    """"local", a pinned revision, or what the worker resolved"""
+    weights_hash: _builtins.str
+    """sha256 of the weights' index (or of the single weights file)"""
+    chat_template_hash: _builtins.str
+    """sha256 of the chat template the worker applied"""
+    engine: _builtins.str
+    """e.g. "vllm 0.32.0" """
+    sampling_explicit: _builtins.bool
+    """false: records' own sampling fields took precedence"""
+    json_schema: _builtins.str
+    """structured output, when the run asked for it"""
+    @_builtins.property
+    def sampling(self) -> Global___SamplingParams:
+        """seed included"""
+
+    def __init__(
+        self,
+        *,
+        dataset_sha256: _builtins.str = ...,
+        model_path: _builtins.str = ...,
+        model_revision: _builtins.str = ...,
+        weights_hash: _builtins.str = ...,
+        chat_template_hash: _builtins.str = ...,
+        engine: _builtins.str = ...,
+        sampling: Global___SamplingParams | None = ...,
+        sampling_explicit: _builtins.bool = ...,
+        json_schema: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_template_hash", b"chat_template_hash", "dataset_sha256", b"dataset_sha256", "engine", b"engine", "json_schema", b"json_schema", "model_path", b"model_path", "model_revision", b"model_revision", "sampling", b"sampling", "sampling_explicit", b"sampling_explicit", "weights_hash", b"weights_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reproducibility: _TypeAlias = Reproducibility  # noqa: Y015
 
 @_typing.final
 class Run(_message.Message):
@@ -132,6 +252,9 @@ class Run(_message.Message):
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REPRODUCIBILITY_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     dataset_id: _builtins.str
     model_id: _builtins.str
@@ -145,6 +268,9 @@ class Run(_message.Message):
     error: _builtins.str
     engine: _builtins.str
     model_revision: _builtins.str
+    request_id: _builtins.str
+    waiting_for: _builtins.str
+    """Why a queued run does not start yet, when known (e.g. "a worker is loading tiny-a")."""
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...
     @_builtins.property
@@ -153,6 +279,8 @@ class Run(_message.Message):
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def reproducibility(self) -> Global___Reproducibility: ...
     def __init__(
         self,
         *,
@@ -173,10 +301,13 @@ class Run(_message.Message):
         requested_at: _timestamp_pb2.Timestamp | None = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
+        request_id: _builtins.str = ...,
+        reproducibility: Global___Reproducibility | None = ...,
+        waiting_for: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "requested_at", b"requested_at", "sampling", b"sampling", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "reproducibility", b"reproducibility", "requested_at", b"requested_at", "sampling", b"sampling", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "done", b"done", "engine", b"engine", "error", b"error", "eta_seconds", b"eta_seconds", "failed", b"failed", "finished_at", b"finished_at", "model_id", b"model_id", "model_revision", b"model_revision", "output_tokens", b"output_tokens", "requested_at", b"requested_at", "run_id", b"run_id", "sampling", b"sampling", "started_at", b"started_at", "status", b"status", "tokens_per_second", b"tokens_per_second", "total", b"total"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "done", b"done", "engine", b"engine", "error", b"error", "eta_seconds", b"eta_seconds", "failed", b"failed", "finished_at", b"finished_at", "model_id", b"model_id", "model_revision", b"model_revision", "output_tokens", b"output_tokens", "reproducibility", b"reproducibility", "request_id", b"request_id", "requested_at", b"requested_at", "run_id", b"run_id", "sampling", b"sampling", "started_at", b"started_at", "status", b"status", "tokens_per_second", b"tokens_per_second", "total", b"total", "waiting_for", b"waiting_for"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,11 +401,19 @@ class StartRunRequest(_message.Message):
     DATASET_ID_FIELD_NUMBER: _builtins.int
     MODEL_ID_FIELD_NUMBER: _builtins.int
     SAMPLING_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
     dataset_id: _builtins.str
     model_id: _builtins.str
+    request_id: _builtins.str
+    """Chosen by the client: a retry with the same id (a lost answer, a stalled append) answers the
+    run the first attempt started instead of starting a second one. Empty: every call is new.
+    """
+    json_schema: _builtins.str
+    """Structured output: every answer is valid JSON against this schema (JSON text). Empty: free text."""
     @_builtins.property
     def sampling(self) -> Global___SamplingParams:
-        """unset: the model's defaults"""
+        """unset: the model's defaults (records' own fields first)"""
 
     def __init__(
         self,
@@ -282,10 +421,12 @@ class StartRunRequest(_message.Message):
         dataset_id: _builtins.str = ...,
         model_id: _builtins.str = ...,
         sampling: Global___SamplingParams | None = ...,
+        request_id: _builtins.str = ...,
+        json_schema: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_sampling", b"_sampling", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_sampling", b"_sampling", "dataset_id", b"dataset_id", "model_id", b"model_id", "sampling", b"sampling"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_sampling", b"_sampling", "dataset_id", b"dataset_id", "json_schema", b"json_schema", "model_id", b"model_id", "request_id", b"request_id", "sampling", b"sampling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__sampling: _TypeAlias = _typing.Literal["sampling"]  # noqa: Y015
     _WhichOneofArgType__sampling: _TypeAlias = _typing.Literal["_sampling", b"_sampling"]  # noqa: Y015
@@ -403,9 +544,15 @@ class ListResultsRequest(_message.Message):
     DATASET_ID_FIELD_NUMBER: _builtins.int
     RUN_ID_FIELD_NUMBER: _builtins.int
     RECORD_IDS_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
     dataset_id: _builtins.str
     run_id: _builtins.str
     """empty: every run of the dataset"""
+    offset: _builtins.int
+    """in the order results were recorded"""
+    limit: _builtins.int
+    """0: all of them"""
     @_builtins.property
     def record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """empty: every record (a page of the results view names its records)"""
@@ -416,10 +563,12 @@ class ListResultsRequest(_message.Message):
         dataset_id: _builtins.str = ...,
         run_id: _builtins.str = ...,
         record_ids: _abc.Iterable[_builtins.str] | None = ...,
+        offset: _builtins.int = ...,
+        limit: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "record_ids", b"record_ids", "run_id", b"run_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "limit", b"limit", "offset", b"offset", "record_ids", b"record_ids", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -430,20 +579,63 @@ class ListResultsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """results that match, before offset and limit"""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___Result]: ...
     def __init__(
         self,
         *,
         results: _abc.Iterable[Global___Result] | None = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListResultsResponse: _TypeAlias = ListResultsResponse  # noqa: Y015
+
+@_typing.final
+class CancelRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRunRequest: _TypeAlias = CancelRunRequest  # noqa: Y015
+
+@_typing.final
+class CancelRunResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___Run: ...
+    def __init__(
+        self,
+        *,
+        run: Global___Run | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelRunResponse: _TypeAlias = CancelRunResponse  # noqa: Y015
 
 @_typing.final
 class RunRequested(_message.Message):
@@ -458,6 +650,10 @@ class RunRequested(_message.Message):
     RECORD_COUNT_FIELD_NUMBER: _builtins.int
     REQUESTED_AT_FIELD_NUMBER: _builtins.int
     SAMPLING_EXPLICIT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
+    DATASET_SHA256_FIELD_NUMBER: _builtins.int
+    MODEL_PATH_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     dataset_id: _builtins.str
     model_id: _builtins.str
@@ -466,6 +662,12 @@ class RunRequested(_message.Message):
     """The run named its own sampling: it applies to every record. Otherwise sampling holds the
     model's defaults, and a record's own sampling fields (RecordSampling) take precedence.
     """
+    request_id: _builtins.str
+    """the client's, for idempotent retries (may be empty)"""
+    json_schema: _builtins.str
+    """structured output (empty: free text)"""
+    dataset_sha256: _builtins.str
+    model_path: _builtins.str
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...
     @_builtins.property
@@ -480,10 +682,14 @@ class RunRequested(_message.Message):
         record_count: _builtins.int = ...,
         requested_at: _timestamp_pb2.Timestamp | None = ...,
         sampling_explicit: _builtins.bool = ...,
+        request_id: _builtins.str = ...,
+        json_schema: _builtins.str = ...,
+        dataset_sha256: _builtins.str = ...,
+        model_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "model_id", b"model_id", "record_count", b"record_count", "requested_at", b"requested_at", "run_id", b"run_id", "sampling", b"sampling", "sampling_explicit", b"sampling_explicit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "dataset_sha256", b"dataset_sha256", "json_schema", b"json_schema", "model_id", b"model_id", "model_path", b"model_path", "record_count", b"record_count", "request_id", b"request_id", "requested_at", b"requested_at", "run_id", b"run_id", "sampling", b"sampling", "sampling_explicit", b"sampling_explicit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -498,11 +704,16 @@ class RunStarted(_message.Message):
     ENGINE_FIELD_NUMBER: _builtins.int
     MODEL_REVISION_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
+    WEIGHTS_HASH_FIELD_NUMBER: _builtins.int
+    CHAT_TEMPLATE_HASH_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     worker: _builtins.str
     engine: _builtins.str
     """e.g. "vllm 0.32.0" """
     model_revision: _builtins.str
+    weights_hash: _builtins.str
+    """see Reproducibility"""
+    chat_template_hash: _builtins.str
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -513,10 +724,12 @@ class RunStarted(_message.Message):
         engine: _builtins.str = ...,
         model_revision: _builtins.str = ...,
         started_at: _timestamp_pb2.Timestamp | None = ...,
+        weights_hash: _builtins.str = ...,
+        chat_template_hash: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "model_revision", b"model_revision", "run_id", b"run_id", "started_at", b"started_at", "worker", b"worker"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat_template_hash", b"chat_template_hash", "engine", b"engine", "model_revision", b"model_revision", "run_id", b"run_id", "started_at", b"started_at", "weights_hash", b"weights_hash", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -707,6 +920,7 @@ class RunShard(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     RUN_TOTAL_FIELD_NUMBER: _builtins.int
     SAMPLING_EXPLICIT_FIELD_NUMBER: _builtins.int
+    JSON_SCHEMA_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     dataset_id: _builtins.str
     model_id: _builtins.str
@@ -714,6 +928,8 @@ class RunShard(_message.Message):
     limit: _builtins.int
     run_total: _builtins.int
     sampling_explicit: _builtins.bool
+    """as on RunRequested"""
+    json_schema: _builtins.str
     """as on RunRequested"""
     @_builtins.property
     def sampling(self) -> Global___SamplingParams: ...
@@ -728,11 +944,106 @@ class RunShard(_message.Message):
         limit: _builtins.int = ...,
         run_total: _builtins.int = ...,
         sampling_explicit: _builtins.bool = ...,
+        json_schema: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "limit", b"limit", "model_id", b"model_id", "offset", b"offset", "run_id", b"run_id", "run_total", b"run_total", "sampling", b"sampling", "sampling_explicit", b"sampling_explicit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "json_schema", b"json_schema", "limit", b"limit", "model_id", b"model_id", "offset", b"offset", "run_id", b"run_id", "run_total", b"run_total", "sampling", b"sampling", "sampling_explicit", b"sampling_explicit"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RunShard: _TypeAlias = RunShard  # noqa: Y015
+
+@_typing.final
+class WorkerAnnounced(_message.Message):
+    """---- Worker events (subject wb.workers.<worker token>) ----
+
+    A worker (re)started and serves these models.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_FIELD_NUMBER: _builtins.int
+    MODEL_IDS_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    worker: _builtins.str
+    @_builtins.property
+    def model_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        worker: _builtins.str = ...,
+        model_ids: _abc.Iterable[_builtins.str] | None = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "model_ids", b"model_ids", "worker", b"worker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkerAnnounced: _TypeAlias = WorkerAnnounced  # noqa: Y015
+
+@_typing.final
+class WorkerStateChanged(_message.Message):
+    """One model's state on one worker changed (LOADING, READY, BUSY; GONE when the worker stops)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    worker: _builtins.str
+    model_id: _builtins.str
+    """empty with GONE: every model of the worker"""
+    state: Global___WorkerState.ValueType
+    detail: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        worker: _builtins.str = ...,
+        model_id: _builtins.str = ...,
+        state: Global___WorkerState.ValueType = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "detail", b"detail", "model_id", b"model_id", "state", b"state", "worker", b"worker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkerStateChanged: _TypeAlias = WorkerStateChanged  # noqa: Y015
+
+@_typing.final
+class WorkerHeartbeat(_message.Message):
+    """Published on core NATS (wb.heartbeats.<worker token>) every few seconds, not stored: a worker
+    whose heartbeats stop is taken for GONE.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WORKER_FIELD_NUMBER: _builtins.int
+    MODEL_IDS_FIELD_NUMBER: _builtins.int
+    worker: _builtins.str
+    @_builtins.property
+    def model_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        worker: _builtins.str = ...,
+        model_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_ids", b"model_ids", "worker", b"worker"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WorkerHeartbeat: _TypeAlias = WorkerHeartbeat  # noqa: Y015

@@ -59,6 +59,11 @@ class InferenceServiceStub:
                 request_serializer=workbench_dot_inference_dot_v1_dot_inference__pb2.ListResultsRequest.SerializeToString,
                 response_deserializer=workbench_dot_inference_dot_v1_dot_inference__pb2.ListResultsResponse.FromString,
                 _registered_method=True)
+        self.CancelRun = channel.unary_unary(
+                '/workbench.inference.v1.InferenceService/CancelRun',
+                request_serializer=workbench_dot_inference_dot_v1_dot_inference__pb2.CancelRunRequest.SerializeToString,
+                response_deserializer=workbench_dot_inference_dot_v1_dot_inference__pb2.CancelRunResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer:
@@ -94,6 +99,14 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelRun(self, request, context):
+        """Cancels a queued or running run: in-flight generations are aborted, results already recorded
+        are kept, the run ends CANCELLED. FAILED_PRECONDITION when it has already ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +134,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.ListResults,
                     request_deserializer=workbench_dot_inference_dot_v1_dot_inference__pb2.ListResultsRequest.FromString,
                     response_serializer=workbench_dot_inference_dot_v1_dot_inference__pb2.ListResultsResponse.SerializeToString,
+            ),
+            'CancelRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelRun,
+                    request_deserializer=workbench_dot_inference_dot_v1_dot_inference__pb2.CancelRunRequest.FromString,
+                    response_serializer=workbench_dot_inference_dot_v1_dot_inference__pb2.CancelRunResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +276,33 @@ class InferenceService:
             '/workbench.inference.v1.InferenceService/ListResults',
             workbench_dot_inference_dot_v1_dot_inference__pb2.ListResultsRequest.SerializeToString,
             workbench_dot_inference_dot_v1_dot_inference__pb2.ListResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.inference.v1.InferenceService/CancelRun',
+            workbench_dot_inference_dot_v1_dot_inference__pb2.CancelRunRequest.SerializeToString,
+            workbench_dot_inference_dot_v1_dot_inference__pb2.CancelRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

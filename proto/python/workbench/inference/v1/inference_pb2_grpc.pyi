@@ -36,6 +36,10 @@ class InferenceServiceStub:
     GetRun: _grpc.UnaryUnaryMultiCallable[_inference_pb2.GetRunRequest, _inference_pb2.GetRunResponse]
     ListRuns: _grpc.UnaryUnaryMultiCallable[_inference_pb2.ListRunsRequest, _inference_pb2.ListRunsResponse]
     ListResults: _grpc.UnaryUnaryMultiCallable[_inference_pb2.ListResultsRequest, _inference_pb2.ListResultsResponse]
+    CancelRun: _grpc.UnaryUnaryMultiCallable[_inference_pb2.CancelRunRequest, _inference_pb2.CancelRunResponse]
+    """Cancels a queued or running run: in-flight generations are aborted, results already recorded
+    are kept, the run ends CANCELLED. FAILED_PRECONDITION when it has already ended.
+    """
 
 @_typing.type_check_only
 class InferenceServiceAsyncStub(InferenceServiceStub):
@@ -45,6 +49,10 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     GetRun: _aio.UnaryUnaryMultiCallable[_inference_pb2.GetRunRequest, _inference_pb2.GetRunResponse]  # type: ignore[assignment]
     ListRuns: _aio.UnaryUnaryMultiCallable[_inference_pb2.ListRunsRequest, _inference_pb2.ListRunsResponse]  # type: ignore[assignment]
     ListResults: _aio.UnaryUnaryMultiCallable[_inference_pb2.ListResultsRequest, _inference_pb2.ListResultsResponse]  # type: ignore[assignment]
+    CancelRun: _aio.UnaryUnaryMultiCallable[_inference_pb2.CancelRunRequest, _inference_pb2.CancelRunResponse]  # type: ignore[assignment]
+    """Cancels a queued or running run: in-flight generations are aborted, results already recorded
+    are kept, the run ends CANCELLED. FAILED_PRECONDITION when it has already ended.
+    """
 
 class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -81,5 +89,15 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_pb2.ListResultsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inference_pb2.ListResultsResponse, _abc.Awaitable[_inference_pb2.ListResultsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CancelRun(
+        self,
+        request: _inference_pb2.CancelRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.CancelRunResponse, _abc.Awaitable[_inference_pb2.CancelRunResponse]]:
+        """Cancels a queued or running run: in-flight generations are aborted, results already recorded
+        are kept, the run ends CANCELLED. FAILED_PRECONDITION when it has already ended.
+        """
 
 def add_InferenceServiceServicer_to_server(servicer: InferenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,6 +4,7 @@ The service learns about model outputs only from the inference context's ResultR
 Dropping every row and replaying from sequence 1 gives the same tables.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC
@@ -11,13 +12,14 @@ from datetime import UTC
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
-from annotations_service.adapters.tables import AnnotationRow, DeletedDataset, OutputRow
+from annotations_service.adapters.tables import AnnotationRow, DeletedDataset, OutputRow, RunRow
 from annotations_service.domain.annotation import Annotation, JudgedOutput, recorded_annotation
-from annotations_service.domain.names import ANNOTATION_SUBJECTS, DATASET_SUBJECTS, RESULT_SUBJECTS
+from annotations_service.domain.export import run_facts
+from annotations_service.domain.names import ANNOTATION_SUBJECTS, DATASET_SUBJECTS, RESULT_SUBJECTS, RUN_SUBJECTS
 from eventlog import StoredEvent
 from workbench.annotations.v1.annotations_pb2 import AnnotationCleared, AnnotationRecorded
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
-from workbench.inference.v1.inference_pb2 import ResultRecorded
+from workbench.inference.v1.inference_pb2 import ResultRecorded, RunRequested, RunStarted
 
 _IDS_PER_QUERY = 500
 
@@ -27,11 +29,14 @@ class AnnotationsProjection:
     annotations_annotations."""
 
     name = "annotations"
-    subjects: Sequence[str] = (RESULT_SUBJECTS, ANNOTATION_SUBJECTS, DATASET_SUBJECTS)
-    tables = (OutputRow, AnnotationRow, DeletedDataset)
+    subjects: Sequence[str] = (RESULT_SUBJECTS, ANNOTATION_SUBJECTS, DATASET_SUBJECTS, RUN_SUBJECTS)
+    tables = (OutputRow, AnnotationRow, DeletedDataset, RunRow)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         message = event.event
+        if isinstance(message, RunRequested | RunStarted):
+            self._run(session, message)
+            return
         if isinstance(message, DatasetDeleted):
             # Its results and annotations stay in the log; the read model hides them, now and later.
             session.execute(delete(OutputRow).where(col(OutputRow.dataset_id) == message.dataset_id))
@@ -51,6 +56,14 @@ class AnnotationsProjection:
         session.execute(delete(OutputRow))
         session.execute(delete(AnnotationRow))
         session.execute(delete(DeletedDataset))
+        session.execute(delete(RunRow))
+
+    @staticmethod
+    def _run(session: Session, event: RunRequested | RunStarted) -> None:
+        row = session.get(RunRow, event.run_id)
+        facts: dict[str, object] = json.loads(row.reproducibility) if row is not None else {}
+        facts.update(run_facts(event))
+        session.merge(RunRow(run_id=event.run_id, reproducibility=json.dumps(facts, sort_keys=True)))
 
     @staticmethod
     def _result(session: Session, sequence: int, event: ResultRecorded) -> None:
@@ -110,6 +123,19 @@ class AnnotationsReadModel:
         with Session(self.engine) as session:
             row = session.get(AnnotationRow, (dataset_id, record_id, model_id))
             return None if row is None else _annotation(row)
+
+    def judged_runs(self, dataset_id: str) -> dict[tuple[str, str], dict[str, object]]:
+        """What reproduces the run of each (record, model)'s latest output in the dataset."""
+        query = (
+            select(OutputRow.record_id, OutputRow.model_id, OutputRow.run_id, RunRow.reproducibility)
+            .join(RunRow, col(RunRow.run_id) == col(OutputRow.run_id))
+            .where(OutputRow.dataset_id == dataset_id)
+        )
+        with Session(self.engine) as session:
+            return {
+                (record_id, model_id): {"run_id": run_id, **json.loads(facts)}
+                for record_id, model_id, run_id, facts in session.exec(query)
+            }
 
     def annotations(
         self, dataset_id: str, kinds: frozenset[int] | None = None, record_ids: Sequence[str] = ()

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlmodel import Field, SQLModel
+from sqlmodel import Column, Field, SQLModel, Text
 
 
 class _ModelOutputKey(SQLModel):
@@ -45,3 +45,12 @@ class DeletedDataset(SQLModel, table=True):
     __tablename__ = "annotations_deleted_datasets"
 
     dataset_id: str = Field(primary_key=True)
+
+
+class RunRow(SQLModel, table=True):
+    """What reproduces a run, from the inference context's RunRequested and RunStarted: exports carry it."""
+
+    __tablename__ = "annotations_runs"
+
+    run_id: str = Field(primary_key=True)
+    reproducibility: str = Field(sa_column=Column(Text, nullable=False))  # a JSON object

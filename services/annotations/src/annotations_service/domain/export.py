@@ -6,6 +6,7 @@ from typing import Any
 from annotations_service.domain.errors import InvalidInput
 from workbench.annotations.v1.annotations_pb2 import AnnotationKind
 from workbench.datasets.v1.datasets_pb2 import Record
+from workbench.inference.v1.inference_pb2 import RunRequested, RunStarted
 
 DEFAULT_EXPORT_KINDS = frozenset({AnnotationKind.ANNOTATION_KIND_GOLDEN, AnnotationKind.ANNOTATION_KIND_FIXED})
 # Characters json.dumps leaves raw that str.splitlines() and older JavaScript treat as line breaks.
@@ -42,7 +43,33 @@ def record_metadata(record: Record) -> dict[str, Any]:
     return metadata if isinstance(metadata, dict) else {"value": metadata}
 
 
-def export_line(dataset_id: str, record: Record, model_id: str, kind: int, answer: str) -> str:
+def run_facts(event: RunRequested | RunStarted) -> dict[str, object]:
+    """What an inference event tells of what reproduces its run (see Reproducibility in the contract)."""
+    if isinstance(event, RunRequested):
+        return {
+            "model_id": event.model_id,
+            "model_path": event.model_path,
+            "dataset_sha256": event.dataset_sha256,
+            "sampling": {
+                "temperature": event.sampling.temperature,
+                "top_p": event.sampling.top_p,
+                "max_tokens": event.sampling.max_tokens,
+                "seed": event.sampling.seed,
+            },
+            "sampling_explicit": event.sampling_explicit,
+            "json_schema": event.json_schema,
+        }
+    return {
+        "engine": event.engine,
+        "model_revision": event.model_revision,
+        "weights_hash": event.weights_hash,
+        "chat_template_hash": event.chat_template_hash,
+    }
+
+
+def export_line(
+    dataset_id: str, record: Record, model_id: str, kind: int, answer: str, run: dict[str, object] | None = None
+) -> str:
     """One JSONL line (with its newline); json escapes whatever the untrusted answer holds."""
     messages = [*chat_messages(record), {"role": "assistant", "content": answer}]
     line: dict[str, Any] = {
@@ -55,4 +82,6 @@ def export_line(dataset_id: str, record: Record, model_id: str, kind: int, answe
     metadata = record_metadata(record)
     if metadata:  # only when the record has any: exports of plain records keep their shape
         line["metadata"] = metadata
+    if run:  # the run whose output was judged, and what reproduces it
+        line["run"] = run
     return json.dumps(line, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"

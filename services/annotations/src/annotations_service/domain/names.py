@@ -8,6 +8,7 @@ ANNOTATION_SUBJECTS = "wb.annotations.>"
 # The inference context's ResultRecorded events: the outputs people judge.
 RESULT_SUBJECTS = "wb.results.>"
 DATASET_SUBJECTS = "wb.datasets.>"
+RUN_SUBJECTS = "wb.runs.>"
 # Dataset ids go into subjects and message ids as they are (the datasets service makes them so).
 _DATASET_ID = re.compile(r"^[A-Za-z0-9_\-]{1,200}$")
 

@@ -108,7 +108,8 @@ class _CsvLines:
         if not self.started:
             self.started, line = True, line.removeprefix(BOM)
         self.row_bytes += len(line)
-        if self.row_bytes > self.limit + 2:  # a line end may follow the limit
+        cut = len(line) == self.limit + 2 and not line.endswith(b"\n")  # readline stopped, not the line
+        if cut or self.row_bytes > self.limit + 2:  # a line end may follow the limit
             raise _RowTooLong
         try:
             return line.decode("utf-8")
@@ -119,7 +120,9 @@ class _CsvLines:
 
 
 def _csv(path: Path, limit: int) -> Iterator[tuple[int, RawRecord]]:
-    csv.field_size_limit(limit)  # process-wide, and the same in every upload
+    # Process-wide: only ever raised (a record's size is checked per row by _CsvLines), so another
+    # reader of CSV in the same process never finds it lowered under it.
+    csv.field_size_limit(max(csv.field_size_limit(), limit))
     with open(path, "rb", buffering=READ_BUFFER) as file:
         lines = _CsvLines(file, limit)
         reader = csv.reader(lines)

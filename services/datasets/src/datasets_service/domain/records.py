@@ -5,8 +5,10 @@ came from (validation.py turns a JSONL line, a CSV row or a Parquet row into suc
 
     {"id": "q1", "prompt": "..."}                                   or "messages": [{"role", "content"}, ...]
     {"id": "q1", "prompt": "...", "metadata": {...}, "sampling": {"temperature": 0.2, "max_tokens": 64}}
+    {"id": "q1", "messages": [...], "json_schema": {"type": "object", ...}}
 
-metadata holds every other field of the record; sampling what an OpenAI batch body asks for.
+metadata holds every other field of the record; sampling what an OpenAI batch body asks for;
+json_schema the schema its response_format asks every answer to follow (structured output).
 Pages of such lines (pages.py) are what ReadRecords and ListRecords read back.
 """
 
@@ -58,6 +60,7 @@ class Record:
     messages: tuple[ChatMessage, ...] = ()
     metadata_json: str = "{}"  # every other field of the record, as a JSON object
     sampling: Sampling = field(default=NO_SAMPLING)
+    json_schema: str = ""  # compact JSON text of the schema answers must follow; "": none
 
     def matches(self, needle: str) -> bool:
         """True when needle (casefolded) is in the id, the input text or the metadata JSON."""
@@ -71,6 +74,7 @@ def normalized_line(
     messages: tuple[ChatMessage, ...],
     metadata: dict[str, Any],
     sampling: Sampling,
+    json_schema: dict[str, Any] | None = None,
 ) -> bytes:
     """The record as it is stored: one JSON object and a newline.
 
@@ -85,6 +89,8 @@ def normalized_line(
         value["metadata"] = metadata
     if sampling != NO_SAMPLING:
         value["sampling"] = sampling.as_dict()
+    if json_schema is not None:
+        value["json_schema"] = json_schema  # stored as an object: a page stays readable JSON lines
     return (_ENCODER.encode(value) + "\n").encode()
 
 
@@ -100,6 +106,7 @@ def decode_line(line: bytes, index: int) -> Record:
         messages=messages,
         metadata_json=_ENCODER.encode(value["metadata"]) if "metadata" in value else "{}",
         sampling=Sampling(**sampling) if sampling else NO_SAMPLING,
+        json_schema=_ENCODER.encode(value["json_schema"]) if "json_schema" in value else "",
     )
 
 

@@ -12,6 +12,10 @@ CSV and Parquet rows have the columns id (optional), prompt or messages (JSON te
 a list of {role, content}). A record's id is its custom_id, else its id, else "line-<N>" (JSONL) or
 "row-<N>"; every other field is kept as its metadata, and the sampling fields of a batch body
 (temperature, top_p, max_tokens or max_completion_tokens, seed) become its sampling.
+
+A batch body's response_format (or a prompt or chat record's own top-level one) becomes the
+record's JSON schema: {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}} gives
+its schema, {"type": "json_object"} gives {"type": "object"}, {"type": "text"} or none gives none.
 """
 
 import json
@@ -39,6 +43,9 @@ BODY_SAMPLING = {
     "seed": "seed",
 }
 ROW_COLUMNS = ("id", "prompt", "messages")
+RECORD_STRUCTURE = ("id", "prompt", "messages", "response_format")  # the rest of a record is metadata
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}  # what {"type": "json_object"} asks for
 # Unicode category Cc, exactly: C0 controls, DEL and C1 controls.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _INT64 = 2**63
@@ -116,13 +123,16 @@ def from_json_line(raw: bytes, number: int) -> Valid:
         record_id, generated = _id(value["id"], "id"), False
     else:
         record_id, generated = FileKind.JSONL.generated_id(number), True
-    metadata = {key: item for key, item in value.items() if key not in ("id", "prompt", "messages")}
+    metadata = {key: item for key, item in value.items() if key not in RECORD_STRUCTURE}
     if "messages" in value:
         messages = _messages(value["messages"], "messages")
-        line = _line(record_id, None, messages, metadata, NO_SAMPLING, "messages")
+        schema = _json_schema(value.get("response_format"), "response_format")
+        line = _line(record_id, None, messages, metadata, NO_SAMPLING, "messages", schema)
         return Valid(record_id, generated, "id", _CHAT, line)
     if "prompt" in value:
-        line = _line(record_id, _prompt(value["prompt"], "prompt"), (), metadata, NO_SAMPLING, "prompt")
+        prompt = _prompt(value["prompt"], "prompt")
+        schema = _json_schema(value.get("response_format"), "response_format")
+        line = _line(record_id, prompt, (), metadata, NO_SAMPLING, "prompt", schema)
         return Valid(record_id, generated, "id", _PROMPT, line)
     raise Invalid(None, 'has none of "prompt", "messages" or "custom_id"; give each line one of them')
 
@@ -150,10 +160,12 @@ def _batch_line(value: dict[str, Any]) -> Valid:
     else:
         prompt = _prompt(body.get("prompt", _MISSING), "body.prompt")
     metadata = {key: item for key, item in value.items() if key not in BATCH_STRUCTURE}
-    rest_of_body = {key: item for key, item in body.items() if key != input_field and key not in BODY_SAMPLING}
+    taken = (input_field, "response_format", *BODY_SAMPLING)
+    rest_of_body = {key: item for key, item in body.items() if key not in taken}
     if rest_of_body:
         metadata["body"] = rest_of_body
-    line = _line(record_id, prompt, messages, metadata, _sampling(body), f"body.{input_field}")
+    schema = _json_schema(body.get("response_format"), "body.response_format")
+    line = _line(record_id, prompt, messages, metadata, _sampling(body), f"body.{input_field}", schema)
     return Valid(record_id, False, "custom_id", _BATCH, line, url)
 
 
@@ -200,9 +212,10 @@ def _line(
     metadata: dict[str, Any],
     sampling: Sampling,
     input_field: str,
+    json_schema: dict[str, Any] | None = None,
 ) -> bytes:
     try:
-        return normalized_line(record_id, prompt, messages, metadata, sampling)
+        return normalized_line(record_id, prompt, messages, metadata, sampling, json_schema)
     except UnicodeEncodeError:  # JSON can spell lone surrogates (\ud800) that no UTF-8 consumer accepts
         raise Invalid(_surrogate_field(prompt, messages, input_field), _SURROGATE) from None
     except ValueError:
@@ -257,6 +270,36 @@ def _sampling(body: dict[str, Any]) -> Sampling:
             raise Invalid(field, f"must be {allowed} (found {raw})")
         values[name] = number
     return Sampling(**values) if values else NO_SAMPLING  # type: ignore[arg-type]
+
+
+def _json_schema(raw: object, field: str) -> dict[str, Any] | None:
+    """The JSON schema a response_format asks every answer to follow; None: free text."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise Invalid(field, f'must be an object such as {{"type": "json_schema", ...}} (found {json_type(raw)})')
+    kind = raw.get("type", _MISSING)
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return dict(JSON_OBJECT_SCHEMA)
+    if kind != "json_schema":
+        found = "no type" if kind is _MISSING else f"type {show(kind)}"
+        raise Invalid(field, f"has {found}; its type must be one of {', '.join(RESPONSE_FORMATS)}")
+    described = raw.get("json_schema", _MISSING)
+    if not isinstance(described, dict):
+        raise Invalid(
+            field,
+            f'has type "json_schema" but its json_schema is {json_type(described)}; '
+            'give an object {"name": ..., "schema": {...}}',
+        )
+    schema = described.get("schema", _MISSING)
+    if not isinstance(schema, dict):
+        raise Invalid(
+            field,
+            f"has no schema: its json_schema.schema must be the JSON schema, an object (found {json_type(schema)})",
+        )
+    return schema
 
 
 def _prompt(raw: object, field: str) -> str:

@@ -26,6 +26,7 @@ def record_to_proto(record: Record) -> pb.Record:
             max_tokens=record.sampling.max_tokens,
             seed=record.sampling.seed,
         ),
+        json_schema=record.json_schema,
     )
 
 

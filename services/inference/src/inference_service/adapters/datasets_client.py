@@ -20,6 +20,7 @@ class DatasetSummary:
     dataset_id: str
     name: str
     record_count: int
+    sha256: str = ""  # of the uploaded file: part of what reproduces a run
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class DatasetRecord:
     record_id: str
     prompt: Prompt
     sampling: Mapping[str, float | int] = field(default_factory=dict)  # the fields the record sets
+    json_schema: str = ""  # the schema the record's answers must follow (JSON text); "": none
 
 
 class DatasetsClient:
@@ -47,7 +49,7 @@ class DatasetsClient:
         except grpc.aio.AioRpcError as error:
             raise self._error(error, dataset_id) from None
         dataset = response.dataset
-        return DatasetSummary(dataset.dataset_id, dataset.name, dataset.record_count)
+        return DatasetSummary(dataset.dataset_id, dataset.name, dataset.record_count, dataset.sha256)
 
     async def read_records(self, dataset_id: str, offset: int, limit: int) -> AsyncIterator[DatasetRecord]:
         """The records [offset, offset + limit) in file order, as the service streams them."""
@@ -55,7 +57,9 @@ class DatasetsClient:
         try:
             async for response in self._stub.ReadRecords(request, timeout=READ_RECORDS_TIMEOUT_S):
                 for record in response.records:
-                    yield DatasetRecord(record.record_id, _prompt(record), _sampling(record.sampling))
+                    yield DatasetRecord(
+                        record.record_id, _prompt(record), _sampling(record.sampling), record.json_schema
+                    )
         except grpc.aio.AioRpcError as error:
             raise self._error(error, dataset_id) from None
 

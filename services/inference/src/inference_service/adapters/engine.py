@@ -1,12 +1,13 @@
 """The port every inference backend implements, so the worker does not care which one runs a model.
 
-Today the only backend is vLLM in-process (vllm_engine.py); an OpenAI-compatible client would be a
-second implementation of Engine, chosen by the model's `backend` in load_engine().
+Two backends, chosen by the model's `backend` in load_engine(): vLLM in-process (vllm_engine.py)
+and any OpenAI-compatible server (openai_engine.py: `vllm serve` on another node, a hosted API).
 """
 
 import asyncio
 import importlib
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from inference_service.domain.models import ModelSpec, Sampling
@@ -55,6 +56,18 @@ class EngineOptions:
 
     gpu_memory_utilization: float = 0.25
     enforce_eager: bool = True
+    # For backend "openai": sent as a bearer token (WB_OPENAI_API_KEY); kept out of repr and logs.
+    openai_api_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineFacts:
+    """What a loaded model is exactly, recorded on each run so that it can be reproduced."""
+
+    name: str  # the engine and its version, e.g. "vllm 0.32.0"
+    model_revision: str  # "local", the pinned revision, or what the engine resolved
+    weights_hash: str = ""  # sha256 of the weights' index (or of the single weights file); "" unknown
+    chat_template_hash: str = ""  # sha256 of the chat template applied to chat records; "" none
 
 
 class Engine(Protocol):
@@ -64,8 +77,19 @@ class Engine(Protocol):
     def name(self) -> str:
         """The engine and its version, recorded on each run (e.g. "vllm 0.32.0")."""
 
-    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
-        """Generates one prompt; call it many times at once, the engine batches them."""
+    @property
+    def facts(self) -> EngineFacts:
+        """The model's exact identity (see EngineFacts)."""
+
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str, json_schema: str = "") -> Generation:
+        """Generates one prompt; call it many times at once, the engine batches them.
+
+        json_schema (JSON text, when not empty): the answer must be valid JSON against it
+        (structured output); RecordFailed when the engine cannot honour it for this record.
+        """
+
+    async def abort(self, request_ids: Sequence[str]) -> None:
+        """Stops these generations now (a cancelled run); their generate() calls raise RecordFailed."""
 
     async def shutdown(self) -> None:
         """Frees the model and any processes it started."""
@@ -78,4 +102,8 @@ async def load_engine(spec: ModelSpec, options: EngineOptions) -> Engine:
         module = await asyncio.to_thread(importlib.import_module, "inference_service.adapters.vllm_engine")
         engine_class: type[VllmEngine] = module.VllmEngine
         return await engine_class.load(spec, options)
+    if spec.backend == "openai":
+        from inference_service.adapters.openai_engine import OpenAiEngine  # it imports this module
+
+        return await OpenAiEngine.load(spec, options)
     raise EngineLoadError(f"model {spec.model_id}: backend {spec.backend!r} is not served by this worker yet")

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 
-from sqlalchemy import Engine, Text, delete
+from sqlalchemy import Engine, Text, delete, func
 from sqlmodel import Column, Field, Session, SQLModel, col, select
 
 from eventlog import StoredEvent
-from eventlog.events import from_timestamp
+from eventlog.events import from_timestamp, to_timestamp
 from inference_service.domain.models import SAMPLING_FIELDS, Sampling
 from inference_service.domain.state import FINISHED, RunState, RunStatus, evolve
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
@@ -43,6 +43,24 @@ class InferenceRun(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_result_at: datetime | None = None
+    request_id: str = Field(default="", index=True)
+    json_schema: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    dataset_sha256: str = ""
+    model_path: str = ""
+    weights_hash: str = ""
+    chat_template_hash: str = ""
+
+
+class WorkerRow(SQLModel, table=True):
+    """One model's state on one worker, as the worker announced it."""
+
+    __tablename__ = "inference_workers"
+
+    worker: str = Field(primary_key=True)
+    model_id: str = Field(primary_key=True)
+    state: int  # pb.WorkerState
+    since: datetime | None = None
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class InferenceResult(SQLModel, table=True):
@@ -90,6 +108,12 @@ _RUN_FIELDS = (
     "started_at",
     "finished_at",
     "last_result_at",
+    "request_id",
+    "json_schema",
+    "dataset_sha256",
+    "model_path",
+    "weights_hash",
+    "chat_template_hash",
 )
 
 IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and Postgres' limits on bound parameters
@@ -102,8 +126,8 @@ class RunsProjection:
     runs and results leave the tables (they stay in the log)."""
 
     name: str = "inference_runs"
-    subjects: Sequence[str] = ("wb.runs.>", "wb.results.>", "wb.datasets.>")
-    tables = (InferenceRun, InferenceResult, DeletedDataset)
+    subjects: Sequence[str] = ("wb.runs.>", "wb.results.>", "wb.datasets.>", "wb.workers.>")
+    tables = (InferenceRun, InferenceResult, DeletedDataset, WorkerRow)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         self.apply_many(session, [event])
@@ -118,6 +142,9 @@ class RunsProjection:
         deleted = set(session.exec(select(DeletedDataset.dataset_id)))
         for stored in events:
             message = stored.event
+            if isinstance(message, pb.WorkerAnnounced | pb.WorkerStateChanged):
+                _fold_worker(session, message)
+                continue
             if isinstance(message, DatasetDeleted):
                 _write_runs(session, runs)
                 runs.clear()
@@ -151,6 +178,25 @@ class RunsProjection:
         session.execute(delete(InferenceResult))
         session.execute(delete(InferenceRun))
         session.execute(delete(DeletedDataset))
+        session.execute(delete(WorkerRow))
+
+
+def _fold_worker(session: Session, event: pb.WorkerAnnounced | pb.WorkerStateChanged) -> None:
+    """A (re)started worker forgets what it served before; a state change moves one model, or every
+    model of the worker when it has none (GONE)."""
+    at = from_timestamp(event.at)
+    if isinstance(event, pb.WorkerAnnounced):
+        session.execute(delete(WorkerRow).where(col(WorkerRow.worker) == event.worker))
+        session.flush()
+        for model_id in event.model_ids:
+            session.add(WorkerRow(worker=event.worker, model_id=model_id, state=pb.WORKER_STATE_READY, since=at))
+        return
+    query = select(WorkerRow).where(WorkerRow.worker == event.worker)
+    if event.model_id:
+        query = query.where(WorkerRow.model_id == event.model_id)
+    for row in session.exec(query):
+        row.state, row.since, row.detail = event.state, at, event.detail
+        session.add(row)
 
 
 def _write_runs(session: Session, runs: dict[str, tuple[RunState | None, InferenceRun | None]]) -> None:
@@ -187,6 +233,32 @@ class RunsReadModel:
         query = query.order_by(col(InferenceRun.requested_at).desc(), col(InferenceRun.run_id))
         with Session(self.engine) as session:
             return [_state(row) for row in session.exec(query)]
+
+    def workers(self) -> dict[str, list[pb.WorkerView]]:
+        """Each model's workers as they last announced their state, by model id (gone ones included)."""
+        found: dict[str, list[pb.WorkerView]] = {}
+        with Session(self.engine) as session:
+            for row in session.exec(select(WorkerRow).order_by(col(WorkerRow.worker))):
+                view = pb.WorkerView(worker=row.worker, state=row.state, detail=row.detail)  # type: ignore[arg-type]
+                if row.since is not None:
+                    view.since.CopyFrom(to_timestamp(row.since))
+                found.setdefault(row.model_id, []).append(view)
+        return found
+
+    def results_page(self, run_id: str, offset: int, limit: int) -> tuple[list[pb.Result], int]:
+        """A run's results in recorded order, from offset (at most limit of them), and how many there are."""
+        with Session(self.engine) as session:
+            total = session.exec(
+                select(func.count()).select_from(InferenceResult).where(InferenceResult.run_id == run_id)
+            ).one()
+            query = (
+                select(InferenceResult)
+                .where(InferenceResult.run_id == run_id)
+                .order_by(col(InferenceResult.sequence))
+                .offset(offset)
+                .limit(limit)
+            )
+            return [_result(row) for row in session.exec(query)], total
 
     def list_results(self, dataset_id: str = "", run_id: str = "", record_ids: Sequence[str] = ()) -> list[pb.Result]:
         """Results in recorded order; only those of record_ids when it is not empty.

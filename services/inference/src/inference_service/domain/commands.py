@@ -1,7 +1,8 @@
 """What callers ask of a run; decide() in state.py turns each into events (or refuses it).
 
 Each command's fields are those of the event it becomes, by name (RequestRun: RunRequested,
-BeginRun: RunStarted, RecordResult: ResultRecorded, CompleteRun: RunCompleted, FailRun: RunFailed).
+BeginRun: RunStarted, RecordResult: ResultRecorded, CompleteRun: RunCompleted, FailRun: RunFailed,
+CancelRun: RunCancelled).
 """
 
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ class RequestRun:
     record_count: int
     requested_at: datetime
     sampling_explicit: bool = False  # the caller named the sampling (else: the model's defaults)
+    request_id: str = ""  # the client's, so that a retry answers this run instead of starting another
+    json_schema: str = ""  # structured output (empty: free text)
+    dataset_sha256: str = ""
+    model_path: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +37,8 @@ class BeginRun:
     engine: str
     model_revision: str
     started_at: datetime
+    weights_hash: str = ""
+    chat_template_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,4 +77,12 @@ class FailRun:
     failed_at: datetime
 
 
-Command = RequestRun | BeginRun | RecordResult | CompleteRun | FailRun
+@dataclass(frozen=True, slots=True)
+class CancelRun:
+    """A user stops a queued or running run; what it recorded so far is kept."""
+
+    run_id: str
+    cancelled_at: datetime
+
+
+Command = RequestRun | BeginRun | RecordResult | CompleteRun | FailRun | CancelRun

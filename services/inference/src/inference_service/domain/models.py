@@ -12,6 +12,16 @@ temperature = 0.0
 top_p = 1.0
 max_tokens = 256
 seed = 0
+
+A model served elsewhere by an OpenAI-compatible server (`vllm serve` on another node, a hosted API):
+
+[[models]]
+id = "gemma-remote"
+backend = "openai"
+base_url = "http://gpu-node-1:8000"  # the server's root; the engine calls {base_url}/v1/...
+path = "google/gemma-3-4b-it"        # the name the server serves the model under (its /v1/models id)
+max_model_len = 8192
+max_concurrency = 32                 # optional (1..1024, default 16): requests in flight at once
 """
 
 import posixpath
@@ -21,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import PurePath
 from typing import Any
+from urllib.parse import urlsplit
 
 from inference_service.domain.errors import InvalidInput
 
@@ -28,6 +39,9 @@ BACKENDS = ("vllm", "openai")
 # Model ids appear in NATS subjects (wb.work.<model_id>) and consumer names (worker-<model_id>).
 _MODEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MODEL_FIELDS = {"id", "display_name", "backend", "path", "revision", "max_model_len", "sampling"}
+_OPENAI_FIELDS = {"base_url", "max_concurrency"}  # backend "openai" only
+DEFAULT_MAX_CONCURRENCY = 16
+MAX_CONCURRENCY = 1024
 _SAMPLING_FIELDS = {"temperature", "top_p", "max_tokens", "seed"}
 
 
@@ -59,6 +73,9 @@ class ModelSpec:
     revision: str
     max_model_len: int
     sampling: Sampling = field(default_factory=Sampling)
+    # Backend "openai" only: the server's root URL, and how many requests it gets at once.
+    base_url: str = ""
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
 
 
 def record_sampling(run: Sampling, explicit: bool, record: Mapping[str, float | int]) -> Sampling:
@@ -105,7 +122,7 @@ def parse_models(text: str, base_dir: PurePath, source: str = "models file") -> 
 
 
 def _parse_model(entry: dict[str, Any], base_dir: PurePath, where: str) -> ModelSpec:
-    _reject_unknown(entry, _MODEL_FIELDS, where)
+    _reject_unknown(entry, _MODEL_FIELDS | _OPENAI_FIELDS, where)
     model_id = _string(entry, "id", where)
     if not _MODEL_ID.match(model_id):
         raise InvalidInput(f"{where}: field 'id' may hold only letters, digits, '-' and '_' (at most 64)")
@@ -113,8 +130,6 @@ def _parse_model(entry: dict[str, Any], base_dir: PurePath, where: str) -> Model
     if backend not in BACKENDS:
         raise InvalidInput(f"{where}: field 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
     raw_path = _string(entry, "path", where)
-    local = raw_path.startswith((".", "/"))
-    path = posixpath.normpath(str(base_dir / raw_path)) if raw_path.startswith(".") else raw_path
     max_model_len = _integer(entry, "max_model_len", where)
     if max_model_len < 2:
         raise InvalidInput(f"{where}: field 'max_model_len' must be 2 or more, got {max_model_len}")
@@ -122,15 +137,60 @@ def _parse_model(entry: dict[str, Any], base_dir: PurePath, where: str) -> Model
     problems = sampling_problems(sampling, max_model_len)
     if problems:
         raise InvalidInput(f"{where}: [models.sampling] " + "; ".join(problems))
+    if backend == "openai":
+        # The path is the name the server serves the model under, kept as written; the server
+        # decides which weights answer, so the revision says "served" unless the file knows better.
+        path, revision = raw_path, _string(entry, "revision", where, default="served")
+        base_url, max_concurrency = _server(entry, where)
+    else:
+        misplaced = sorted(_OPENAI_FIELDS & set(entry))
+        if misplaced:
+            raise InvalidInput(
+                f"{where}: field {misplaced[0]!r} is for backend 'openai' only; a {backend} model runs in the worker"
+            )
+        local = raw_path.startswith((".", "/"))
+        path = posixpath.normpath(str(base_dir / raw_path)) if raw_path.startswith(".") else raw_path
+        revision = _string(entry, "revision", where, default="local" if local else "main")
+        base_url, max_concurrency = "", DEFAULT_MAX_CONCURRENCY
     return ModelSpec(
         model_id=model_id,
         display_name=_string(entry, "display_name", where, default=model_id),
         backend=backend,
         path=path,
-        revision=_string(entry, "revision", where, default="local" if local else "main"),
+        revision=revision,
         max_model_len=max_model_len,
         sampling=sampling,
+        base_url=base_url,
+        max_concurrency=max_concurrency,
     )
+
+
+def _server(entry: dict[str, Any], where: str) -> tuple[str, int]:
+    """An OpenAI-compatible model's base_url (without a trailing "/") and max_concurrency."""
+    base_url = _string(entry, "base_url", where).rstrip("/")
+    if not _is_http_url(base_url):
+        raise InvalidInput(f"{where}: field 'base_url' must be an http:// or https:// URL, got {base_url!r}")
+    parts = urlsplit(base_url)
+    if parts.path.endswith("/v1") or parts.query or parts.fragment:
+        raise InvalidInput(
+            f"{where}: field 'base_url' must be the server's root, without /v1 or a query "
+            f"(the engine calls {{base_url}}/v1/chat/completions), got {base_url!r}"
+        )
+    max_concurrency = _integer(entry, "max_concurrency", where, DEFAULT_MAX_CONCURRENCY)
+    if not 1 <= max_concurrency <= MAX_CONCURRENCY:
+        raise InvalidInput(
+            f"{where}: field 'max_concurrency' must be between 1 and {MAX_CONCURRENCY}, got {max_concurrency}"
+        )
+    return base_url, max_concurrency
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
 
 
 def _parse_sampling(table: object, where: str) -> Sampling:

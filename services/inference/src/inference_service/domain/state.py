@@ -5,6 +5,7 @@ wb.results.<run_id> (one ResultRecorded per record). Every event carries a deter
 so a retried append (a redelivered shard, a restarted worker) is dropped by JetStream.
 """
 
+import hashlib
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
@@ -14,8 +15,16 @@ from google.protobuf.message import Message
 
 from eventlog.events import NewEvent, from_timestamp, to_timestamp
 from eventlog.subjects import token
-from inference_service.domain.commands import BeginRun, Command, CompleteRun, FailRun, RecordResult, RequestRun
-from inference_service.domain.errors import Conflict, FailedPrecondition
+from inference_service.domain.commands import (
+    BeginRun,
+    CancelRun,
+    Command,
+    CompleteRun,
+    FailRun,
+    RecordResult,
+    RequestRun,
+)
+from inference_service.domain.errors import Conflict, FailedPrecondition, NotFound
 from inference_service.domain.models import SAMPLING_FIELDS, Sampling
 from inference_service.domain.progress import rates
 from workbench.inference.v1 import inference_pb2 as pb
@@ -33,6 +42,11 @@ def results_subject(run_id: str) -> str:
 
 def progress_subject(run_id: str) -> str:
     return f"wb.progress.{run_id}"
+
+
+def run_id_for_request(request_id: str) -> str:
+    """The run a client's request id names: the same id always names the same run."""
+    return "run_" + hashlib.sha256(request_id.encode()).hexdigest()[:12]
 
 
 def result_msg_id(run_id: str, record_id: str) -> str:
@@ -75,6 +89,12 @@ class RunState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_result_at: datetime | None = None
+    request_id: str = ""
+    json_schema: str = ""
+    dataset_sha256: str = ""
+    model_path: str = ""
+    weights_hash: str = ""
+    chat_template_hash: str = ""
 
     @property
     def finished(self) -> bool:
@@ -116,6 +136,10 @@ def evolve(state: RunState, event: Message, sequence: int) -> RunState:
             sampling_explicit=event.sampling_explicit,
             total=event.record_count,
             requested_at=from_timestamp(event.requested_at),
+            request_id=event.request_id,
+            json_schema=event.json_schema,
+            dataset_sha256=event.dataset_sha256,
+            model_path=event.model_path,
         )
     if isinstance(event, pb.RunStarted):
         if state.status not in (RunStatus.QUEUED, None):
@@ -127,6 +151,8 @@ def evolve(state: RunState, event: Message, sequence: int) -> RunState:
             engine=event.engine,
             model_revision=event.model_revision,
             started_at=from_timestamp(event.started_at),
+            weights_hash=event.weights_hash,
+            chat_template_hash=event.chat_template_hash,
         )
     if isinstance(event, pb.ResultRecorded):
         recorded_at = from_timestamp(event.recorded_at)
@@ -168,6 +194,14 @@ def decide(state: RunState, command: Command) -> list[NewEvent]:
         if state.finished:
             return []
         return [NewEvent(subject, _event(pb.RunFailed, command), f"failed:{command.run_id}")]
+    if isinstance(command, CancelRun):
+        if state.status is None:
+            raise NotFound(f"run {command.run_id!r} not found; ListRuns shows the runs that exist")
+        if state.status is RunStatus.CANCELLED:
+            return []  # a retried cancel
+        if state.finished:
+            raise FailedPrecondition(f"run {command.run_id} has already ended ({state.status}); nothing to cancel")
+        return [NewEvent(subject, _event(pb.RunCancelled, command), f"cancelled:{command.run_id}")]
     raise TypeError(f"unknown command {command!r}")
 
 
@@ -178,6 +212,13 @@ def record_result(command: RecordResult) -> NewEvent:
 
 
 def _request(state: RunState, command: RequestRun) -> list[NewEvent]:
+    if state.status is not None and command.request_id and state.request_id == command.request_id:
+        if (state.dataset_id, state.model_id) != (command.dataset_id, command.model_id):
+            raise Conflict(
+                f"request id {command.request_id!r} already started run {command.run_id} of {state.model_id} "
+                f"over {state.dataset_id}; use a new request id for another run"
+            )
+        return []  # a retry of the request that started this run: it stands as it is
     if state.status is not None:
         raise Conflict(f"run {command.run_id} already exists; start a new run instead")
     if command.record_count < 1:

@@ -3,8 +3,9 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
-from inference_service.adapters.engine import Engine, EngineOptions, load_engine
+from inference_service.adapters.engine import Engine, EngineLoadError, EngineOptions, load_engine
 from inference_service.domain.errors import NotFound
 from inference_service.domain.models import ModelSpec
 
@@ -13,13 +14,36 @@ log = logging.getLogger(__name__)
 Loader = Callable[[ModelSpec, EngineOptions], Awaitable[Engine]]
 
 
+class LoadWatcher(Protocol):
+    """Told when a model starts loading and how it ended (the worker's Presence)."""
+
+    async def loading(self, model_id: str) -> None: ...
+
+    async def loaded(self, model_id: str, error: str = "") -> None: ...
+
+
+class _Unwatched:
+    async def loading(self, model_id: str) -> None:
+        pass
+
+    async def loaded(self, model_id: str, error: str = "") -> None:
+        pass
+
+
 class EngineCache:
     """The engines of the models a worker serves, by model id."""
 
-    def __init__(self, models: Mapping[str, ModelSpec], options: EngineOptions, loader: Loader = load_engine) -> None:
+    def __init__(
+        self,
+        models: Mapping[str, ModelSpec],
+        options: EngineOptions,
+        loader: Loader = load_engine,
+        watcher: LoadWatcher | None = None,
+    ) -> None:
         self.models = dict(models)
         self.options = options
         self.loader = loader
+        self.watcher: LoadWatcher = watcher or _Unwatched()
         self._engines: dict[str, Engine] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -37,8 +61,15 @@ class EngineCache:
         async with self._locks.setdefault(model_id, asyncio.Lock()):
             engine = self._engines.get(model_id)
             if engine is None:
-                engine = await self.loader(self.spec(model_id), self.options)
+                spec = self.spec(model_id)
+                await self.watcher.loading(model_id)
+                try:
+                    engine = await self.loader(spec, self.options)
+                except EngineLoadError as error:
+                    await self.watcher.loaded(model_id, str(error))
+                    raise
                 self._engines[model_id] = engine
+                await self.watcher.loaded(model_id)
                 log.info("engine for %s ready: %s", model_id, engine.name)
             return engine
 

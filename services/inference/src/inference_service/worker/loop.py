@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 KEEP_ALIVE_S = 10.0  # at most; always a third of AckWait or less, so a long shard is never taken for a dead worker's
 FETCH_WAIT_S = 5.0  # how long one pull request waits at the server for a shard
 RETRY_DELAY_S = 5.0  # a shard that failed for a passing reason comes back after this
+GIVE_UP_DELIVERIES = 2
 
 SHARDS_IN_FLIGHT = Gauge("wb_shards_in_flight", "shards this worker is working on", ["model"])
 
@@ -51,8 +52,11 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Works until stop is set (or the task is cancelled), then drains and shuts the engines down."""
+        # Two deliveries more than attempts: a shard whose worker was killed on its last attempt comes
+        # back once more, to be given up (its records recorded as failed), so its run still ends.
         subscriptions = [
-            await self.queue.subscribe(model_id, self.ack_wait_s, self.max_deliver) for model_id in self.models
+            await self.queue.subscribe(model_id, self.ack_wait_s, self.max_deliver + GIVE_UP_DELIVERIES)
+            for model_id in self.models
         ]
         log.info("worker pulling shards of %s", ", ".join(self.models))  # devstack waits for this line
         pullers = [asyncio.create_task(self._pull(sub, stop)) for sub in subscriptions]
@@ -110,6 +114,12 @@ class Worker:
         deliveries = msg.metadata.num_delivered or 1
         where = f"run {shard.run_id} records {shard.offset}..{shard.offset + shard.limit - 1}"
         log.info("shard of %s (delivery %d)", where, deliveries)
+        if deliveries > self.max_deliver:  # the worker of its last attempt stopped before settling it
+            attempts = f"given up after {self.max_deliver} attempts (WB_WORKER_MAX_DELIVER)"
+            reason = f"{attempts}; the worker of the last one stopped before it finished"
+            await self.job.give_up(shard, reason)
+            await msg.term()
+            return
         keep_alive = asyncio.create_task(_keep_alive(msg, self.keep_alive_s))
         in_flight = SHARDS_IN_FLIGHT.labels(shard.model_id)
         in_flight.inc()
@@ -137,8 +147,11 @@ class Worker:
         self, msg: Msg, shard: pb.RunShard, where: str, deliveries: int, error: Exception
     ) -> None:
         if deliveries >= self.max_deliver:
+            # No delivery is left: the shard's records without a result are recorded as failed, so
+            # the run still ends (completed with failures counted, or failed when nothing ran).
             log.error("giving up on %s after %d deliveries: %s", where, deliveries, error)
-            await self.job.fail(shard.run_id, f"{where} failed {deliveries} times; last error: {error}")
+            reason = f"given up after {deliveries} attempts (WB_WORKER_MAX_DELIVER); last error: {error}"
+            await self.job.give_up(shard, reason)
             await msg.term()
             return
         log.warning("%s failed (delivery %d), will retry: %s", where, deliveries, error, exc_info=True)

@@ -3,15 +3,23 @@
 Every record of the shard goes to the engine at once (the engine batches them); each result is
 appended as soon as it is ready, many appends in flight, and the shard counts as done only when
 all of them are stored. A redelivered shard skips the records that already have a result.
+
+One record must not take a run down: when the engine dies, the shard's unrecorded records are tried
+again on a fresh engine, halving the set each time it dies again, until the record that kills it is
+alone; that record gets a failed result naming why, the others complete. A cancelled run's
+generations are aborted (its recorded results stay); a generation that hangs is aborted after
+generation_timeout_s and recorded as failed.
 """
 
 import asyncio
+import contextlib
 import enum
 import logging
+import math
 import time
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from prometheus_client import Counter
@@ -22,7 +30,7 @@ from inference_service.adapters.engine import Engine, EngineLoadError, EngineUna
 from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import BeginRun, CompleteRun, FailRun, RecordResult
 from inference_service.domain.models import Sampling, record_sampling
-from inference_service.domain.state import decide, record_result, sampling_from_proto
+from inference_service.domain.state import RunStatus, decide, record_result, sampling_from_proto
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.progress import ProgressBoard, RunTracker
 from servicehost.clock import Clock, utc_now
@@ -31,6 +39,10 @@ from workbench.inference.v1 import inference_pb2 as pb
 log = logging.getLogger(__name__)
 
 TOKENS_GENERATED = Counter("wb_tokens_generated_total", "output tokens this worker generated", ["model"])
+ENGINE_RESTARTS = Counter("wb_engine_restarts_total", "engines restarted after they died mid-shard", ["model"])
+
+GENERATION_TIMEOUT_S = 600.0
+CANCEL_POLL_S = 1.0  # how often a shard in work looks whether its run was cancelled
 
 
 class RecordSource(Protocol):
@@ -39,9 +51,21 @@ class RecordSource(Protocol):
     def read_records(self, dataset_id: str, offset: int, limit: int) -> AsyncIterator[DatasetRecord]: ...
 
 
+class ShardWatcher(Protocol):
+    """Told when shards of a model start and end (the worker's Presence: BUSY and READY)."""
+
+    async def shard_started(self, model_id: str) -> None: ...
+
+    async def shard_ended(self, model_id: str) -> None: ...
+
+
 class Outcome(enum.Enum):
     ACK = "ack"  # done, or nothing left to do: remove it from the queue
     TERM = "term"  # can never succeed (the run failed): remove it without retrying
+
+
+class RunCancelled(Exception):
+    """The run was cancelled while its shard was in work; the shard's generations were aborted."""
 
 
 @dataclass
@@ -57,11 +81,16 @@ class ShardJob:
     progress: ProgressBoard
     worker_name: str
     clock: Clock = utc_now
+    watcher: ShardWatcher | None = None
+    generation_timeout_s: float = GENERATION_TIMEOUT_S
+    cancel_poll_s: float = CANCEL_POLL_S
+    _isolating: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
 
     async def process(self, shard: pb.RunShard, redelivered: bool) -> Outcome:
         """Generates and records the shard's results; returns whether to ack or terminate the message.
 
-        Raises on failures worth retrying (engine died, datasets service away): the caller naks.
+        Raises on failures worth retrying (datasets service away, the log not confirming, an engine
+        that keeps dying): the caller naks.
         """
         state = await self.runs.load(shard.run_id)
         if state.status is None:
@@ -70,57 +99,81 @@ class ShardJob:
         if state.finished:
             log.info("run %s is %s; shard at %d has nothing to do", shard.run_id, state.status, shard.offset)
             return Outcome.ACK
+        if self.watcher is not None:
+            await self.watcher.shard_started(shard.model_id)
         try:
-            engine = await self.engines.get(shard.model_id)
+            return await self._process(shard, redelivered)
         except EngineLoadError as error:
             log.error("%s", error)
             await self.fail(shard.run_id, str(error))
             return Outcome.TERM
-        spec = self.engines.spec(shard.model_id)
-        begin = BeginRun(shard.run_id, self.worker_name, engine.name, spec.revision, self.clock())
-        await self.runs.append(decide(state, begin))
+        finally:
+            if self.watcher is not None:
+                await self.watcher.shard_ended(shard.model_id)
+
+    async def _process(self, shard: pb.RunShard, redelivered: bool) -> Outcome:
+        engine = await self.engines.get(shard.model_id)
+        facts = engine.facts
+        begin = BeginRun(
+            shard.run_id,
+            self.worker_name,
+            facts.name,
+            facts.model_revision,
+            self.clock(),
+            facts.weights_hash,
+            facts.chat_template_hash,
+        )
+        await self.runs.append(decide(await self.runs.load(shard.run_id), begin))
 
         already = await self.runs.recorded(shard.run_id) if redelivered else {}
-        try:
-            await self._generate_all(engine, shard, already)
-        except EngineUnavailable:
-            await self.engines.discard(shard.model_id, engine)  # the next shard gets a fresh one
-            raise
+        records = [
+            record
+            async for record in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)
+            if record.record_id not in already
+        ]
+        if already:
+            log.info("run %s shard at %d: %d records already recorded", shard.run_id, shard.offset, len(already))
+        async with self.progress.track(shard) as tracker:
+            try:
+                await self._generate_many(engine, shard, records, tracker)
+            except EngineUnavailable as error:
+                await self.engines.discard(shard.model_id, engine)
+                await self._isolate(shard, records, error, tracker)
+            except RunCancelled:
+                log.info("run %s cancelled: shard at %d stopped", shard.run_id, shard.offset)
+                return Outcome.ACK
         # Completing before the ack: a worker that dies in between leaves the shard to be redone
         # (every record then skipped), never a run that has all its results but is not completed.
         await self.complete_if_done(shard.run_id)
         return Outcome.ACK
 
-    async def _generate_all(self, engine: Engine, shard: pb.RunShard, already: dict[str, bool]) -> None:
-        sampling = sampling_from_proto(shard.sampling)
-        async with self.progress.track(shard) as tracker:
-            tasks: list[asyncio.Task[PendingAppend]] = []
-            skipped = 0
-            try:
-                async for record in self.records.read_records(shard.dataset_id, shard.offset, shard.limit):
-                    if record.record_id in already:
-                        skipped += 1
-                        continue
-                    tasks.append(asyncio.create_task(self._generate(engine, shard, sampling, record, tracker)))
-                pending = await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                raise
-            if skipped:
-                log.info(
-                    "run %s shard at %d: %d records already recorded, skipped", shard.run_id, shard.offset, skipped
-                )
-            for item in pending:
-                await item.confirm()
+    async def give_up(self, shard: pb.RunShard, reason: str) -> None:
+        """The shard's deliveries ran out: each of its records without a result gets a failed one
+        with the reason, and the run ends (failed outright when its records cannot even be read)."""
+        try:
+            records = [r async for r in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)]
+        except Exception as error:
+            await self.fail(shard.run_id, f"{reason}; its records could not be read either: {error}")
+            return
+        pending = [await self._record_failure(shard, record, reason) for record in await self._left(shard, records)]
+        for item in pending:
+            await item.confirm()
+        await self.complete_if_done(shard.run_id)
 
     async def complete_if_done(self, run_id: str) -> None:
-        """Completes the run once the log holds a result for each of its records."""
+        """Ends the run once the log holds a result for each of its records: completed, with the
+        failures counted, or failed when not one record could be generated."""
         state = await self.runs.load(run_id)
         if state.finished or await self.runs.count_results(run_id) < state.total:
             return
         recorded = await self.runs.recorded(run_id)
-        complete = CompleteRun(run_id, len(recorded), sum(recorded.values()), self.clock())
+        failed = sum(recorded.values())
+        if recorded and failed == len(recorded):
+            error = f"all {failed} records failed; each result says why"
+            if await self.runs.append(decide(state, FailRun(run_id, error, self.clock()))):
+                log.info("run %s failed: %s", run_id, error)
+            return
+        complete = CompleteRun(run_id, len(recorded), failed, self.clock())
         if await self.runs.append(decide(state, complete)):
             log.info("run %s completed: %d results, %d failed", run_id, complete.done, complete.failed)
 
@@ -129,19 +182,150 @@ class ShardJob:
         state = await self.runs.load(run_id)
         await self.runs.append(decide(state, FailRun(run_id, error, self.clock())))
 
+    async def _generate_many(
+        self, engine: Engine, shard: pb.RunShard, records: Sequence[DatasetRecord], tracker: RunTracker | None
+    ) -> None:
+        """Generates and records every record at once; raises EngineUnavailable when the engine dies
+        (the results already finished are stored first) and RunCancelled when the run is cancelled."""
+        if not records:
+            return
+        sampling = sampling_from_proto(shard.sampling)
+        request_ids = {record.record_id: _request_id(shard.run_id, record.record_id) for record in records}
+        tasks = [
+            asyncio.create_task(self._generate(engine, shard, sampling, record, request_ids[record.record_id], tracker))
+            for record in records
+        ]
+        everything = asyncio.gather(*tasks)
+        watch = asyncio.create_task(self._until_cancelled(shard.run_id))
+        try:
+            either: set[asyncio.Future[object]] = {everything, watch}  # type: ignore[arg-type]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if watch.done() and not everything.done():
+                await self._abort(engine, tasks, request_ids.values())
+                raise RunCancelled(shard.run_id)
+            pending = await everything
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await _confirm_finished(tasks)
+            raise
+        finally:
+            watch.cancel()
+        for item in pending:
+            await item.confirm()
+
+    async def _isolate(
+        self, shard: pb.RunShard, records: Sequence[DatasetRecord], error: EngineUnavailable, tracker: RunTracker
+    ) -> None:
+        """After the engine died: narrows the unrecorded records down to the one that kills it.
+
+        One model isolates one shard at a time, so another shard's record is not blamed for it.
+        Gives up (EngineUnavailable, the shard is retried) when the engine dies more often than
+        halving can explain: then it is the engine, not a record.
+        """
+        log.warning("the engine of %s died in run %s (%s); isolating the record", shard.model_id, shard.run_id, error)
+        async with self._isolating.setdefault(shard.model_id, asyncio.Lock()):
+            left = await self._left(shard, records)
+            budget = [2 * math.ceil(math.log2(max(len(left), 1))) + 3]
+            await self._narrow(shard, left, tracker, budget)
+
+    async def _narrow(
+        self, shard: pb.RunShard, records: Sequence[DatasetRecord], tracker: RunTracker, budget: list[int]
+    ) -> None:
+        if not records:
+            return
+        ENGINE_RESTARTS.labels(shard.model_id).inc()
+        engine = await self.engines.get(shard.model_id)
+        try:
+            await self._generate_many(engine, shard, records, tracker)
+            return
+        except EngineUnavailable as error:
+            await self.engines.discard(shard.model_id, engine)
+            budget[0] -= 1
+            if budget[0] < 0:
+                message = f"the engine of {shard.model_id} keeps dying, whatever it is given: {error}"
+                raise EngineUnavailable(message) from error
+            if len(records) == 1:
+                (record,) = records
+                log.error("record %r of run %s kills the engine: recorded as failed", record.record_id, shard.run_id)
+                reason = f"the engine died on this record, alone (it was restarted for the others): {error}"
+                await (await self._record_failure(shard, record, reason, tracker)).confirm()
+                return
+            left = await self._left(shard, records)
+        half = (len(left) + 1) // 2
+        for part in (left[:half], left[half:]):
+            await self._narrow(shard, part, tracker, budget)
+
+    async def _left(self, shard: pb.RunShard, records: Sequence[DatasetRecord]) -> list[DatasetRecord]:
+        recorded = await self.runs.recorded(shard.run_id)
+        return [record for record in records if record.record_id not in recorded]
+
+    async def _until_cancelled(self, run_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.cancel_poll_s)
+            try:
+                state = await self.runs.load(run_id)
+            except Exception:  # the log away for a moment: look again next time
+                log.debug("could not look whether run %s was cancelled", run_id, exc_info=True)
+                continue
+            if state.status is RunStatus.CANCELLED:
+                return
+
+    @staticmethod
+    async def _abort(engine: Engine, tasks: Sequence[asyncio.Task[PendingAppend]], request_ids: Iterable[str]) -> None:
+        unfinished = [task for task in tasks if not task.done()]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        try:  # cancelling the calls already aborts them in vLLM; this makes sure for every backend
+            await engine.abort(list(request_ids))
+        except Exception:
+            log.warning("aborting the generations of a cancelled run failed", exc_info=True)
+
     async def _generate(
-        self, engine: Engine, shard: pb.RunShard, sampling: Sampling, record: DatasetRecord, tracker: RunTracker
+        self,
+        engine: Engine,
+        shard: pb.RunShard,
+        sampling: Sampling,
+        record: DatasetRecord,
+        request_id: str,
+        tracker: RunTracker | None,
     ) -> PendingAppend:
         began = time.monotonic()
         error = ""
+        own = record_sampling(sampling, shard.sampling_explicit, record.sampling)
+        schema = shard.json_schema or record.json_schema
         try:
-            request_id = f"{shard.run_id}/{record.record_id}/{uuid.uuid4().hex[:8]}"
-            own = record_sampling(sampling, shard.sampling_explicit, record.sampling)
-            generation = await engine.generate(record.prompt, own, request_id)
+            generation = await asyncio.wait_for(
+                engine.generate(record.prompt, own, request_id, schema), self.generation_timeout_s
+            )
         except RecordFailed as failure:
             # One bad record is data, not a reason to stop the shard.
             error = str(failure)
             generation = Generation(text="", finish_reason="error", prompt_tokens=0, output_tokens=0)
+        except TimeoutError:
+            with contextlib.suppress(Exception):
+                await engine.abort([request_id])
+            error = f"no answer within {self.generation_timeout_s:g} s (WB_WORKER_GENERATION_TIMEOUT_S); aborted"
+            generation = Generation(text="", finish_reason="error", prompt_tokens=0, output_tokens=0)
+        return await self._record(shard, record, generation, error, (time.monotonic() - began) * 1000, tracker)
+
+    async def _record_failure(
+        self, shard: pb.RunShard, record: DatasetRecord, error: str, tracker: RunTracker | None = None
+    ) -> PendingAppend:
+        nothing = Generation(text="", finish_reason="error", prompt_tokens=0, output_tokens=0)
+        return await self._record(shard, record, nothing, error, 0.0, tracker)
+
+    async def _record(
+        self,
+        shard: pb.RunShard,
+        record: DatasetRecord,
+        generation: Generation,
+        error: str,
+        latency_ms: float,
+        tracker: RunTracker | None,
+    ) -> PendingAppend:
         result = RecordResult(
             run_id=shard.run_id,
             dataset_id=shard.dataset_id,
@@ -151,11 +335,24 @@ class ShardJob:
             finish_reason=generation.finish_reason,
             prompt_tokens=generation.prompt_tokens,
             output_tokens=generation.output_tokens,
-            latency_ms=(time.monotonic() - began) * 1000,
+            latency_ms=latency_ms,
             error=error,
             recorded_at=self.clock(),
         )
         pending = await self.runs.start_append(record_result(result))
         TOKENS_GENERATED.labels(shard.model_id).inc(generation.output_tokens)
-        await tracker.record(bool(error), generation.output_tokens)
+        if tracker is not None:
+            await tracker.record(bool(error), generation.output_tokens)
         return pending
+
+
+def _request_id(run_id: str, record_id: str) -> str:
+    return f"{run_id}/{record_id}/{uuid.uuid4().hex[:8]}"
+
+
+async def _confirm_finished(tasks: Sequence[asyncio.Task[PendingAppend]]) -> None:
+    """Waits for the appends of the generations that finished, so a retry sees their results."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is None:
+            with contextlib.suppress(Exception):
+                await task.result().confirm()
