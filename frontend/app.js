@@ -422,6 +422,8 @@ async function annotate(recordId, modelId, kind, fixedText) {
     model_id: modelId,
     expected_version: state.grid.annotationVersion(recordId),
   };
+  const runId = state.grid.shownRun(recordId, modelId);
+  if (runId) body.run_id = runId;
   if (kind === "fixed") body.fixed_text = fixedText;
   try {
     const { annotation } = await api("/admin/annotations", { method: "POST", json: body });
@@ -460,6 +462,11 @@ function onFrame(frame) {
     else renderRuns();
   } else if (frame.type === "run") {
     refreshRunsSoon();
+  } else if (frame.type === "annotation") {
+    // Someone's mark (here, in another tab, or pulled from Label Studio) shows at once.
+    if (frame.dataset_id !== state.datasetId || !state.grid) return;
+    if (frame.event === "AnnotationCleared") state.grid.clearAnnotation(frame.record_id, frame.model_id, frame.version);
+    else state.grid.applyAnnotation(frame.record_id, frame);
   }
 }
 

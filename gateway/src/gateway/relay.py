@@ -24,13 +24,15 @@ from nats.aio.msg import Msg
 
 from eventlog import EventLogError, JetStreamEventStore, RawEvent
 from gateway.live import Frame, LiveHub
-from gateway.views import message_fields, progress_view, result_view
+from gateway.views import annotation_kind_word, message_fields, progress_view, result_view
+from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.inference.v1 import inference_pb2 as inf
 
 log = logging.getLogger(__name__)
 
 PROGRESS_SUBJECT = "wb.progress.>"
-EVENT_SUBJECTS = ("wb.results.>", "wb.runs.>")
+EVENT_SUBJECTS = ("wb.results.>", "wb.runs.>", "wb.annotations.>")
+ANNOTATION_EVENTS = (ann.AnnotationRecorded, ann.AnnotationCleared)
 RUN_EVENTS = (inf.RunRequested, inf.RunStarted, inf.RunCompleted, inf.RunFailed, inf.RunCancelled)
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -44,12 +46,22 @@ def progress_frame(progress: inf.RunProgress) -> Frame:
     return Frame(_encode({"type": "progress", "progress": progress_view(progress)}), progress_of=progress.run_id)
 
 
-def event_frame(event: Message) -> Frame | None:
-    """The frame for a stored event the browser cares about; None for any other event."""
+def event_frame(event: Message, sequence: int = 0) -> Frame | None:
+    """The frame for a stored event the browser cares about; None for any other event.
+
+    An annotation frame carries the record's new version (the event's stream sequence): what the
+    next mark on that record names as expected_version.
+    """
     if isinstance(event, inf.ResultRecorded):
         return Frame(_encode({"type": "result", "result": result_view(event)}))
     if isinstance(event, RUN_EVENTS):
         return Frame(_encode({"type": "run", "event": event.DESCRIPTOR.name, **message_fields(event)}))
+    if isinstance(event, ANNOTATION_EVENTS):
+        fields = message_fields(event)
+        if isinstance(event, ann.AnnotationRecorded):
+            fields["kind"] = annotation_kind_word(event.kind)
+        payload = {"type": "annotation", "event": event.DESCRIPTOR.name, **fields, "version": sequence}
+        return Frame(_encode(payload))
     return None
 
 
@@ -135,7 +147,7 @@ class NatsRelay:
         except (EventLogError, DecodeError) as error:
             log.debug("skipping an event the gateway cannot read: %s", error)
             return
-        frame = event_frame(stored.event) if stored is not None else None
+        frame = event_frame(stored.event, stored.sequence) if stored is not None else None
         if frame is not None:
             self.hub.broadcast(frame)
 

@@ -373,6 +373,7 @@ class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
     def __init__(self) -> None:
         self.recorded: list[ann.RecordAnnotationRequest] = []
         self.list_requests: list[ann.ListAnnotationsRequest] = []
+        self.cleared: list[ann.ClearAnnotationRequest] = []
         # As in the real service: a record's version is the sequence of its last annotation event.
         self.sequence = 2
         self.versions = {"r1": 2}
@@ -401,6 +402,30 @@ class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
                 version=self.sequence,
                 recorded_at=at(10),
             )
+        )
+
+    async def ClearAnnotation(
+        self, request: ann.ClearAnnotationRequest, context: grpc.aio.ServicerContext
+    ) -> ann.ClearAnnotationResponse:
+        current = self.versions.get(request.record_id, 0)
+        if request.HasField("expected_version") and request.expected_version != current:
+            await context.abort(grpc.StatusCode.ABORTED, f"record {request.record_id!r} changed: reload and retry")
+        self.cleared.append(request)
+        self.sequence += 1
+        self.versions[request.record_id] = self.sequence
+        return ann.ClearAnnotationResponse(version=self.sequence)
+
+    async def AnnotationHistory(
+        self, request: ann.AnnotationHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> ann.AnnotationHistoryResponse:
+        marks = [r for r in self.recorded if (r.dataset_id, r.record_id) == (request.dataset_id, request.record_id)]
+        return ann.AnnotationHistoryResponse(
+            entries=[
+                ann.HistoryEntry(
+                    model_id=r.model_id, change="golden", annotator=r.annotator, run_id=r.run_id, version=n + 3
+                )
+                for n, r in enumerate(marks)
+            ]
         )
 
     async def ListAnnotations(

@@ -277,3 +277,33 @@ async def test_one_run_is_read_cancelled_and_its_results_paged(
     assert page.status_code == 200 and (page.json()["total"], page.json()["offset"], page.json()["limit"]) == (3, 1, 1)
     assert [(r["run_id"], r["record_id"]) for r in page.json()["results"]] == [("run-olmo", "r2")]
     assert active.status_code == 200  # a path of its own, not a run id
+
+
+async def test_a_mark_names_the_run_shown_is_cleared_and_the_history_read(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    record = {"dataset_id": "ds-1", "record_id": "a/b ", "model_id": "olmo"}
+    marked = await client.post(
+        "/admin/annotations", json={**record, "kind": "golden", "run_id": "run_7", "annotator": "ana"}, headers=auth
+    )
+    version = marked.json()["annotation"]["version"]
+    cleared = await client.post("/admin/annotations/clear", json={**record, "expected_version": version}, headers=auth)
+    stale = await client.post("/admin/annotations/clear", json={**record, "expected_version": version}, headers=auth)
+    history = await client.get(
+        "/admin/annotations/history", params={"dataset_id": "ds-1", "record_id": "a/b "}, headers=auth
+    )
+
+    assert marked.status_code == 201, marked.text
+    assert services.annotations.recorded[0].run_id == "run_7"
+    assert cleared.status_code == 200 and cleared.json() == {"version": version + 1}
+    [sent] = services.annotations.cleared
+    assert (sent.record_id, sent.model_id, sent.expected_version) == ("a/b ", "olmo", version)
+    assert stale.status_code == 409
+    assert history.status_code == 200, history.text
+    [entry] = history.json()["history"]
+    assert (entry["model_id"], entry["change"], entry["annotator"], entry["run_id"]) == (
+        "olmo",
+        "golden",
+        "ana",
+        "run_7",
+    )
