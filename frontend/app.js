@@ -389,6 +389,14 @@ async function loadResults() {
   state.grid = grid;
   const summary = $("results-summary");
   summary.textContent = "Loading…";
+  state.stats = null;
+  api(`/admin/workbench/stats${query({ dataset_id: state.datasetId })}`)
+    .then((stats) => {
+      if (generation !== state.loadGeneration) return;
+      state.stats = stats;
+      renderSummary();
+    })
+    .catch(() => {}); // the counts are a courtesy; the grid is what matters
   let offset = 0;
   let total = 0;
   do {
@@ -409,8 +417,12 @@ function renderSummary() {
   const grid = state.grid;
   if (!grid) return;
   const differing = grid.differingCount;
+  const counts = state.stats
+    ? ` · ${state.stats.golden} golden · ${state.stats.fixed} fixed · ${state.stats.wrong} wrong · ` +
+      `${state.stats.needs_review} need review`
+    : "";
   $("results-summary").textContent =
-    `${state.total} records · ${grid.models.length} models · ${differing} with differing answers`;
+    `${state.total} records · ${grid.models.length} models · ${differing} with differing answers${counts}`;
 }
 
 async function annotate(recordId, modelId, kind, fixedText) {
@@ -462,6 +474,10 @@ function onFrame(frame) {
     else renderRuns();
   } else if (frame.type === "run") {
     refreshRunsSoon();
+  } else if (frame.type === "stats") {
+    if (frame.dataset_id !== state.datasetId) return;
+    state.stats = frame.stats;
+    renderSummary();
   } else if (frame.type === "annotation") {
     // Someone's mark (here, in another tab, or pulled from Label Studio) shows at once.
     if (frame.dataset_id !== state.datasetId || !state.grid) return;

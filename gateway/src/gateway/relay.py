@@ -12,6 +12,7 @@ relay never had a position) every socket is closed with CLOSE_RELOAD, so each pa
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -76,10 +77,18 @@ class Position:
 class NatsRelay:
     """Feeds the hub from NATS until cancelled; waits for NATS and the stream when they are not up yet."""
 
-    def __init__(self, url: str, stream: str, hub: LiveHub, first_backoff_s: float = FIRST_BACKOFF_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        stream: str,
+        hub: LiveHub,
+        first_backoff_s: float = FIRST_BACKOFF_S,
+        changed: Callable[[str], None] | None = None,
+    ) -> None:
         self.url = url
         self.stream = stream
         self.hub = hub
+        self.changed = changed  # told the dataset of each result and mark (the live counts)
         self.first_backoff_s = first_backoff_s
         self.nc: NatsClient | None = None
         self.position: Position | None = None
@@ -147,9 +156,13 @@ class NatsRelay:
         except (EventLogError, DecodeError) as error:
             log.debug("skipping an event the gateway cannot read: %s", error)
             return
-        frame = event_frame(stored.event, stored.sequence) if stored is not None else None
+        if stored is None:
+            return
+        frame = event_frame(stored.event, stored.sequence)
         if frame is not None:
             self.hub.broadcast(frame)
+        if self.changed is not None and isinstance(stored.event, (inf.ResultRecorded, *ANNOTATION_EVENTS)):
+            self.changed(stored.event.dataset_id)
 
     async def _on_progress(self, msg: Msg) -> None:
         try:

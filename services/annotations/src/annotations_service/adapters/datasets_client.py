@@ -38,7 +38,7 @@ class DatasetsClient:
             response = await self.stub.GetDataset(GetDatasetRequest(dataset_id=dataset_id))
         except grpc.aio.AioRpcError as error:
             raise peer_error(error, "datasets", self.address) from None
-        return response.dataset.name
+        return str(response.dataset.name)
 
     async def close(self) -> None:
         await self.channel.close()

@@ -6,7 +6,7 @@ a log line or a repr).
 """
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -45,7 +45,10 @@ class LabelStudioClient:
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
-        self._client = LabelStudio(base_url=self.url, api_key=self.token, timeout=self.timeout_s)
+        # The SDK's subclass re-declares __init__ without types.
+        self._client = LabelStudio(  # type: ignore[no-untyped-call]
+            base_url=self.url, api_key=self.token, timeout=self.timeout_s
+        )
 
     def project_url(self, project_id: int) -> str:
         """Where people open the project in a browser."""
@@ -90,7 +93,8 @@ class LabelStudioClient:
         return await self._call(lambda: list(self._annotations(project_id)), project_id)
 
     def _annotations(self, project_id: int) -> Iterator[LabelStudioAnnotation]:
-        for task in self._client.tasks.list(project=project_id, fields="all", page_size=_PAGE_SIZE):
+        tasks: Iterable[Any] = self._client.tasks.list(project=project_id, fields="all", page_size=_PAGE_SIZE)
+        for task in tasks:
             task_id = task.id or 0
             for annotation in getattr(task, "annotations", None) or []:
                 values = annotation if isinstance(annotation, dict) else annotation.model_dump()

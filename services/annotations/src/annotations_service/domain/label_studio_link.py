@@ -78,7 +78,10 @@ def decide_pushed(state: LabelStudioLink, task_ids: Mapping[str, int], pushed_at
     if not task_ids:
         return []
     event = LabelStudioTasksPushed(
-        dataset_id=state.dataset_id, project_id=state.project_id, task_ids=dict(task_ids), pushed_at=to_timestamp(pushed_at)
+        dataset_id=state.dataset_id,
+        project_id=state.project_id,
+        task_ids=dict(task_ids),
+        pushed_at=to_timestamp(pushed_at),
     )
     # Task ids are Label Studio's, unique per server: the same tasks recorded twice deduplicate.
     digest = hashlib.sha256(",".join(str(task_id) for task_id in sorted(task_ids.values())).encode()).hexdigest()

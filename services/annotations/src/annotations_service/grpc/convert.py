@@ -7,6 +7,7 @@ from annotations_service.domain.commands import ClearAnnotation, RecordAnnotatio
 from annotations_service.domain.curation import Counts, RecordFacts, RecordFilter
 from annotations_service.domain.errors import InvalidInput
 from annotations_service.domain.history import HistoryEntry
+from annotations_service.domain.label_studio_link import LabelStudioLink
 from eventlog.events import to_timestamp
 from workbench.annotations.v1 import annotations_pb2 as pb
 
@@ -81,3 +82,15 @@ def queried_record_to_proto(facts: RecordFacts) -> pb.QueriedRecord:
 
 def counts_to_proto(counts: Counts) -> pb.Counts:
     return pb.Counts(**asdict(counts))
+
+
+def label_studio_link_to_proto(link: LabelStudioLink) -> pb.LabelStudioLink:
+    message = pb.LabelStudioLink(
+        dataset_id=link.dataset_id,
+        project_id=link.project_id,
+        project_url=link.project_url,
+        pushed_tasks=len(link.task_ids),
+    )
+    if link.linked_at is not None:
+        message.linked_at.CopyFrom(to_timestamp(link.linked_at))
+    return message

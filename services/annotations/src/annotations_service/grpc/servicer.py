@@ -15,10 +15,12 @@ from annotations_service.grpc.convert import (
     clear_annotation_command,
     counts_to_proto,
     history_entry_to_proto,
+    label_studio_link_to_proto,
     queried_record_to_proto,
     record_annotation_command,
     record_filter,
 )
+from annotations_service.label_studio_sync import LabelStudioSync
 from workbench.annotations.v1 import annotations_pb2 as pb
 from workbench.annotations.v1 import annotations_pb2_grpc as pb_grpc
 
@@ -27,6 +29,7 @@ from workbench.annotations.v1 import annotations_pb2_grpc as pb_grpc
 class AnnotationServicer(pb_grpc.AnnotationServiceServicer):
     app: AnnotationsApplication
     curation: CurationQueries
+    label_studio: LabelStudioSync
 
     async def RecordAnnotation(
         self, request: pb.RecordAnnotationRequest, context: grpc.aio.ServicerContext
@@ -72,3 +75,30 @@ class AnnotationServicer(pb_grpc.AnnotationServiceServicer):
     ) -> AsyncIterator[pb.ExportDatasetResponse]:
         async for chunk in self.app.export_dataset(request.dataset_id, list(request.kinds), request.format):
             yield pb.ExportDatasetResponse(chunk=chunk)
+
+    async def LinkLabelStudio(
+        self, request: pb.LinkLabelStudioRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LinkLabelStudioResponse:
+        link = await self.label_studio.link(request.dataset_id, request.project_id, request.title)
+        return pb.LinkLabelStudioResponse(link=label_studio_link_to_proto(link))
+
+    async def GetLabelStudioLink(
+        self, request: pb.GetLabelStudioLinkRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetLabelStudioLinkResponse:
+        link = await self.label_studio.get_link(request.dataset_id)
+        response = pb.GetLabelStudioLinkResponse(configured=self.label_studio.configured)
+        if link is not None:
+            response.link.CopyFrom(label_studio_link_to_proto(link))
+        return response
+
+    async def PushToLabelStudio(
+        self, request: pb.PushToLabelStudioRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PushToLabelStudioResponse:
+        outcome = await self.label_studio.push(request.dataset_id)
+        return pb.PushToLabelStudioResponse(pushed=outcome.pushed, skipped=outcome.skipped)
+
+    async def PullFromLabelStudio(
+        self, request: pb.PullFromLabelStudioRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PullFromLabelStudioResponse:
+        outcome = await self.label_studio.pull(request.dataset_id)
+        return pb.PullFromLabelStudioResponse(recorded=outcome.recorded, unchanged=outcome.unchanged)
