@@ -434,6 +434,8 @@ async function annotate(recordId, modelId, kind, fixedText) {
     model_id: modelId,
     expected_version: state.grid.annotationVersion(recordId),
   };
+  const annotator = $("annotator-name").value.trim();
+  if (annotator) body.annotator = annotator; // who marked it: recorded on the mark and in its history
   const runId = state.grid.shownRun(recordId, modelId);
   if (runId) body.run_id = runId;
   if (kind === "fixed") body.fixed_text = fixedText;
@@ -527,6 +529,10 @@ async function start() {
 
 function main() {
   wireUpload();
+  // The name is the browser's to remember (until users log in, it is what the page says it is).
+  const name = $("annotator-name");
+  name.value = localStorage.getItem("wb-annotator") || "";
+  name.addEventListener("change", () => localStorage.setItem("wb-annotator", name.value.trim()));
   $("run-button").addEventListener("click", runSelected);
   $("export-link").addEventListener("click", (event) => {
     if (!state.datasetId) event.preventDefault();
