@@ -133,13 +133,11 @@ class ShardJob:
         await self.runs.append(decide(await self.runs.load(shard.run_id), begin))
 
         already = await self.runs.recorded(shard.run_id) if redelivered else {}
-        records = [
-            record
-            async for record in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)
-            if record.record_id not in already
-        ]
-        if already:
-            log.info("run %s shard at %d: %d records already recorded", shard.run_id, shard.offset, len(already))
+        shard_records = [r async for r in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)]
+        records = [record for record in shard_records if record.record_id not in already]
+        if len(records) < len(shard_records):
+            skipped = len(shard_records) - len(records)
+            log.info("run %s shard at %d: %d records already recorded, skipped", shard.run_id, shard.offset, skipped)
         async with self.progress.track(shard) as tracker:
             try:
                 await self._generate_many(engine, shard, records, tracker)
