@@ -27,7 +27,7 @@ class DownloadFormat(msgspec.Struct, frozen=True):
 EXPORT_FORMATS = {
     "jsonl": DownloadFormat(ann.EXPORT_FORMAT_JSONL, "jsonl", "application/x-ndjson"),
     "json": DownloadFormat(ann.EXPORT_FORMAT_JSON, "json", "application/json"),
-    "csv": DownloadFormat(ann.EXPORT_FORMAT_CSV, "csv", "text/csv; charset=utf-8"),
+    "csv": DownloadFormat(ann.EXPORT_FORMAT_CSV, "csv", "text/csv"),
     "label_studio": DownloadFormat(ann.EXPORT_FORMAT_LABEL_STUDIO, "json", "application/json"),
     "openai_chat": DownloadFormat(ann.EXPORT_FORMAT_OPENAI_CHAT, "jsonl", "application/x-ndjson"),
 }
