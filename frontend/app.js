@@ -389,6 +389,14 @@ async function loadResults() {
   state.grid = grid;
   const summary = $("results-summary");
   summary.textContent = "Loading…";
+  state.stats = null;
+  api(`/admin/workbench/stats${query({ dataset_id: state.datasetId })}`)
+    .then((stats) => {
+      if (generation !== state.loadGeneration) return;
+      state.stats = stats;
+      renderSummary();
+    })
+    .catch(() => {}); // the counts are a courtesy; the grid is what matters
   let offset = 0;
   let total = 0;
   do {
@@ -409,8 +417,12 @@ function renderSummary() {
   const grid = state.grid;
   if (!grid) return;
   const differing = grid.differingCount;
+  const counts = state.stats
+    ? ` · ${state.stats.golden} golden · ${state.stats.fixed} fixed · ${state.stats.wrong} wrong · ` +
+      `${state.stats.needs_review} need review`
+    : "";
   $("results-summary").textContent =
-    `${state.total} records · ${grid.models.length} models · ${differing} with differing answers`;
+    `${state.total} records · ${grid.models.length} models · ${differing} with differing answers${counts}`;
 }
 
 async function annotate(recordId, modelId, kind, fixedText) {
@@ -422,6 +434,10 @@ async function annotate(recordId, modelId, kind, fixedText) {
     model_id: modelId,
     expected_version: state.grid.annotationVersion(recordId),
   };
+  const annotator = $("annotator-name").value.trim();
+  if (annotator) body.annotator = annotator; // who marked it: recorded on the mark and in its history
+  const runId = state.grid.shownRun(recordId, modelId);
+  if (runId) body.run_id = runId;
   if (kind === "fixed") body.fixed_text = fixedText;
   try {
     const { annotation } = await api("/admin/annotations", { method: "POST", json: body });
@@ -460,6 +476,15 @@ function onFrame(frame) {
     else renderRuns();
   } else if (frame.type === "run") {
     refreshRunsSoon();
+  } else if (frame.type === "stats") {
+    if (frame.dataset_id !== state.datasetId) return;
+    state.stats = frame.stats;
+    renderSummary();
+  } else if (frame.type === "annotation") {
+    // Someone's mark (here, in another tab, or pulled from Label Studio) shows at once.
+    if (frame.dataset_id !== state.datasetId || !state.grid) return;
+    if (frame.event === "AnnotationCleared") state.grid.clearAnnotation(frame.record_id, frame.model_id, frame.version);
+    else state.grid.applyAnnotation(frame.record_id, frame);
   }
 }
 
@@ -504,6 +529,10 @@ async function start() {
 
 function main() {
   wireUpload();
+  // The name is the browser's to remember (until users log in, it is what the page says it is).
+  const name = $("annotator-name");
+  name.value = localStorage.getItem("wb-annotator") || "";
+  name.addEventListener("change", () => localStorage.setItem("wb-annotator", name.value.trim()));
   $("run-button").addEventListener("click", runSelected);
   $("export-link").addEventListener("click", (event) => {
     if (!state.datasetId) event.preventDefault();

@@ -219,8 +219,23 @@ export class ResultsGrid {
     this.refreshDiffers(row);
   }
 
+  /** A mark removed (undo), here or by someone else: the record moves on to version. */
+  clearAnnotation(recordId, modelId, version) {
+    const row = this.rows.get(recordId);
+    if (!row) return;
+    delete row.record.annotations[modelId];
+    row.record.annotation_version = Math.max(row.record.annotation_version || 0, version);
+    this.renderCell(row, modelId);
+    this.refreshDiffers(row);
+  }
+
   annotationVersion(recordId) {
     return this.rows.get(recordId)?.record.annotation_version ?? 0;
+  }
+
+  /** The run whose answer the cell shows: a mark names it, so the answer stored is the one seen. */
+  shownRun(recordId, modelId) {
+    return this.rows.get(recordId)?.record.results[modelId]?.run_id ?? "";
   }
 
   refreshDiffers(row) {

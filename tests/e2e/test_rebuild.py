@@ -19,7 +19,8 @@ async def snapshot(api: httpx.AsyncClient) -> dict[str, object]:
     for dataset in datasets:
         view = (await api.get("/admin/workbench/results", params={"dataset_id": dataset["dataset_id"]})).json()
         runs = (await api.get("/admin/benchmarks", params={"dataset_id": dataset["dataset_id"]})).json()["runs"]
-        views[dataset["dataset_id"]] = {"records": view["records"], "runs": runs}
+        stats = (await api.get("/admin/workbench/stats", params={"dataset_id": dataset["dataset_id"]})).json()
+        views[dataset["dataset_id"]] = {"records": view["records"], "runs": runs, "stats": stats}
     return {"datasets": datasets, "views": views}
 
 

@@ -19,12 +19,16 @@ from gateway.controllers.annotations import AnnotationController, ExportControll
 from gateway.controllers.datasets import DatasetController
 from gateway.controllers.health import health
 from gateway.controllers.inference import ModelController, RunController
+from gateway.controllers.label_studio import LabelStudioController
 from gateway.controllers.live import workbench_socket
 from gateway.controllers.workbench import WorkbenchController
+from gateway.curation import StatsView, stats_view
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.live import LiveHub
 from gateway.relay import NatsRelay
 from gateway.settings import GatewaySettings
+from gateway.stats_feed import StatsFeed
+from workbench.annotations.v1 import annotations_pb2 as ann
 
 
 def _settings(state: State) -> GatewaySettings:
@@ -49,8 +53,15 @@ def create_app(settings: GatewaySettings) -> Litestar:
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
         hub = LiveHub()
-        relay = NatsRelay(settings.nats_url, settings.event_stream, hub)
-        app.state.clients = Clients.open(settings)
+        clients = Clients.open(settings)
+
+        async def stats_of(dataset_id: str) -> StatsView:
+            reply = await clients.annotations.GetStats(ann.GetStatsRequest(dataset_id=dataset_id))
+            return stats_view(reply.overall, reply.by_model)
+
+        feed = StatsFeed(hub, stats_of)
+        relay = NatsRelay(settings.nats_url, settings.event_stream, hub, changed=feed.changed)
+        app.state.clients = clients
         app.state.hub = hub
         app.state.relay = relay
         relay_task = asyncio.create_task(relay.run(), name="nats-relay")
@@ -60,6 +71,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
             relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay_task
+            await feed.close()
             await app.state.clients.close()
 
     admin = Router(
@@ -73,6 +85,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
             WorkbenchController,
             AnnotationController,
             ExportController,
+            LabelStudioController,
         ],
     )
     frontend = create_static_files_router(path="/", directories=[settings.frontend_dir], html_mode=True)

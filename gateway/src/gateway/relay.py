@@ -12,6 +12,7 @@ relay never had a position) every socket is closed with CLOSE_RELOAD, so each pa
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,13 +25,15 @@ from nats.aio.msg import Msg
 
 from eventlog import EventLogError, JetStreamEventStore, RawEvent
 from gateway.live import Frame, LiveHub
-from gateway.views import message_fields, progress_view, result_view
+from gateway.views import annotation_kind_word, message_fields, progress_view, result_view
+from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.inference.v1 import inference_pb2 as inf
 
 log = logging.getLogger(__name__)
 
 PROGRESS_SUBJECT = "wb.progress.>"
-EVENT_SUBJECTS = ("wb.results.>", "wb.runs.>")
+EVENT_SUBJECTS = ("wb.results.>", "wb.runs.>", "wb.annotations.>")
+ANNOTATION_EVENTS = (ann.AnnotationRecorded, ann.AnnotationCleared)
 RUN_EVENTS = (inf.RunRequested, inf.RunStarted, inf.RunCompleted, inf.RunFailed, inf.RunCancelled)
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -44,12 +47,22 @@ def progress_frame(progress: inf.RunProgress) -> Frame:
     return Frame(_encode({"type": "progress", "progress": progress_view(progress)}), progress_of=progress.run_id)
 
 
-def event_frame(event: Message) -> Frame | None:
-    """The frame for a stored event the browser cares about; None for any other event."""
+def event_frame(event: Message, sequence: int = 0) -> Frame | None:
+    """The frame for a stored event the browser cares about; None for any other event.
+
+    An annotation frame carries the record's new version (the event's stream sequence): what the
+    next mark on that record names as expected_version.
+    """
     if isinstance(event, inf.ResultRecorded):
         return Frame(_encode({"type": "result", "result": result_view(event)}))
     if isinstance(event, RUN_EVENTS):
         return Frame(_encode({"type": "run", "event": event.DESCRIPTOR.name, **message_fields(event)}))
+    if isinstance(event, ANNOTATION_EVENTS):
+        fields = message_fields(event)
+        if isinstance(event, ann.AnnotationRecorded):
+            fields["kind"] = annotation_kind_word(event.kind)
+        payload = {"type": "annotation", "event": event.DESCRIPTOR.name, **fields, "version": sequence}
+        return Frame(_encode(payload))
     return None
 
 
@@ -64,10 +77,18 @@ class Position:
 class NatsRelay:
     """Feeds the hub from NATS until cancelled; waits for NATS and the stream when they are not up yet."""
 
-    def __init__(self, url: str, stream: str, hub: LiveHub, first_backoff_s: float = FIRST_BACKOFF_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        stream: str,
+        hub: LiveHub,
+        first_backoff_s: float = FIRST_BACKOFF_S,
+        changed: Callable[[str], None] | None = None,
+    ) -> None:
         self.url = url
         self.stream = stream
         self.hub = hub
+        self.changed = changed  # told the dataset of each result and mark (the live counts)
         self.first_backoff_s = first_backoff_s
         self.nc: NatsClient | None = None
         self.position: Position | None = None
@@ -135,9 +156,13 @@ class NatsRelay:
         except (EventLogError, DecodeError) as error:
             log.debug("skipping an event the gateway cannot read: %s", error)
             return
-        frame = event_frame(stored.event) if stored is not None else None
+        if stored is None:
+            return
+        frame = event_frame(stored.event, stored.sequence)
         if frame is not None:
             self.hub.broadcast(frame)
+        if self.changed is not None and isinstance(stored.event, (inf.ResultRecorded, *ANNOTATION_EVENTS)):
+            self.changed(stored.event.dataset_id)
 
     async def _on_progress(self, msg: Msg) -> None:
         try:

@@ -3,11 +3,12 @@
 Pure: the controller fetches from the three services in parallel and hands the replies here.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
+from gateway.curation import DisagreementView, disagreement_view
 from gateway.views import (
     CellAnnotationView,
     CellResultView,
@@ -35,6 +36,8 @@ class ResultRowView(msgspec.Struct):
     # The record's annotation version: send it back as expected_version to detect a concurrent edit.
     annotation_version: int
     differs: bool
+    # From the annotations service: text normalised, JSON field by field (the fields that differ).
+    disagreement: DisagreementView
 
 
 class WorkbenchResults(msgspec.Struct):
@@ -69,12 +72,16 @@ def merge_results(
     runs: Sequence[inf.Run],
     offset: int = 0,
     limit: int | None = None,
+    disagreements: Mapping[str, ann.Disagreement] | None = None,
+    total: int | None = None,
 ) -> WorkbenchResults:
     """Joins the records with one result and one annotation per model.
 
     Models appear in the order of their first run on the dataset. When a model ran more than once,
     the result of its latest run wins (a rerun replaces older answers cell by cell as it goes).
+    total: the records that passed a filter (unset: the dataset's record count).
     """
+    found = disagreements or {}
     ordered = run_order(runs)
     rank = {run.run_id: i for i, run in enumerate(ordered)}
     models = list(dict.fromkeys(run.model_id for run in ordered))
@@ -112,6 +119,9 @@ def merge_results(
                 annotations={m: cell_annotation_view(a) for m, a in marks.items()},
                 annotation_version=max((a.version for a in marks.values()), default=0),
                 differs=outputs_differ(cells.values()),
+                disagreement=(
+                    disagreement_view(found[record.record_id]) if record.record_id in found else DisagreementView()
+                ),
             )
         )
     return WorkbenchResults(
@@ -120,5 +130,5 @@ def merge_results(
         records=views,
         offset=offset,
         limit=limit,
-        total=dataset.record_count,
+        total=dataset.record_count if total is None else total,
     )

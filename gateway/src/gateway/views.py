@@ -166,6 +166,8 @@ class CellAnnotationView(msgspec.Struct):
     annotator: str
     version: int
     recorded_at: datetime | None
+    run_id: str  # the run whose answer was judged
+    source: str  # "workbench" or "label_studio"
 
 
 class AnnotationView(CellAnnotationView):
@@ -312,6 +314,34 @@ def cell_annotation_view(a: ann.Annotation) -> CellAnnotationView:
         annotator=a.annotator,
         version=a.version,
         recorded_at=from_timestamp(a.recorded_at),
+        run_id=a.run_id,
+        source=a.source,
+    )
+
+
+class HistoryEntryView(msgspec.Struct):
+    model_id: str
+    change: str  # "golden", "fixed", "wrong" or "cleared"
+    output_text: str
+    note: str
+    annotator: str
+    source: str
+    run_id: str
+    version: int
+    at: datetime | None
+
+
+def history_entry_view(e: ann.HistoryEntry) -> HistoryEntryView:
+    return HistoryEntryView(
+        model_id=e.model_id,
+        change=e.change,
+        output_text=e.output_text,
+        note=e.note,
+        annotator=e.annotator,
+        source=e.source,
+        run_id=e.run_id,
+        version=e.version,
+        at=from_timestamp(e.at),
     )
 
 

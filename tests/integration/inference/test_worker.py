@@ -142,7 +142,7 @@ async def test_a_shard_left_by_a_dead_worker_is_finished_by_another_without_dupl
     kept = {result.record_id for result in results if result.output_text == "recorded before the crash"}
     assert kept == set(ids[:5])
     assert (run.status, run.done) == (pb.RUN_STATUS_COMPLETED, 20)
-    assert "5 records already recorded" in worker.log_tail(400)
+    assert "shard at 0: 5 records already recorded, skipped" in worker.log_tail(400)
 
     # And a shard delivered once more after the end adds nothing either.
     await events.js.publish("wb.work.tiny-a", shard.SerializeToString(), headers={"Nats-Msg-Id": f"again:{run_id}"})

@@ -160,6 +160,15 @@ ANNOTATIONS = [
         version=2,
     ),
 ]
+# The annotations service's view of the records' disagreement, and the records each filter passes.
+DISAGREEMENTS = {"r2": ann.Disagreement(differs=True, score=1.0)}
+FILTERED = {
+    ann.RECORD_FILTER_DIFFERENCES: {"r2"},
+    ann.RECORD_FILTER_GOLDEN: {"r1"},
+    ann.RECORD_FILTER_FIXED: set(),
+    ann.RECORD_FILTER_WRONG: {"r1"},
+    ann.RECORD_FILTER_NEEDS_REVIEW: {"r2", RECORD_WITH_SLASH},
+}
 EXPORT_CHUNKS = [b'{"messages": [{"role": "user", "content": "Is the sky blue?"}', b', {"role": "assistant"}]}\n']
 
 
@@ -373,6 +382,9 @@ class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
     def __init__(self) -> None:
         self.recorded: list[ann.RecordAnnotationRequest] = []
         self.list_requests: list[ann.ListAnnotationsRequest] = []
+        self.cleared: list[ann.ClearAnnotationRequest] = []
+        self.queries: list[ann.QueryRecordsRequest] = []
+        self.ls_links: list[ann.LinkLabelStudioRequest] = []
         # As in the real service: a record's version is the sequence of its last annotation event.
         self.sequence = 2
         self.versions = {"r1": 2}
@@ -403,6 +415,30 @@ class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
             )
         )
 
+    async def ClearAnnotation(
+        self, request: ann.ClearAnnotationRequest, context: grpc.aio.ServicerContext
+    ) -> ann.ClearAnnotationResponse:
+        current = self.versions.get(request.record_id, 0)
+        if request.HasField("expected_version") and request.expected_version != current:
+            await context.abort(grpc.StatusCode.ABORTED, f"record {request.record_id!r} changed: reload and retry")
+        self.cleared.append(request)
+        self.sequence += 1
+        self.versions[request.record_id] = self.sequence
+        return ann.ClearAnnotationResponse(version=self.sequence)
+
+    async def AnnotationHistory(
+        self, request: ann.AnnotationHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> ann.AnnotationHistoryResponse:
+        marks = [r for r in self.recorded if (r.dataset_id, r.record_id) == (request.dataset_id, request.record_id)]
+        return ann.AnnotationHistoryResponse(
+            entries=[
+                ann.HistoryEntry(
+                    model_id=r.model_id, change="golden", annotator=r.annotator, run_id=r.run_id, version=n + 3
+                )
+                for n, r in enumerate(marks)
+            ]
+        )
+
     async def ListAnnotations(
         self, request: ann.ListAnnotationsRequest, context: grpc.aio.ServicerContext
     ) -> ann.ListAnnotationsResponse:
@@ -412,6 +448,65 @@ class FakeAnnotations(annotations_pb2_grpc.AnnotationServiceServicer):
             annotations=[
                 a for a in ANNOTATIONS if a.dataset_id == request.dataset_id and (not wanted or a.record_id in wanted)
             ]
+        )
+
+    # Label Studio: dataset "ds-1" is linked to project 7; any other dataset is not linked yet.
+    async def GetLabelStudioLink(
+        self, request: ann.GetLabelStudioLinkRequest, context: grpc.aio.ServicerContext
+    ) -> ann.GetLabelStudioLinkResponse:
+        if request.dataset_id != "ds-1":
+            return ann.GetLabelStudioLinkResponse(configured=True)
+        link = ann.LabelStudioLink(
+            dataset_id="ds-1", project_id=7, project_url="http://ls/projects/7/data", pushed_tasks=3, linked_at=at(5)
+        )
+        return ann.GetLabelStudioLinkResponse(configured=True, link=link)
+
+    async def LinkLabelStudio(
+        self, request: ann.LinkLabelStudioRequest, context: grpc.aio.ServicerContext
+    ) -> ann.LinkLabelStudioResponse:
+        self.ls_links.append(request)
+        project_id = request.project_id or 8
+        url = f"http://ls/projects/{project_id}/data"
+        return ann.LinkLabelStudioResponse(
+            link=ann.LabelStudioLink(dataset_id=request.dataset_id, project_id=project_id, project_url=url)
+        )
+
+    async def PushToLabelStudio(
+        self, request: ann.PushToLabelStudioRequest, context: grpc.aio.ServicerContext
+    ) -> ann.PushToLabelStudioResponse:
+        if request.dataset_id != "ds-1":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "dataset is not linked to a Label Studio project")
+        return ann.PushToLabelStudioResponse(pushed=2, skipped=1)
+
+    async def PullFromLabelStudio(
+        self, request: ann.PullFromLabelStudioRequest, context: grpc.aio.ServicerContext
+    ) -> ann.PullFromLabelStudioResponse:
+        return ann.PullFromLabelStudioResponse(recorded=4, unchanged=1)
+
+    async def QueryRecords(
+        self, request: ann.QueryRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> ann.QueryRecordsResponse:
+        self.queries.append(request)
+        passing = [
+            ann.QueriedRecord(record_id=record.record_id, disagreement=DISAGREEMENTS.get(record.record_id))
+            for record in RECORDS
+            if record.record_id in FILTERED.get(request.filter, {record.record_id})
+            and request.q.lower() in record.record_id.lower()
+        ]
+        if request.filter == ann.RECORD_FILTER_NEEDS_REVIEW:
+            passing.reverse()  # most disagreed first: not dataset order
+        page = passing[request.offset : request.offset + request.limit]
+        return ann.QueryRecordsResponse(records=page, total=len(passing))
+
+    async def GetStats(self, request: ann.GetStatsRequest, context: grpc.aio.ServicerContext) -> ann.GetStatsResponse:
+        if request.dataset_id != DATASET_ID:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dataset {request.dataset_id!r}")
+        return ann.GetStatsResponse(
+            overall=ann.Counts(total=3, golden=1, wrong=1, needs_review=1, differing=1),
+            by_model={
+                "olmo": ann.Counts(total=3, wrong=1, differing=1),
+                "gemma": ann.Counts(total=3, golden=1, needs_review=1, differing=1),
+            },
         )
 
     async def ExportDataset(

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.live import CLOSE_RELOAD, CLOSE_UNAUTHORIZED, ClientQueue, Frame, LiveHub
 from gateway.relay import event_frame, progress_frame
+from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.inference.v1 import inference_pb2 as inf
 
@@ -147,6 +148,40 @@ def test_run_events_become_run_frames_and_other_events_nothing() -> None:
     }
     assert completed is not None and json.loads(completed.text)["completed_at"] is None
     assert event_frame(ds.DatasetRegistered(dataset_id="ds-1")) is None
+
+
+def test_annotation_events_become_annotation_frames_with_the_records_new_version() -> None:
+    marked = event_frame(
+        ann.AnnotationRecorded(
+            dataset_id="ds-1",
+            record_id="r1",
+            model_id="olmo",
+            kind=ann.ANNOTATION_KIND_GOLDEN,
+            output_text="<b>yes</b>",
+            annotator="ana",
+            source="workbench",
+            run_id="run-1",
+            recorded_at=at(3),
+        ),
+        sequence=41,
+    )
+    cleared = event_frame(ann.AnnotationCleared(dataset_id="ds-1", record_id="r1", model_id="olmo"), sequence=42)
+
+    assert marked is not None and cleared is not None
+    frame = json.loads(marked.text)
+    assert (frame["type"], frame["event"], frame["kind"], frame["version"]) == (
+        "annotation",
+        "AnnotationRecorded",
+        "golden",
+        41,
+    )
+    assert (frame["record_id"], frame["model_id"], frame["output_text"], frame["run_id"]) == (
+        "r1",
+        "olmo",
+        "<b>yes</b>",
+        "run-1",
+    )
+    assert (json.loads(cleared.text)["event"], json.loads(cleared.text)["version"]) == ("AnnotationCleared", 42)
 
 
 def test_a_progress_snapshot_becomes_a_progress_frame() -> None:

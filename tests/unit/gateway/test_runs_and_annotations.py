@@ -1,11 +1,13 @@
 """Models, runs, annotations and the export, as the workbench page calls them."""
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from gateway.controllers.annotations import export_file_name
 from workbench.annotations.v1 import annotations_pb2 as ann
 
 
@@ -135,14 +137,43 @@ async def test_the_export_streams_as_a_named_attachment(
 ) -> None:
     response = await client.get("/admin/export/ds-1", params={"format": "jsonl"}, headers=auth)
 
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/x-ndjson")
-    assert response.headers["content-disposition"] == 'attachment; filename="ds-1-curated.jsonl"'
+    assert response.headers["content-disposition"] == f'attachment; filename="golden_dataset_{today}.jsonl"'
     assert (
         response.content == b'{"messages": [{"role": "user", "content": "Is the sky blue?"}, {"role": "assistant"}]}\n'
     )
-    csv = await client.get("/admin/export/ds-1", params={"format": "csv"}, headers=auth)
-    assert csv.status_code == 400
+    unknown = await client.get("/admin/export/ds-1", params={"format": "xlsx"}, headers=auth)
+    assert unknown.status_code == 400 and "openai_chat" in unknown.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("export_format", "name", "media_type"),
+    [
+        ("json", "json", "application/json"),
+        ("csv", "csv", "text/csv"),
+        ("label_studio", "json", "application/json"),
+        ("openai_chat", "jsonl", "application/x-ndjson"),
+    ],
+)
+async def test_each_export_format_has_its_dated_file_name_and_content_type(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], export_format: str, name: str, media_type: str
+) -> None:
+    response = await client.get("/admin/export/ds-1", params={"format": export_format}, headers=auth)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(media_type)
+    assert response.headers["content-type"].count("charset") <= 1  # Litestar adds it to text/* types
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="{export_file_name(name, datetime.now(UTC))}"'
+    )
+
+
+def test_the_download_is_dated_in_utc() -> None:
+    late_evening_in_new_york = datetime(2026, 1, 31, 22, 30, tzinfo=timezone(timedelta(hours=-5)))
+
+    assert export_file_name("csv", late_evening_in_new_york) == "golden_dataset_2026-02-01.csv"
 
 
 EXACT_IDS = ["a/", "/a", "a//b", "%2F", "with space", "naïve ✓", "rec/3", "..", "a?b#c"]
@@ -277,3 +308,33 @@ async def test_one_run_is_read_cancelled_and_its_results_paged(
     assert page.status_code == 200 and (page.json()["total"], page.json()["offset"], page.json()["limit"]) == (3, 1, 1)
     assert [(r["run_id"], r["record_id"]) for r in page.json()["results"]] == [("run-olmo", "r2")]
     assert active.status_code == 200  # a path of its own, not a run id
+
+
+async def test_a_mark_names_the_run_shown_is_cleared_and_the_history_read(
+    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+) -> None:
+    record = {"dataset_id": "ds-1", "record_id": "a/b ", "model_id": "olmo"}
+    marked = await client.post(
+        "/admin/annotations", json={**record, "kind": "golden", "run_id": "run_7", "annotator": "ana"}, headers=auth
+    )
+    version = marked.json()["annotation"]["version"]
+    cleared = await client.post("/admin/annotations/clear", json={**record, "expected_version": version}, headers=auth)
+    stale = await client.post("/admin/annotations/clear", json={**record, "expected_version": version}, headers=auth)
+    history = await client.get(
+        "/admin/annotations/history", params={"dataset_id": "ds-1", "record_id": "a/b "}, headers=auth
+    )
+
+    assert marked.status_code == 201, marked.text
+    assert services.annotations.recorded[0].run_id == "run_7"
+    assert cleared.status_code == 200 and cleared.json() == {"version": version + 1}
+    [sent] = services.annotations.cleared
+    assert (sent.record_id, sent.model_id, sent.expected_version) == ("a/b ", "olmo", version)
+    assert stale.status_code == 409
+    assert history.status_code == 200, history.text
+    [entry] = history.json()["history"]
+    assert (entry["model_id"], entry["change"], entry["annotator"], entry["run_id"]) == (
+        "olmo",
+        "golden",
+        "ana",
+        "run_7",
+    )

@@ -1,7 +1,7 @@
 """Annotations (golden / fixed / wrong) and the export of the curated dataset."""
 
-import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -12,10 +12,25 @@ from litestar.response import Stream
 
 from gateway.auth import QUERY_TOKEN_OPT
 from gateway.clients import Clients
-from gateway.views import AnnotationView, annotation_view
+from gateway.views import AnnotationView, HistoryEntryView, annotation_view, history_entry_view
 from workbench.annotations.v1 import annotations_pb2 as ann
 
-EXPORT_FORMATS = {"jsonl": ann.EXPORT_FORMAT_JSONL}
+
+class DownloadFormat(msgspec.Struct, frozen=True):
+    """A download format: what the annotations service is asked for, and how the file is named and typed."""
+
+    format: ann.ExportFormat.ValueType
+    extension: str
+    media_type: str
+
+
+EXPORT_FORMATS = {
+    "jsonl": DownloadFormat(ann.EXPORT_FORMAT_JSONL, "jsonl", "application/x-ndjson"),
+    "json": DownloadFormat(ann.EXPORT_FORMAT_JSON, "json", "application/json"),
+    "csv": DownloadFormat(ann.EXPORT_FORMAT_CSV, "csv", "text/csv"),
+    "label_studio": DownloadFormat(ann.EXPORT_FORMAT_LABEL_STUDIO, "json", "application/json"),
+    "openai_chat": DownloadFormat(ann.EXPORT_FORMAT_OPENAI_CHAT, "jsonl", "application/x-ndjson"),
+}
 # An export streams to the browser as fast as it reads: a big one over a slow link takes long.
 EXPORT_TIMEOUT_S = 3600.0
 KINDS = {
@@ -30,6 +45,21 @@ class AnnotationBody(msgspec.Struct, forbid_unknown_fields=True):
     note: str = ""
     annotator: str = ""
     expected_version: int | None = None  # the record's annotation_version as last seen
+    run_id: str = ""  # the run whose answer was shown and judged ("": the model's latest)
+
+
+class ClearBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Undo a mark: the ids in the body, exact."""
+
+    dataset_id: str
+    record_id: str
+    model_id: str
+    annotator: str = ""
+    expected_version: int | None = None
+
+
+class ClearedView(msgspec.Struct):
+    version: int  # the record's annotation version after the clear
 
 
 class FixBody(AnnotationBody, forbid_unknown_fields=True):
@@ -63,6 +93,7 @@ async def record(
         note=body.note,
         annotator=body.annotator,
         expected_version=body.expected_version,
+        run_id=body.run_id,
     )
     reply = await clients.annotations.RecordAnnotation(request)
     return {"annotation": annotation_view(reply.annotation)}
@@ -86,6 +117,27 @@ class AnnotationController(Controller):
             raise ClientException('"fixed_text" goes with kind "fixed" only')
         return await record(clients, KINDS[data.kind], data.dataset_id, data.record_id, data, data.fixed_text)
 
+    @post("/clear", operation_id="clearAnnotation", status_code=200)
+    async def clear(self, clients: Clients, data: ClearBody) -> ClearedView:
+        """Undo: removes the model's current mark on the record (its history keeps it); 409 when the
+        record changed since expected_version or has no mark to clear."""
+        request = ann.ClearAnnotationRequest(
+            dataset_id=data.dataset_id,
+            record_id=data.record_id,
+            model_id=data.model_id,
+            annotator=data.annotator,
+            expected_version=data.expected_version,
+        )
+        return ClearedView(version=(await clients.annotations.ClearAnnotation(request)).version)
+
+    @get("/history", operation_id="annotationHistory")
+    async def history(self, clients: Clients, dataset_id: str, record_id: str) -> dict[str, list[HistoryEntryView]]:
+        """Every change of one record's marks, oldest first: who, when, what (ids as query parameters, exact)."""
+        reply = await clients.annotations.AnnotationHistory(
+            ann.AnnotationHistoryRequest(dataset_id=dataset_id, record_id=record_id)
+        )
+        return {"history": [history_entry_view(entry) for entry in reply.entries]}
+
     # The seed's forms: candidate_id is the record's own id, URL-encoded (see path_record_id).
     @post("/golden/{dataset_id:str}/{candidate_id:path}", operation_id="markGolden")
     async def golden(
@@ -108,9 +160,9 @@ class AnnotationController(Controller):
         return await record(clients, ann.ANNOTATION_KIND_WRONG, dataset_id, path_record_id(candidate_id), data)
 
 
-def export_file_name(dataset_id: str, extension: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", dataset_id).strip("._") or "dataset"
-    return f"{stem[:100]}-curated.{extension}"
+def export_file_name(extension: str, now: datetime | None = None) -> str:
+    """The download's name, dated in UTC: golden_dataset_2025-01-31.jsonl."""
+    return f"golden_dataset_{(now or datetime.now(UTC)).astimezone(UTC):%Y-%m-%d}.{extension}"
 
 
 async def _chunks(first: bytes, rest: AsyncIterator[ann.ExportDatasetResponse]) -> AsyncIterator[bytes]:
@@ -131,20 +183,21 @@ class ExportController(Controller):
         format: str = "jsonl",
         kinds: str = Parameter(default="", description="comma-separated: golden,fixed,wrong; empty: golden and fixed"),
     ) -> Stream:
-        """Streams the curated records as a download (one OpenAI chat fine-tune line per record)."""
+        """Streams the curated (record, model) pairs as a dated download in the format asked."""
         if format not in EXPORT_FORMATS:
             raise ClientException(f"unknown export format {format!r}: use one of {', '.join(EXPORT_FORMATS)}")
         wanted = [k.strip() for k in kinds.split(",") if k.strip()]
         if unknown := [k for k in wanted if k not in KINDS]:
             raise ClientException(f"unknown annotation kind {unknown[0]!r}: use golden, fixed or wrong")
+        download = EXPORT_FORMATS[format]
         request = ann.ExportDatasetRequest(
-            dataset_id=dataset_id, format=EXPORT_FORMATS[format], kinds=[KINDS[k] for k in wanted]
+            dataset_id=dataset_id, format=download.format, kinds=[KINDS[k] for k in wanted]
         )
         replies = aiter(clients.annotations.ExportDataset(request, timeout=EXPORT_TIMEOUT_S))
         # Wait for the first chunk so that a NOT_FOUND still becomes a 404, not a broken 200.
         first = await anext(replies, ann.ExportDatasetResponse())
         return Stream(
             _chunks(first.chunk, replies),
-            media_type="application/x-ndjson",
-            headers={"Content-Disposition": f'attachment; filename="{export_file_name(dataset_id, format)}"'},
+            media_type=download.media_type,
+            headers={"Content-Disposition": f'attachment; filename="{export_file_name(download.extension)}"'},
         )

@@ -18,3 +18,14 @@ class AnnotationsSettings(ServiceSettings):
     datasets_addr: str = setting(
         "WB_DATASETS_ADDR", "127.0.0.1:50051", "the datasets service, whose records an export reads (gRPC)"
     )
+    label_studio_url: str = setting(
+        "WB_LABEL_STUDIO_URL",
+        "",
+        "the Label Studio server datasets are synced with (e.g. http://127.0.0.1:8080; empty: none)",
+    )
+    label_studio_token: str = setting(
+        "WB_LABEL_STUDIO_TOKEN",
+        "",
+        "the API token the annotations service sends to Label Studio (never logged)",
+        repr=False,
+    )

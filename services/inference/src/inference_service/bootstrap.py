@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from nats.aio.client import Client as NatsClient
 
 from eventlog import EventStore, Projection
+from inference_service.adapters.cancellations import CancelWatch
 from inference_service.adapters.datasets_client import DatasetsClient
 from inference_service.adapters.heartbeats import HeartbeatWatch
 from inference_service.adapters.models_file import load_models
@@ -98,6 +99,9 @@ async def work(settings: WorkerSettings) -> int:
         presence = Presence(host.store, host.nats.publish, settings.worker_name, list(served), host.clock)
         engines = EngineCache(served, settings.engine_options, watcher=presence)
         board = ProgressBoard(_progress_publisher(host.nats), runs.count_results)
+        cancellations = CancelWatch()
+        await cancellations.start(host.nats)
+        host.close_on_stop(cancellations.stop)
         job = ShardJob(
             runs,
             datasets,
@@ -107,6 +111,7 @@ async def work(settings: WorkerSettings) -> int:
             clock=host.clock,
             watcher=presence,
             generation_timeout_s=settings.generation_timeout_s,
+            cancellations=cancellations,
         )
         worker = Worker(
             list(served),

@@ -47,14 +47,61 @@ class _ExportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExportFo
     DESCRIPTOR: _descriptor.EnumDescriptor
     EXPORT_FORMAT_UNSPECIFIED: _ExportFormat.ValueType  # 0
     EXPORT_FORMAT_JSONL: _ExportFormat.ValueType  # 1
-    """one OpenAI chat fine-tune line per curated record"""
+    """one JSON object per curated (record, model) per line"""
+    EXPORT_FORMAT_JSON: _ExportFormat.ValueType  # 2
+    """the same objects as one JSON array"""
+    EXPORT_FORMAT_CSV: _ExportFormat.ValueType  # 3
+    """one row per curated (record, model); formula-like cells neutralised"""
+    EXPORT_FORMAT_LABEL_STUDIO: _ExportFormat.ValueType  # 4
+    """Label Studio tasks: one prediction per model, the marks as annotations"""
+    EXPORT_FORMAT_OPENAI_CHAT: _ExportFormat.ValueType  # 5
+    """OpenAI chat fine-tuning lines: {"messages": [...]} and nothing else"""
 
 class ExportFormat(_ExportFormat, metaclass=_ExportFormatEnumTypeWrapper): ...
 
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat.ValueType  # 0
 EXPORT_FORMAT_JSONL: ExportFormat.ValueType  # 1
-"""one OpenAI chat fine-tune line per curated record"""
+"""one JSON object per curated (record, model) per line"""
+EXPORT_FORMAT_JSON: ExportFormat.ValueType  # 2
+"""the same objects as one JSON array"""
+EXPORT_FORMAT_CSV: ExportFormat.ValueType  # 3
+"""one row per curated (record, model); formula-like cells neutralised"""
+EXPORT_FORMAT_LABEL_STUDIO: ExportFormat.ValueType  # 4
+"""Label Studio tasks: one prediction per model, the marks as annotations"""
+EXPORT_FORMAT_OPENAI_CHAT: ExportFormat.ValueType  # 5
+"""OpenAI chat fine-tuning lines: {"messages": [...]} and nothing else"""
 Global___ExportFormat: _TypeAlias = ExportFormat  # noqa: Y015
+
+class _RecordFilter:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RecordFilterEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RecordFilter.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RECORD_FILTER_UNSPECIFIED: _RecordFilter.ValueType  # 0
+    """every record"""
+    RECORD_FILTER_DIFFERENCES: _RecordFilter.ValueType  # 1
+    """the models' answers differ"""
+    RECORD_FILTER_GOLDEN: _RecordFilter.ValueType  # 2
+    """some answer is marked golden"""
+    RECORD_FILTER_FIXED: _RecordFilter.ValueType  # 3
+    RECORD_FILTER_WRONG: _RecordFilter.ValueType  # 4
+    RECORD_FILTER_NEEDS_REVIEW: _RecordFilter.ValueType  # 5
+    """the models disagree and no human verdict yet"""
+
+class RecordFilter(_RecordFilter, metaclass=_RecordFilterEnumTypeWrapper): ...
+
+RECORD_FILTER_UNSPECIFIED: RecordFilter.ValueType  # 0
+"""every record"""
+RECORD_FILTER_DIFFERENCES: RecordFilter.ValueType  # 1
+"""the models' answers differ"""
+RECORD_FILTER_GOLDEN: RecordFilter.ValueType  # 2
+"""some answer is marked golden"""
+RECORD_FILTER_FIXED: RecordFilter.ValueType  # 3
+RECORD_FILTER_WRONG: RecordFilter.ValueType  # 4
+RECORD_FILTER_NEEDS_REVIEW: RecordFilter.ValueType  # 5
+"""the models disagree and no human verdict yet"""
+Global___RecordFilter: _TypeAlias = RecordFilter  # noqa: Y015
 
 @_typing.final
 class Annotation(_message.Message):
@@ -69,6 +116,8 @@ class Annotation(_message.Message):
     ANNOTATOR_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     dataset_id: _builtins.str
     record_id: _builtins.str
     model_id: _builtins.str
@@ -79,6 +128,10 @@ class Annotation(_message.Message):
     annotator: _builtins.str
     version: _builtins.int
     """the record's annotation version after this change"""
+    run_id: _builtins.str
+    """the run whose result was judged (empty: a FIXED mark on a record with no result)"""
+    source: _builtins.str
+    """"workbench" or "label_studio" """
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -93,10 +146,12 @@ class Annotation(_message.Message):
         annotator: _builtins.str = ...,
         version: _builtins.int = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        run_id: _builtins.str = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotator", b"annotator", "dataset_id", b"dataset_id", "kind", b"kind", "model_id", b"model_id", "note", b"note", "output_text", b"output_text", "record_id", b"record_id", "recorded_at", b"recorded_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotator", b"annotator", "dataset_id", b"dataset_id", "kind", b"kind", "model_id", b"model_id", "note", b"note", "output_text", b"output_text", "record_id", b"record_id", "recorded_at", b"recorded_at", "run_id", b"run_id", "source", b"source", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -114,6 +169,7 @@ class RecordAnnotationRequest(_message.Message):
     NOTE_FIELD_NUMBER: _builtins.int
     ANNOTATOR_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
     dataset_id: _builtins.str
     record_id: _builtins.str
     model_id: _builtins.str
@@ -122,6 +178,10 @@ class RecordAnnotationRequest(_message.Message):
     note: _builtins.str
     annotator: _builtins.str
     expected_version: _builtins.int
+    run_id: _builtins.str
+    """The run whose result the caller saw and judged; empty: the model's latest result. The mark
+    stores that result's text, so what is exported is what was shown.
+    """
     def __init__(
         self,
         *,
@@ -133,10 +193,11 @@ class RecordAnnotationRequest(_message.Message):
         note: _builtins.str = ...,
         annotator: _builtins.str = ...,
         expected_version: _builtins.int | None = ...,
+        run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "annotator", b"annotator", "dataset_id", b"dataset_id", "expected_version", b"expected_version", "fixed_text", b"fixed_text", "kind", b"kind", "model_id", b"model_id", "note", b"note", "record_id", b"record_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "annotator", b"annotator", "dataset_id", b"dataset_id", "expected_version", b"expected_version", "fixed_text", b"fixed_text", "kind", b"kind", "model_id", b"model_id", "note", b"note", "record_id", b"record_id", "run_id", b"run_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
@@ -163,6 +224,360 @@ class RecordAnnotationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordAnnotationResponse: _TypeAlias = RecordAnnotationResponse  # noqa: Y015
+
+@_typing.final
+class ClearAnnotationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    ANNOTATOR_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    record_id: _builtins.str
+    model_id: _builtins.str
+    annotator: _builtins.str
+    expected_version: _builtins.int
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        model_id: _builtins.str = ...,
+        annotator: _builtins.str = ...,
+        expected_version: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "annotator", b"annotator", "dataset_id", b"dataset_id", "expected_version", b"expected_version", "model_id", b"model_id", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
+    _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+
+Global___ClearAnnotationRequest: _TypeAlias = ClearAnnotationRequest  # noqa: Y015
+
+@_typing.final
+class ClearAnnotationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """the record's annotation version after the clear"""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClearAnnotationResponse: _TypeAlias = ClearAnnotationResponse  # noqa: Y015
+
+@_typing.final
+class AnnotationHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    record_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnotationHistoryRequest: _TypeAlias = AnnotationHistoryRequest  # noqa: Y015
+
+@_typing.final
+class HistoryEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    CHANGE_FIELD_NUMBER: _builtins.int
+    OUTPUT_TEXT_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    ANNOTATOR_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    change: _builtins.str
+    """"golden", "fixed", "wrong" or "cleared" """
+    output_text: _builtins.str
+    """the judged (or fixed) text; empty for "cleared" """
+    note: _builtins.str
+    annotator: _builtins.str
+    source: _builtins.str
+    run_id: _builtins.str
+    version: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        change: _builtins.str = ...,
+        output_text: _builtins.str = ...,
+        note: _builtins.str = ...,
+        annotator: _builtins.str = ...,
+        source: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotator", b"annotator", "at", b"at", "change", b"change", "model_id", b"model_id", "note", b"note", "output_text", b"output_text", "run_id", b"run_id", "source", b"source", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HistoryEntry: _TypeAlias = HistoryEntry  # noqa: Y015
+
+@_typing.final
+class AnnotationHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___HistoryEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___HistoryEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnotationHistoryResponse: _TypeAlias = AnnotationHistoryResponse  # noqa: Y015
+
+@_typing.final
+class QueryRecordsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    Q_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    filter: Global___RecordFilter.ValueType
+    model_id: _builtins.str
+    """only marks of / answers by this model count (empty: any)"""
+    q: _builtins.str
+    """text in the record id or an answer (any case)"""
+    offset: _builtins.int
+    limit: _builtins.int
+    """1..1000"""
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        filter: Global___RecordFilter.ValueType = ...,
+        model_id: _builtins.str = ...,
+        q: _builtins.str = ...,
+        offset: _builtins.int = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "filter", b"filter", "limit", b"limit", "model_id", b"model_id", "offset", b"offset", "q", b"q"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryRecordsRequest: _TypeAlias = QueryRecordsRequest  # noqa: Y015
+
+@_typing.final
+class Disagreement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIFFERS_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    DIFFERING_PATHS_FIELD_NUMBER: _builtins.int
+    differs: _builtins.bool
+    score: _builtins.float
+    """0: all agree; 1: all differ everywhere"""
+    @_builtins.property
+    def differing_paths(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """JSON answers: the fields that differ ("$.trajectory"); text: empty"""
+
+    def __init__(
+        self,
+        *,
+        differs: _builtins.bool = ...,
+        score: _builtins.float = ...,
+        differing_paths: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["differing_paths", b"differing_paths", "differs", b"differs", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Disagreement: _TypeAlias = Disagreement  # noqa: Y015
+
+@_typing.final
+class QueriedRecord(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    DISAGREEMENT_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    @_builtins.property
+    def disagreement(self) -> Global___Disagreement: ...
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        disagreement: Global___Disagreement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["disagreement", b"disagreement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disagreement", b"disagreement", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueriedRecord: _TypeAlias = QueriedRecord  # noqa: Y015
+
+@_typing.final
+class QueryRecordsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """records that pass, before offset and limit"""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueriedRecord]:
+        """in dataset order, or most-disagreed first for needs_review"""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___QueriedRecord] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QueryRecordsResponse: _TypeAlias = QueryRecordsResponse  # noqa: Y015
+
+@_typing.final
+class GetStatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatsRequest: _TypeAlias = GetStatsRequest  # noqa: Y015
+
+@_typing.final
+class Counts(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    GOLDEN_FIELD_NUMBER: _builtins.int
+    FIXED_FIELD_NUMBER: _builtins.int
+    WRONG_FIELD_NUMBER: _builtins.int
+    NEEDS_REVIEW_FIELD_NUMBER: _builtins.int
+    DIFFERING_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    golden: _builtins.int
+    fixed: _builtins.int
+    wrong: _builtins.int
+    needs_review: _builtins.int
+    differing: _builtins.int
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        golden: _builtins.int = ...,
+        fixed: _builtins.int = ...,
+        wrong: _builtins.int = ...,
+        needs_review: _builtins.int = ...,
+        differing: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["differing", b"differing", "fixed", b"fixed", "golden", b"golden", "needs_review", b"needs_review", "total", b"total", "wrong", b"wrong"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Counts: _TypeAlias = Counts  # noqa: Y015
+
+@_typing.final
+class GetStatsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ByModelEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___Counts: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___Counts | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    OVERALL_FIELD_NUMBER: _builtins.int
+    BY_MODEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def overall(self) -> Global___Counts: ...
+    @_builtins.property
+    def by_model(self) -> _containers.MessageMap[_builtins.str, Global___Counts]: ...
+    def __init__(
+        self,
+        *,
+        overall: Global___Counts | None = ...,
+        by_model: _abc.Mapping[_builtins.str, Global___Counts] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["overall", b"overall"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_model", b"by_model", "overall", b"overall"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015
 
 @_typing.final
 class ListAnnotationsRequest(_message.Message):
@@ -238,6 +653,215 @@ class ExportDatasetRequest(_message.Message):
 Global___ExportDatasetRequest: _TypeAlias = ExportDatasetRequest  # noqa: Y015
 
 @_typing.final
+class LabelStudioLink(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_URL_FIELD_NUMBER: _builtins.int
+    PUSHED_TASKS_FIELD_NUMBER: _builtins.int
+    LINKED_AT_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    project_id: _builtins.int
+    project_url: _builtins.str
+    pushed_tasks: _builtins.int
+    @_builtins.property
+    def linked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        project_id: _builtins.int = ...,
+        project_url: _builtins.str = ...,
+        pushed_tasks: _builtins.int = ...,
+        linked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["linked_at", b"linked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "linked_at", b"linked_at", "project_id", b"project_id", "project_url", b"project_url", "pushed_tasks", b"pushed_tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LabelStudioLink: _TypeAlias = LabelStudioLink  # noqa: Y015
+
+@_typing.final
+class LinkLabelStudioRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    project_id: _builtins.int
+    """0: create a project with the comparison labelling config"""
+    title: _builtins.str
+    """of a created project (empty: the dataset's name)"""
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        project_id: _builtins.int = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "project_id", b"project_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkLabelStudioRequest: _TypeAlias = LinkLabelStudioRequest  # noqa: Y015
+
+@_typing.final
+class LinkLabelStudioResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def link(self) -> Global___LabelStudioLink: ...
+    def __init__(
+        self,
+        *,
+        link: Global___LabelStudioLink | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkLabelStudioResponse: _TypeAlias = LinkLabelStudioResponse  # noqa: Y015
+
+@_typing.final
+class GetLabelStudioLinkRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLabelStudioLinkRequest: _TypeAlias = GetLabelStudioLinkRequest  # noqa: Y015
+
+@_typing.final
+class GetLabelStudioLinkResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_FIELD_NUMBER: _builtins.int
+    CONFIGURED_FIELD_NUMBER: _builtins.int
+    configured: _builtins.bool
+    """a Label Studio server is configured (WB_LABEL_STUDIO_URL)"""
+    @_builtins.property
+    def link(self) -> Global___LabelStudioLink:
+        """unset: not linked"""
+
+    def __init__(
+        self,
+        *,
+        link: Global___LabelStudioLink | None = ...,
+        configured: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["link", b"link"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["configured", b"configured", "link", b"link"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLabelStudioLinkResponse: _TypeAlias = GetLabelStudioLinkResponse  # noqa: Y015
+
+@_typing.final
+class PushToLabelStudioRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushToLabelStudioRequest: _TypeAlias = PushToLabelStudioRequest  # noqa: Y015
+
+@_typing.final
+class PushToLabelStudioResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PUSHED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    pushed: _builtins.int
+    """tasks created now (records already pushed are not pushed again)"""
+    skipped: _builtins.int
+    def __init__(
+        self,
+        *,
+        pushed: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pushed", b"pushed", "skipped", b"skipped"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PushToLabelStudioResponse: _TypeAlias = PushToLabelStudioResponse  # noqa: Y015
+
+@_typing.final
+class PullFromLabelStudioRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullFromLabelStudioRequest: _TypeAlias = PullFromLabelStudioRequest  # noqa: Y015
+
+@_typing.final
+class PullFromLabelStudioResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    recorded: _builtins.int
+    """annotation events appended"""
+    unchanged: _builtins.int
+    """Label Studio annotations already on the log as they are"""
+    def __init__(
+        self,
+        *,
+        recorded: _builtins.int = ...,
+        unchanged: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recorded", b"recorded", "unchanged", b"unchanged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullFromLabelStudioResponse: _TypeAlias = PullFromLabelStudioResponse  # noqa: Y015
+
+@_typing.final
 class ExportDatasetResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -271,6 +895,7 @@ class AnnotationRecorded(_message.Message):
     ANNOTATOR_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
     dataset_id: _builtins.str
     record_id: _builtins.str
     model_id: _builtins.str
@@ -279,7 +904,9 @@ class AnnotationRecorded(_message.Message):
     note: _builtins.str
     annotator: _builtins.str
     source: _builtins.str
-    """"workbench", "label-studio", ..."""
+    """"workbench", "label_studio" """
+    run_id: _builtins.str
+    """the run whose result was judged (empty: none)"""
     @_builtins.property
     def recorded_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -294,10 +921,11 @@ class AnnotationRecorded(_message.Message):
         annotator: _builtins.str = ...,
         source: _builtins.str = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        run_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotator", b"annotator", "dataset_id", b"dataset_id", "kind", b"kind", "model_id", b"model_id", "note", b"note", "output_text", b"output_text", "record_id", b"record_id", "recorded_at", b"recorded_at", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotator", b"annotator", "dataset_id", b"dataset_id", "kind", b"kind", "model_id", b"model_id", "note", b"note", "output_text", b"output_text", "record_id", b"record_id", "recorded_at", b"recorded_at", "run_id", b"run_id", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -312,10 +940,12 @@ class AnnotationCleared(_message.Message):
     MODEL_ID_FIELD_NUMBER: _builtins.int
     ANNOTATOR_FIELD_NUMBER: _builtins.int
     CLEARED_AT_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
     dataset_id: _builtins.str
     record_id: _builtins.str
     model_id: _builtins.str
     annotator: _builtins.str
+    source: _builtins.str
     @_builtins.property
     def cleared_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -326,11 +956,97 @@ class AnnotationCleared(_message.Message):
         model_id: _builtins.str = ...,
         annotator: _builtins.str = ...,
         cleared_at: _timestamp_pb2.Timestamp | None = ...,
+        source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cleared_at", b"cleared_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotator", b"annotator", "cleared_at", b"cleared_at", "dataset_id", b"dataset_id", "model_id", b"model_id", "record_id", b"record_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annotator", b"annotator", "cleared_at", b"cleared_at", "dataset_id", b"dataset_id", "model_id", b"model_id", "record_id", b"record_id", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AnnotationCleared: _TypeAlias = AnnotationCleared  # noqa: Y015
+
+@_typing.final
+class LabelStudioLinked(_message.Message):
+    """---- Label Studio link (subject wb.annotations.links.<dataset_id>) ----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_URL_FIELD_NUMBER: _builtins.int
+    LINKED_AT_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    project_id: _builtins.int
+    project_url: _builtins.str
+    @_builtins.property
+    def linked_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        project_id: _builtins.int = ...,
+        project_url: _builtins.str = ...,
+        linked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["linked_at", b"linked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "linked_at", b"linked_at", "project_id", b"project_id", "project_url", b"project_url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LabelStudioLinked: _TypeAlias = LabelStudioLinked  # noqa: Y015
+
+@_typing.final
+class LabelStudioTasksPushed(_message.Message):
+    """Tasks created in the linked project, by record (so a second push adds only new records)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class TaskIdsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_ID_FIELD_NUMBER: _builtins.int
+    TASK_IDS_FIELD_NUMBER: _builtins.int
+    PUSHED_AT_FIELD_NUMBER: _builtins.int
+    dataset_id: _builtins.str
+    project_id: _builtins.int
+    @_builtins.property
+    def task_ids(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """record id -> Label Studio task id"""
+
+    @_builtins.property
+    def pushed_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        dataset_id: _builtins.str = ...,
+        project_id: _builtins.int = ...,
+        task_ids: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        pushed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pushed_at", b"pushed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset_id", b"dataset_id", "project_id", b"project_id", "pushed_at", b"pushed_at", "task_ids", b"task_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LabelStudioTasksPushed: _TypeAlias = LabelStudioTasksPushed  # noqa: Y015

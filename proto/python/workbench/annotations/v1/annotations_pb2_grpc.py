@@ -44,10 +44,50 @@ class AnnotationServiceStub:
                 request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ListAnnotationsRequest.SerializeToString,
                 response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ListAnnotationsResponse.FromString,
                 _registered_method=True)
+        self.ClearAnnotation = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/ClearAnnotation',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ClearAnnotationRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ClearAnnotationResponse.FromString,
+                _registered_method=True)
+        self.AnnotationHistory = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/AnnotationHistory',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.AnnotationHistoryRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.AnnotationHistoryResponse.FromString,
+                _registered_method=True)
+        self.QueryRecords = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/QueryRecords',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.QueryRecordsRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.QueryRecordsResponse.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/GetStats',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetStatsResponse.FromString,
+                _registered_method=True)
         self.ExportDataset = channel.unary_stream(
                 '/workbench.annotations.v1.AnnotationService/ExportDataset',
                 request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ExportDatasetRequest.SerializeToString,
                 response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ExportDatasetResponse.FromString,
+                _registered_method=True)
+        self.LinkLabelStudio = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/LinkLabelStudio',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.LinkLabelStudioRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.LinkLabelStudioResponse.FromString,
+                _registered_method=True)
+        self.GetLabelStudioLink = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/GetLabelStudioLink',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetLabelStudioLinkRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetLabelStudioLinkResponse.FromString,
+                _registered_method=True)
+        self.PushToLabelStudio = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/PushToLabelStudio',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PushToLabelStudioRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PushToLabelStudioResponse.FromString,
+                _registered_method=True)
+        self.PullFromLabelStudio = channel.unary_unary(
+                '/workbench.annotations.v1.AnnotationService/PullFromLabelStudio',
+                request_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PullFromLabelStudioRequest.SerializeToString,
+                response_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PullFromLabelStudioResponse.FromString,
                 _registered_method=True)
 
 
@@ -68,9 +108,62 @@ class AnnotationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ExportDataset(self, request, context):
-        """Streams the curated records of a dataset as export lines.
+    def ClearAnnotation(self, request, context):
+        """Removes the current mark of one model's output for one record (undo); the history keeps it.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnnotationHistory(self, request, context):
+        """Every change of one record's marks, oldest first: who, when, what.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryRecords(self, request, context):
+        """The records of a dataset that pass a filter (differences, golden, ...), a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """Counts of a dataset's records: total, golden, fixed, wrong, needs review, differing; per model too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportDataset(self, request, context):
+        """Streams the curated records of a dataset in one of the export formats.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LinkLabelStudio(self, request, context):
+        """Label Studio: link a dataset to a project (created when needed), push tasks, pull annotations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLabelStudioLink(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PushToLabelStudio(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullFromLabelStudio(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -88,10 +181,50 @@ def add_AnnotationServiceServicer_to_server(servicer, server):
                     request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ListAnnotationsRequest.FromString,
                     response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ListAnnotationsResponse.SerializeToString,
             ),
+            'ClearAnnotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearAnnotation,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ClearAnnotationRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ClearAnnotationResponse.SerializeToString,
+            ),
+            'AnnotationHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnnotationHistory,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.AnnotationHistoryRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.AnnotationHistoryResponse.SerializeToString,
+            ),
+            'QueryRecords': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryRecords,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.QueryRecordsRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.QueryRecordsResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetStatsRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetStatsResponse.SerializeToString,
+            ),
             'ExportDataset': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportDataset,
                     request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ExportDatasetRequest.FromString,
                     response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.ExportDatasetResponse.SerializeToString,
+            ),
+            'LinkLabelStudio': grpc.unary_unary_rpc_method_handler(
+                    servicer.LinkLabelStudio,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.LinkLabelStudioRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.LinkLabelStudioResponse.SerializeToString,
+            ),
+            'GetLabelStudioLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLabelStudioLink,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetLabelStudioLinkRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetLabelStudioLinkResponse.SerializeToString,
+            ),
+            'PushToLabelStudio': grpc.unary_unary_rpc_method_handler(
+                    servicer.PushToLabelStudio,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PushToLabelStudioRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PushToLabelStudioResponse.SerializeToString,
+            ),
+            'PullFromLabelStudio': grpc.unary_unary_rpc_method_handler(
+                    servicer.PullFromLabelStudio,
+                    request_deserializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PullFromLabelStudioRequest.FromString,
+                    response_serializer=workbench_dot_annotations_dot_v1_dot_annotations__pb2.PullFromLabelStudioResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -159,6 +292,114 @@ class AnnotationService:
             _registered_method=True)
 
     @staticmethod
+    def ClearAnnotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/ClearAnnotation',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.ClearAnnotationRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.ClearAnnotationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnnotationHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/AnnotationHistory',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.AnnotationHistoryRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.AnnotationHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryRecords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/QueryRecords',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.QueryRecordsRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.QueryRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/GetStats',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetStatsRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ExportDataset(request,
             target,
             options=(),
@@ -175,6 +416,114 @@ class AnnotationService:
             '/workbench.annotations.v1.AnnotationService/ExportDataset',
             workbench_dot_annotations_dot_v1_dot_annotations__pb2.ExportDatasetRequest.SerializeToString,
             workbench_dot_annotations_dot_v1_dot_annotations__pb2.ExportDatasetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LinkLabelStudio(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/LinkLabelStudio',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.LinkLabelStudioRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.LinkLabelStudioResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLabelStudioLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/GetLabelStudioLink',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetLabelStudioLinkRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.GetLabelStudioLinkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushToLabelStudio(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/PushToLabelStudio',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.PushToLabelStudioRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.PushToLabelStudioResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullFromLabelStudio(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/workbench.annotations.v1.AnnotationService/PullFromLabelStudio',
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.PullFromLabelStudioRequest.SerializeToString,
+            workbench_dot_annotations_dot_v1_dot_annotations__pb2.PullFromLabelStudioResponse.FromString,
             options,
             channel_credentials,
             insecure,

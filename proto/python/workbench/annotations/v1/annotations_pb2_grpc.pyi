@@ -36,8 +36,21 @@ class AnnotationServiceStub:
     a concurrent edit of the same record fails with ABORTED instead of being overwritten.
     """
     ListAnnotations: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.ListAnnotationsRequest, _annotations_pb2.ListAnnotationsResponse]
+    ClearAnnotation: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.ClearAnnotationRequest, _annotations_pb2.ClearAnnotationResponse]
+    """Removes the current mark of one model's output for one record (undo); the history keeps it."""
+    AnnotationHistory: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.AnnotationHistoryRequest, _annotations_pb2.AnnotationHistoryResponse]
+    """Every change of one record's marks, oldest first: who, when, what."""
+    QueryRecords: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.QueryRecordsRequest, _annotations_pb2.QueryRecordsResponse]
+    """The records of a dataset that pass a filter (differences, golden, ...), a page at a time."""
+    GetStats: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.GetStatsRequest, _annotations_pb2.GetStatsResponse]
+    """Counts of a dataset's records: total, golden, fixed, wrong, needs review, differing; per model too."""
     ExportDataset: _grpc.UnaryStreamMultiCallable[_annotations_pb2.ExportDatasetRequest, _annotations_pb2.ExportDatasetResponse]
-    """Streams the curated records of a dataset as export lines."""
+    """Streams the curated records of a dataset in one of the export formats."""
+    LinkLabelStudio: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.LinkLabelStudioRequest, _annotations_pb2.LinkLabelStudioResponse]
+    """Label Studio: link a dataset to a project (created when needed), push tasks, pull annotations."""
+    GetLabelStudioLink: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.GetLabelStudioLinkRequest, _annotations_pb2.GetLabelStudioLinkResponse]
+    PushToLabelStudio: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.PushToLabelStudioRequest, _annotations_pb2.PushToLabelStudioResponse]
+    PullFromLabelStudio: _grpc.UnaryUnaryMultiCallable[_annotations_pb2.PullFromLabelStudioRequest, _annotations_pb2.PullFromLabelStudioResponse]
 
 @_typing.type_check_only
 class AnnotationServiceAsyncStub(AnnotationServiceStub):
@@ -47,8 +60,21 @@ class AnnotationServiceAsyncStub(AnnotationServiceStub):
     a concurrent edit of the same record fails with ABORTED instead of being overwritten.
     """
     ListAnnotations: _aio.UnaryUnaryMultiCallable[_annotations_pb2.ListAnnotationsRequest, _annotations_pb2.ListAnnotationsResponse]  # type: ignore[assignment]
+    ClearAnnotation: _aio.UnaryUnaryMultiCallable[_annotations_pb2.ClearAnnotationRequest, _annotations_pb2.ClearAnnotationResponse]  # type: ignore[assignment]
+    """Removes the current mark of one model's output for one record (undo); the history keeps it."""
+    AnnotationHistory: _aio.UnaryUnaryMultiCallable[_annotations_pb2.AnnotationHistoryRequest, _annotations_pb2.AnnotationHistoryResponse]  # type: ignore[assignment]
+    """Every change of one record's marks, oldest first: who, when, what."""
+    QueryRecords: _aio.UnaryUnaryMultiCallable[_annotations_pb2.QueryRecordsRequest, _annotations_pb2.QueryRecordsResponse]  # type: ignore[assignment]
+    """The records of a dataset that pass a filter (differences, golden, ...), a page at a time."""
+    GetStats: _aio.UnaryUnaryMultiCallable[_annotations_pb2.GetStatsRequest, _annotations_pb2.GetStatsResponse]  # type: ignore[assignment]
+    """Counts of a dataset's records: total, golden, fixed, wrong, needs review, differing; per model too."""
     ExportDataset: _aio.UnaryStreamMultiCallable[_annotations_pb2.ExportDatasetRequest, _annotations_pb2.ExportDatasetResponse]  # type: ignore[assignment]
-    """Streams the curated records of a dataset as export lines."""
+    """Streams the curated records of a dataset in one of the export formats."""
+    LinkLabelStudio: _aio.UnaryUnaryMultiCallable[_annotations_pb2.LinkLabelStudioRequest, _annotations_pb2.LinkLabelStudioResponse]  # type: ignore[assignment]
+    """Label Studio: link a dataset to a project (created when needed), push tasks, pull annotations."""
+    GetLabelStudioLink: _aio.UnaryUnaryMultiCallable[_annotations_pb2.GetLabelStudioLinkRequest, _annotations_pb2.GetLabelStudioLinkResponse]  # type: ignore[assignment]
+    PushToLabelStudio: _aio.UnaryUnaryMultiCallable[_annotations_pb2.PushToLabelStudioRequest, _annotations_pb2.PushToLabelStudioResponse]  # type: ignore[assignment]
+    PullFromLabelStudio: _aio.UnaryUnaryMultiCallable[_annotations_pb2.PullFromLabelStudioRequest, _annotations_pb2.PullFromLabelStudioResponse]  # type: ignore[assignment]
 
 class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -69,11 +95,72 @@ class AnnotationServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_annotations_pb2.ListAnnotationsResponse, _abc.Awaitable[_annotations_pb2.ListAnnotationsResponse]]: ...
 
     @_abc_1.abstractmethod
+    def ClearAnnotation(
+        self,
+        request: _annotations_pb2.ClearAnnotationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.ClearAnnotationResponse, _abc.Awaitable[_annotations_pb2.ClearAnnotationResponse]]:
+        """Removes the current mark of one model's output for one record (undo); the history keeps it."""
+
+    @_abc_1.abstractmethod
+    def AnnotationHistory(
+        self,
+        request: _annotations_pb2.AnnotationHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.AnnotationHistoryResponse, _abc.Awaitable[_annotations_pb2.AnnotationHistoryResponse]]:
+        """Every change of one record's marks, oldest first: who, when, what."""
+
+    @_abc_1.abstractmethod
+    def QueryRecords(
+        self,
+        request: _annotations_pb2.QueryRecordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.QueryRecordsResponse, _abc.Awaitable[_annotations_pb2.QueryRecordsResponse]]:
+        """The records of a dataset that pass a filter (differences, golden, ...), a page at a time."""
+
+    @_abc_1.abstractmethod
+    def GetStats(
+        self,
+        request: _annotations_pb2.GetStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.GetStatsResponse, _abc.Awaitable[_annotations_pb2.GetStatsResponse]]:
+        """Counts of a dataset's records: total, golden, fixed, wrong, needs review, differing; per model too."""
+
+    @_abc_1.abstractmethod
     def ExportDataset(
         self,
         request: _annotations_pb2.ExportDatasetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_annotations_pb2.ExportDatasetResponse], _abc.AsyncIterator[_annotations_pb2.ExportDatasetResponse]]:
-        """Streams the curated records of a dataset as export lines."""
+        """Streams the curated records of a dataset in one of the export formats."""
+
+    @_abc_1.abstractmethod
+    def LinkLabelStudio(
+        self,
+        request: _annotations_pb2.LinkLabelStudioRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.LinkLabelStudioResponse, _abc.Awaitable[_annotations_pb2.LinkLabelStudioResponse]]:
+        """Label Studio: link a dataset to a project (created when needed), push tasks, pull annotations."""
+
+    @_abc_1.abstractmethod
+    def GetLabelStudioLink(
+        self,
+        request: _annotations_pb2.GetLabelStudioLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.GetLabelStudioLinkResponse, _abc.Awaitable[_annotations_pb2.GetLabelStudioLinkResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PushToLabelStudio(
+        self,
+        request: _annotations_pb2.PushToLabelStudioRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.PushToLabelStudioResponse, _abc.Awaitable[_annotations_pb2.PushToLabelStudioResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PullFromLabelStudio(
+        self,
+        request: _annotations_pb2.PullFromLabelStudioRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_annotations_pb2.PullFromLabelStudioResponse, _abc.Awaitable[_annotations_pb2.PullFromLabelStudioResponse]]: ...
 
 def add_AnnotationServiceServicer_to_server(servicer: AnnotationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

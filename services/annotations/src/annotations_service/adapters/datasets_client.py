@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from servicehost.grpc_client import DEFAULT_RPC_TIMEOUT_S, open_channel, peer_error
-from workbench.datasets.v1.datasets_pb2 import ReadRecordsRequest, Record
+from workbench.datasets.v1.datasets_pb2 import GetDatasetRequest, ReadRecordsRequest, Record
 from workbench.datasets.v1.datasets_pb2_grpc import DatasetServiceStub
 
 # A deadline covers a whole stream, and an export reads every record of a dataset.
@@ -31,6 +31,14 @@ class DatasetsClient:
                 yield response.records
         except grpc.aio.AioRpcError as error:
             raise peer_error(error, "datasets", self.address) from None
+
+    async def dataset_name(self, dataset_id: str) -> str:
+        """The dataset's name (what a Label Studio project created for it is called)."""
+        try:
+            response = await self.stub.GetDataset(GetDatasetRequest(dataset_id=dataset_id))
+        except grpc.aio.AioRpcError as error:
+            raise peer_error(error, "datasets", self.address) from None
+        return str(response.dataset.name)
 
     async def close(self) -> None:
         await self.channel.close()

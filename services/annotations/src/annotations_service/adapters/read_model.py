@@ -12,7 +12,7 @@ from datetime import UTC
 from sqlalchemy import Engine, delete, update
 from sqlmodel import Session, col, select
 
-from annotations_service.adapters.tables import AnnotationRow, DeletedDataset, OutputRow, RunRow
+from annotations_service.adapters.tables import AnnotationRow, DeletedDataset, OutputRow, ResultRow, RunRow
 from annotations_service.domain.annotation import Annotation, JudgedOutput, recorded_annotation
 from annotations_service.domain.export import run_facts
 from annotations_service.domain.names import ANNOTATION_SUBJECTS, DATASET_SUBJECTS, RESULT_SUBJECTS, RUN_SUBJECTS
@@ -30,7 +30,7 @@ class AnnotationsProjection:
 
     name = "annotations"
     subjects: Sequence[str] = (RESULT_SUBJECTS, ANNOTATION_SUBJECTS, DATASET_SUBJECTS, RUN_SUBJECTS)
-    tables = (OutputRow, AnnotationRow, DeletedDataset, RunRow)
+    tables = (OutputRow, AnnotationRow, DeletedDataset, RunRow, ResultRow)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
         message = event.event
@@ -41,6 +41,7 @@ class AnnotationsProjection:
             # Its results and annotations stay in the log; the read model hides them, now and later.
             session.execute(delete(OutputRow).where(col(OutputRow.dataset_id) == message.dataset_id))
             session.execute(delete(AnnotationRow).where(col(AnnotationRow.dataset_id) == message.dataset_id))
+            session.execute(delete(ResultRow).where(col(ResultRow.dataset_id) == message.dataset_id))
             session.merge(DeletedDataset(dataset_id=message.dataset_id))
             return
         if session.get(DeletedDataset, getattr(message, "dataset_id", "")) is not None:
@@ -57,6 +58,7 @@ class AnnotationsProjection:
         session.execute(delete(AnnotationRow))
         session.execute(delete(DeletedDataset))
         session.execute(delete(RunRow))
+        session.execute(delete(ResultRow))
 
     @staticmethod
     def _run(session: Session, event: RunRequested | RunStarted) -> None:
@@ -77,6 +79,16 @@ class AnnotationsProjection:
                 output_text=event.output_text,
                 error=event.error,
                 sequence=sequence,
+            )
+        )
+        session.merge(
+            ResultRow(
+                run_id=event.run_id,
+                record_id=event.record_id,
+                dataset_id=event.dataset_id,
+                model_id=event.model_id,
+                output_text=event.output_text,
+                error=event.error,
             )
         )
 
@@ -117,12 +129,51 @@ class AnnotationsReadModel:
         """The model's latest output for the record; None when no result has been projected yet."""
         with Session(self.engine) as session:
             row = session.get(OutputRow, (dataset_id, record_id, model_id))
-            return None if row is None else JudgedOutput(output_text=row.output_text, error=row.error)
+            return None if row is None else JudgedOutput(row.output_text, row.error, row.run_id)
+
+    def run_output(self, dataset_id: str, record_id: str, model_id: str, run_id: str) -> JudgedOutput | None:
+        """The model's output for the record in that run; None when the run has none (or is another's)."""
+        with Session(self.engine) as session:
+            row = session.get(ResultRow, (run_id, record_id))
+            if row is None or (row.dataset_id, row.model_id) != (dataset_id, model_id):
+                return None
+            return JudgedOutput(row.output_text, row.error, row.run_id)
 
     def annotation(self, dataset_id: str, record_id: str, model_id: str) -> Annotation | None:
         with Session(self.engine) as session:
             row = session.get(AnnotationRow, (dataset_id, record_id, model_id))
             return None if row is None else _annotation(row)
+
+    def outputs(self, dataset_id: str, record_ids: Sequence[str]) -> dict[tuple[str, str], JudgedOutput]:
+        """The latest output of each model for these records, by (record id, model id) (exports)."""
+        wanted = sorted(set(record_ids))
+        found: dict[tuple[str, str], JudgedOutput] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                query = select(OutputRow).where(
+                    OutputRow.dataset_id == dataset_id,
+                    col(OutputRow.record_id).in_(wanted[start : start + _IDS_PER_QUERY]),
+                )
+                for row in session.exec(query):
+                    found[(row.record_id, row.model_id)] = JudgedOutput(row.output_text, row.error, row.run_id)
+        return found
+
+    def output_models(self, dataset_id: str) -> list[str]:
+        """The models with an output for some record of the dataset, sorted (exports)."""
+        query = select(OutputRow.model_id).where(OutputRow.dataset_id == dataset_id).distinct()
+        with Session(self.engine) as session:
+            return sorted(session.exec(query))
+
+    def run_facts(self, run_ids: Sequence[str]) -> dict[str, dict[str, object]]:
+        """What reproduces each of these runs, with its run_id, by run id (exports)."""
+        wanted = sorted(set(run_ids))
+        found: dict[str, dict[str, object]] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(wanted), _IDS_PER_QUERY):
+                query = select(RunRow).where(col(RunRow.run_id).in_(wanted[start : start + _IDS_PER_QUERY]))
+                for row in session.exec(query):
+                    found[row.run_id] = {"run_id": row.run_id, **json.loads(row.reproducibility)}
+        return found
 
     def judged_runs(self, dataset_id: str) -> dict[tuple[str, str], dict[str, object]]:
         """What reproduces the run of each (record, model)'s latest output in the dataset."""

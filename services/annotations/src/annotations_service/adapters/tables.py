@@ -37,6 +37,20 @@ class AnnotationRow(_ModelOutputKey, table=True):
     # The stream sequence of the record's last annotation event (any model): what a writer expects.
     version: int
     recorded_at: datetime | None = None
+    run_id: str = ""  # the run whose result was judged
+
+
+class ResultRow(SQLModel, table=True):
+    """Every run's output for a record, so a mark stores the very answer its annotator was shown."""
+
+    __tablename__ = "annotations_results"
+
+    run_id: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    dataset_id: str = Field(index=True)
+    model_id: str
+    output_text: str = Field(sa_column=Column(Text, nullable=False))
+    error: str = ""
 
 
 class DeletedDataset(SQLModel, table=True):

@@ -24,6 +24,7 @@ class Annotation:
     source: str
     version: int
     recorded_at: datetime | None
+    run_id: str = ""  # the run whose result was judged ("" for a FIXED mark on a record without one)
 
 
 def recorded_annotation(event: AnnotationRecorded, version: int) -> Annotation:
@@ -39,12 +40,14 @@ def recorded_annotation(event: AnnotationRecorded, version: int) -> Annotation:
         source=event.source,
         version=version,
         recorded_at=from_timestamp(event.recorded_at),
+        run_id=event.run_id,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class JudgedOutput:
-    """The latest output of a model for a record, as the results told us."""
+    """A model's output for a record, as the results told us: its latest, or that of a named run."""
 
     output_text: str
     error: str = ""
+    run_id: str = ""

@@ -18,3 +18,16 @@ class RecordAnnotation:
     annotator: str = ""
     # The record's annotation version the caller saw; None: whatever is there now.
     expected_version: int | None = None
+    # The run whose result the caller saw and judged ("": the model's latest result).
+    run_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearAnnotation:
+    """Undo: remove the current mark of one model's output for one record (its history keeps it)."""
+
+    dataset_id: str
+    record_id: str
+    model_id: str
+    annotator: str = ""
+    expected_version: int | None = None

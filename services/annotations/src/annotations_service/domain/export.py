@@ -1,6 +1,7 @@
-"""Export lines: one OpenAI chat fine-tune line per curated (record, model)."""
+"""What an export says of a curated (record, model), and its JSONL line (other formats: export_formats)."""
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from annotations_service.domain.errors import InvalidInput
@@ -28,11 +29,41 @@ def export_kinds(requested: list[int]) -> frozenset[int]:
     return frozenset(requested)
 
 
+@dataclass(frozen=True, slots=True)
+class CuratedOutput:
+    """One model's marked output for a record, as an export writes it."""
+
+    model_id: str
+    kind: int  # AnnotationKind
+    answer: str  # the model's answer that was judged ("" for a fix of a record the model never answered)
+    fixed_text: str = ""  # FIXED: the corrected answer
+    annotator: str = ""
+    note: str = ""
+    run: dict[str, object] | None = None  # the run whose answer was judged, and what reproduces it
+
+    @property
+    def curated_text(self) -> str:
+        """The answer the mark vouches for (or, for WRONG, rejects): the fix, else the model's answer."""
+        return self.fixed_text if self.kind == AnnotationKind.ANNOTATION_KIND_FIXED else self.answer
+
+
+def kind_name(kind: int) -> str:
+    """golden, fixed or wrong."""
+    return _KIND_NAMES[kind]  # type: ignore[index]
+
+
 def chat_messages(record: Record) -> list[dict[str, str]]:
     """The record's input as chat messages: a prompt record becomes one user message."""
     if record.messages:
         return [{"role": message.role, "content": message.content} for message in record.messages]
     return [{"role": "user", "content": record.prompt}]
+
+
+def prompt_text(record: Record) -> str:
+    """The record's input as plain text: its prompt, or its chat as "role: content" lines."""
+    if not record.messages:
+        return record.prompt
+    return "\n".join(f"{message.role}: {message.content}" for message in record.messages)
 
 
 def record_metadata(record: Record) -> dict[str, Any]:
@@ -67,21 +98,35 @@ def run_facts(event: RunRequested | RunStarted) -> dict[str, object]:
     }
 
 
-def export_line(
-    dataset_id: str, record: Record, model_id: str, kind: int, answer: str, run: dict[str, object] | None = None
-) -> str:
-    """One JSONL line (with its newline); json escapes whatever the untrusted answer holds."""
-    messages = [*chat_messages(record), {"role": "assistant", "content": answer}]
-    line: dict[str, Any] = {
+def export_item(dataset_id: str, record: Record, output: CuratedOutput) -> dict[str, Any]:
+    """The JSONL/JSON object of a curated (record, model); messages end with the curated answer."""
+    input_messages = chat_messages(record)
+    item: dict[str, Any] = {
         "dataset_id": dataset_id,
         "record_id": record.record_id,
-        "model_id": model_id,
-        "kind": _KIND_NAMES[kind],  # type: ignore[index]
-        "messages": messages,
+        "model_id": output.model_id,
+        "kind": kind_name(output.kind),
+        "messages": [*input_messages, {"role": "assistant", "content": output.curated_text}],
+        "input": input_messages,
+        "answer": output.answer,
+        "fixed_text": output.fixed_text,
+        "annotator": output.annotator,
+        "note": output.note,
     }
     metadata = record_metadata(record)
     if metadata:  # only when the record has any: exports of plain records keep their shape
-        line["metadata"] = metadata
-    if run:  # the run whose output was judged, and what reproduces it
-        line["run"] = run
-    return json.dumps(line, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+        item["metadata"] = metadata
+    if output.run:  # the run whose output was judged, and what reproduces it
+        item["run"] = output.run
+    return item
+
+
+def json_text(value: object) -> str:
+    """Compact-enough JSON on one line: json escapes whatever untrusted text holds, and the
+    characters it leaves raw that split lines elsewhere are escaped too."""
+    return json.dumps(value, ensure_ascii=False).translate(_LINE_BREAKS)
+
+
+def export_line(dataset_id: str, record: Record, output: CuratedOutput) -> str:
+    """One JSONL line (with its newline)."""
+    return json_text(export_item(dataset_id, record, output)) + "\n"

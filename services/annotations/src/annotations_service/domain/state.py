@@ -14,7 +14,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from annotations_service.domain.annotation import Annotation, JudgedOutput, recorded_annotation
-from annotations_service.domain.commands import RecordAnnotation
+from annotations_service.domain.commands import ClearAnnotation, RecordAnnotation
 from annotations_service.domain.errors import Conflict, FailedPrecondition, InvalidInput
 from annotations_service.domain.names import is_dataset_id, record_subject
 from eventlog.events import NewEvent, to_timestamp
@@ -43,6 +43,7 @@ class RecordAnnotations:
     record_id: str
     version: int = 0  # 0: no events yet
     judgements: Mapping[str, Judgement] = field(default_factory=dict)  # by model id
+    last_cleared_on: int = -1  # the version a clear was made on, when the last event was a clear
 
     def annotation(self, model_id: str) -> Annotation:
         """The model's current annotation as the read model shows it; KeyError when it has none."""
@@ -52,19 +53,27 @@ class RecordAnnotations:
 def evolve(state: RecordAnnotations, event: Message, sequence: int) -> RecordAnnotations:
     """The state after one event of the record's subject (any event advances the version)."""
     judgements = dict(state.judgements)
+    cleared_on = -1
     if isinstance(event, AnnotationRecorded):
         judgements[event.model_id] = Judgement(recorded_annotation(event, sequence), based_on=state.version)
     elif isinstance(event, AnnotationCleared):
         judgements.pop(event.model_id, None)
-    return replace(state, version=sequence, judgements=judgements)
+        cleared_on = state.version
+    return replace(state, version=sequence, judgements=judgements, last_cleared_on=cleared_on)
 
 
 def decide(
-    state: RecordAnnotations, command: RecordAnnotation, judged: JudgedOutput | None, recorded_at: datetime
+    state: RecordAnnotations,
+    command: RecordAnnotation,
+    judged: JudgedOutput | None,
+    recorded_at: datetime,
+    source: str = SOURCE,
 ) -> list[NewEvent]:
     """The AnnotationRecorded event a judgement adds to the record, or a domain error saying why not.
 
-    judged is the model's latest output for the record (None: no result yet). Raises InvalidInput,
+    judged is the output the caller judged: that of command.run_id, or the model's latest (None:
+    none; with a run_id, that run has no result for the record). source: "workbench", or
+    "label_studio" for marks pulled back from Label Studio. Raises InvalidInput,
     FailedPrecondition, or Conflict when expected_version is not the record's version, unless the
     command is a retry of the very change that moved the version on: then there is nothing to append.
     """
@@ -79,8 +88,9 @@ def decide(
         output_text=_judged_text(command, judged),
         note=command.note,
         annotator=command.annotator.strip() or DEFAULT_ANNOTATOR,
-        source=SOURCE,
+        source=source,
         recorded_at=to_timestamp(recorded_at),
+        run_id=judged.run_id if judged is not None else "",
     )
     expected = state.version if command.expected_version is None else command.expected_version
     if expected != state.version:
@@ -96,7 +106,41 @@ def decide(
     return [NewEvent(subject, event, msg_id=_msg_id(event, expected), expected_sequence=expected)]
 
 
-def _check_ids(command: RecordAnnotation) -> None:
+def decide_clear(state: RecordAnnotations, command: ClearAnnotation, cleared_at: datetime) -> list[NewEvent]:
+    """The AnnotationCleared event an undo adds to the record, or a domain error saying why not.
+
+    FailedPrecondition when the model's output has no mark to clear; Conflict when the record's
+    annotations changed since command.expected_version (a retried clear of the same mark is a no-op).
+    """
+    _check_ids(command)
+    expected = state.version if command.expected_version is None else command.expected_version
+    if command.model_id not in state.judgements:
+        if expected != state.version and _cleared_since(state, expected):
+            return []  # a retry of the clear that moved the version on
+        raise FailedPrecondition(f"model {command.model_id!r} has no mark on record {command.record_id!r} to clear")
+    if expected != state.version:
+        raise Conflict(
+            f"the annotations of record {command.record_id!r} changed since version {expected} "
+            f"(now version {state.version}): reload them and try again"
+        )
+    event = AnnotationCleared(
+        dataset_id=command.dataset_id,
+        record_id=command.record_id,
+        model_id=command.model_id,
+        annotator=command.annotator.strip() or DEFAULT_ANNOTATOR,
+        cleared_at=to_timestamp(cleared_at),
+        source=SOURCE,
+    )
+    subject = record_subject(command.dataset_id, command.record_id)
+    msg_id = f"cleared:{command.dataset_id}:{expected}:{hashlib.sha256(command.model_id.encode()).hexdigest()[:40]}"
+    return [NewEvent(subject, event, msg_id=msg_id, expected_sequence=expected)]
+
+
+def _cleared_since(state: RecordAnnotations, expected: int) -> bool:
+    return state.last_cleared_on == expected
+
+
+def _check_ids(command: RecordAnnotation | ClearAnnotation) -> None:
     for name in ("dataset_id", "record_id", "model_id"):
         if not getattr(command, name):
             raise InvalidInput(f"{name} is required")
@@ -112,6 +156,11 @@ def _judged_text(command: RecordAnnotation, judged: JudgedOutput | None) -> str:
             raise InvalidInput("fixed_text is required for a FIXED annotation: give the corrected answer")
         return command.fixed_text
     if judged is None:
+        if command.run_id:
+            raise FailedPrecondition(
+                f"run {command.run_id!r} has no result of model {command.model_id!r} for record "
+                f"{command.record_id!r}: judge a result the run recorded"
+            )
         raise FailedPrecondition(
             f"model {command.model_id!r} has no result for record {command.record_id!r} yet: "
             "run the model on the dataset first, or mark the record FIXED with the right answer"
@@ -134,14 +183,15 @@ def _is_retry(state: RecordAnnotations, expected: int, event: AnnotationRecorded
 
 def _judged(judgement: Annotation | AnnotationRecorded) -> tuple[object, ...]:
     """What a judgement says (what a retry repeats), apart from when and where it was recorded."""
-    return (judgement.kind, judgement.output_text, judgement.note, judgement.annotator)
+    return (judgement.kind, judgement.output_text, judgement.note, judgement.annotator, judgement.run_id)
 
 
 def _msg_id(event: AnnotationRecorded, expected: int) -> str:
     # The content is part of the id: a retry of the same judgement deduplicates, while a different
     # judgement made on the same version must reach the version check and fail there.
     digest = hashlib.sha256()
-    for part in (event.dataset_id, event.record_id, event.model_id, str(event.kind), event.output_text, event.note):
+    parts = (event.dataset_id, event.record_id, event.model_id, str(event.kind), event.output_text, event.note)
+    for part in (*parts, event.run_id):
         digest.update(part.encode())
         digest.update(b"\0")
     digest.update(event.annotator.encode())

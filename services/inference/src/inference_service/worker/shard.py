@@ -42,13 +42,19 @@ TOKENS_GENERATED = Counter("wb_tokens_generated_total", "output tokens this work
 ENGINE_RESTARTS = Counter("wb_engine_restarts_total", "engines restarted after they died mid-shard", ["model"])
 
 GENERATION_TIMEOUT_S = 600.0
-CANCEL_POLL_S = 1.0  # how often a shard in work looks whether its run was cancelled
+CANCEL_POLL_S = 5.0  # how often a shard in work looks whether its run was cancelled, in case it was not told
 
 
 class RecordSource(Protocol):
     """Where a shard's records come from (the datasets service)."""
 
     def read_records(self, dataset_id: str, offset: int, limit: int) -> AsyncIterator[DatasetRecord]: ...
+
+
+class Cancellations(Protocol):
+    """Tells at once that a run was cancelled (the worker's CancelWatch)."""
+
+    def event_for(self, run_id: str) -> asyncio.Event: ...
 
 
 class ShardWatcher(Protocol):
@@ -84,6 +90,7 @@ class ShardJob:
     watcher: ShardWatcher | None = None
     generation_timeout_s: float = GENERATION_TIMEOUT_S
     cancel_poll_s: float = CANCEL_POLL_S
+    cancellations: Cancellations | None = None
     _isolating: dict[str, asyncio.Lock] = field(default_factory=dict, init=False)
 
     async def process(self, shard: pb.RunShard, redelivered: bool) -> Outcome:
@@ -126,13 +133,11 @@ class ShardJob:
         await self.runs.append(decide(await self.runs.load(shard.run_id), begin))
 
         already = await self.runs.recorded(shard.run_id) if redelivered else {}
-        records = [
-            record
-            async for record in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)
-            if record.record_id not in already
-        ]
-        if already:
-            log.info("run %s shard at %d: %d records already recorded", shard.run_id, shard.offset, len(already))
+        shard_records = [r async for r in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)]
+        records = [record for record in shard_records if record.record_id not in already]
+        if len(records) < len(shard_records):
+            skipped = len(shard_records) - len(records)
+            log.info("run %s shard at %d: %d records already recorded, skipped", shard.run_id, shard.offset, skipped)
         async with self.progress.track(shard) as tracker:
             try:
                 await self._generate_many(engine, shard, records, tracker)
@@ -262,8 +267,12 @@ class ShardJob:
         return [record for record in records if record.record_id not in recorded]
 
     async def _until_cancelled(self, run_id: str) -> None:
+        told = self.cancellations.event_for(run_id) if self.cancellations is not None else asyncio.Event()
         while True:
-            await asyncio.sleep(self.cancel_poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(told.wait(), self.cancel_poll_s)
+            if told.is_set():
+                return
             try:
                 state = await self.runs.load(run_id)
             except Exception:  # the log away for a moment: look again next time

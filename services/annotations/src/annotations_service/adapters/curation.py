@@ -1,0 +1,164 @@
+"""The curation read model: how the models' latest answers to each record disagree, folded from results.
+
+CurationProjection keeps its own copy of every (dataset, record, model)'s latest answer instead of
+reading annotations_outputs: each projection has its own runner and position, so the other one may
+be behind or ahead of this one at any event (and is, during a rebuild); a copy of its own makes the
+rows a fold of the log alone. Marks are not copied: filters read annotations_annotations when they
+run, so a filter agrees with what ListAnnotations answers at that moment.
+"""
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, delete, func
+from sqlmodel import Column, Field, Session, SQLModel, Text, col, select
+
+from annotations_service.adapters.tables import AnnotationRow
+from annotations_service.domain.curation import RecordFacts
+from annotations_service.domain.disagreement import Answer, Disagreement, disagreement
+from annotations_service.domain.names import DATASET_SUBJECTS, RESULT_SUBJECTS
+from eventlog import StoredEvent
+from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
+from workbench.inference.v1.inference_pb2 import ResultRecorded
+
+
+class CurationAnswerRow(SQLModel, table=True):
+    """A model's latest answer to a record (the last ResultRecorded on the log wins, as in annotations_outputs)."""
+
+    __tablename__ = "annotations_curation_answers"
+
+    dataset_id: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    model_id: str = Field(primary_key=True)
+    output_text: str = Field(sa_column=Column(Text, nullable=False))
+    error: str = ""
+
+
+class DisagreementRow(SQLModel, table=True):
+    """How a record's latest answers disagree; one row per record with at least one answer."""
+
+    __tablename__ = "annotations_disagreements"
+
+    dataset_id: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    differs: bool
+    score: float
+    differing_paths: str = Field(sa_column=Column(Text, nullable=False))  # a JSON array of paths
+    differing_models: str = Field(sa_column=Column(Text, nullable=False))  # a JSON array of model ids
+
+
+class CurationDeletedDataset(SQLModel, table=True):
+    """A dataset the datasets context deleted: results that still arrive for it are ignored."""
+
+    __tablename__ = "annotations_curation_deleted_datasets"
+
+    dataset_id: str = Field(primary_key=True)
+
+
+class CurationProjection:
+    """Applies ResultRecorded to annotations_curation_answers and annotations_disagreements."""
+
+    name = "annotations_curation"
+    subjects: Sequence[str] = (RESULT_SUBJECTS, DATASET_SUBJECTS)
+    tables = (CurationAnswerRow, DisagreementRow, CurationDeletedDataset)
+
+    def apply(self, session: Session, event: StoredEvent) -> None:
+        message = event.event
+        if isinstance(message, DatasetDeleted):
+            for table in (CurationAnswerRow, DisagreementRow):
+                session.execute(delete(table).where(col(table.dataset_id) == message.dataset_id))
+            session.merge(CurationDeletedDataset(dataset_id=message.dataset_id))
+        elif isinstance(message, ResultRecorded) and session.get(CurationDeletedDataset, message.dataset_id) is None:
+            self._result(session, message)
+
+    def clear(self, session: Session) -> None:
+        for table in self.tables:
+            session.execute(delete(table))
+
+    @staticmethod
+    def _result(session: Session, event: ResultRecorded) -> None:
+        session.merge(
+            CurationAnswerRow(
+                dataset_id=event.dataset_id,
+                record_id=event.record_id,
+                model_id=event.model_id,
+                output_text=event.output_text,
+                error=event.error,
+            )
+        )
+        session.flush()
+        rows = session.exec(
+            select(CurationAnswerRow)
+            .where(CurationAnswerRow.dataset_id == event.dataset_id, CurationAnswerRow.record_id == event.record_id)
+            .order_by(col(CurationAnswerRow.model_id))
+        )
+        found = disagreement([Answer(row.model_id, row.output_text, row.error) for row in rows])
+        session.merge(
+            DisagreementRow(
+                dataset_id=event.dataset_id,
+                record_id=event.record_id,
+                differs=found.differs,
+                score=found.score,
+                differing_paths=json.dumps(list(found.differing_paths)),
+                differing_models=json.dumps(sorted(found.differing_models)),
+            )
+        )
+
+
+class CurationReadModel:
+    """Reads for filters and counts; each opens its own short session and answers domain values."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def facts(self, dataset_id: str) -> list[RecordFacts]:
+        """Every record of the dataset with an answer or a mark: its disagreement and marks."""
+        marks: dict[str, dict[str, int]] = {}
+        with Session(self.engine) as session:
+            marked = select(AnnotationRow.record_id, AnnotationRow.model_id, AnnotationRow.kind).where(
+                AnnotationRow.dataset_id == dataset_id
+            )
+            for record_id, model_id, kind in session.exec(marked):
+                marks.setdefault(record_id, {})[model_id] = kind
+            rows = session.exec(select(DisagreementRow).where(DisagreementRow.dataset_id == dataset_id)).all()
+        found = {
+            row.record_id: RecordFacts(row.record_id, _disagreement(row), marks.get(row.record_id, {})) for row in rows
+        }
+        for record_id, by_model in marks.items():
+            found.setdefault(record_id, RecordFacts(record_id, marks=by_model))
+        return list(found.values())
+
+    def answered(self, dataset_id: str) -> dict[str, int]:
+        """Model id -> how many of the dataset's records it has answered (failures included)."""
+        query = (
+            select(CurationAnswerRow.model_id, func.count())
+            .where(CurationAnswerRow.dataset_id == dataset_id)
+            .group_by(col(CurationAnswerRow.model_id))
+        )
+        with Session(self.engine) as session:
+            return {model_id: number for model_id, number in session.exec(query)}
+
+    def records_answering(self, dataset_id: str, text: str, model_id: str = "") -> set[str]:
+        """The records with an answer (of the model, if named) holding text, ignoring case.
+
+        The database compares case (SQLite: ASCII letters only; Postgres: ILIKE); the text's own
+        % and _ are matched as they are.
+        """
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = select(CurationAnswerRow.record_id).where(
+            CurationAnswerRow.dataset_id == dataset_id,
+            col(CurationAnswerRow.output_text).ilike(f"%{escaped}%", escape="\\"),
+        )
+        if model_id:
+            query = query.where(CurationAnswerRow.model_id == model_id)
+        with Session(self.engine) as session:
+            return set(session.exec(query.distinct()))
+
+
+def _disagreement(row: DisagreementRow) -> Disagreement:
+    return Disagreement(
+        differs=row.differs,
+        score=row.score,
+        differing_paths=tuple(json.loads(row.differing_paths)),
+        differing_models=frozenset(json.loads(row.differing_models)),
+    )
