@@ -105,7 +105,13 @@ async def test_a_record_shows_its_metadata_and_an_id_with_slashes_is_starred_exa
     await expect(cell.locator(".output")).not_to_have_text("", timeout=240_000)
 
     star = cell.locator(".golden-button")
-    await star.click()
+    # The star lights up as soon as the mark is stored (the WebSocket tells every page); the read
+    # model has it once the POST has answered.
+    async with page.expect_response(
+        lambda r: r.url.endswith("/admin/annotations") and r.request.method == "POST"
+    ) as posted:
+        await star.click()
+    assert (await posted.value).status == 201
     await expect(star).to_have_attribute("aria-pressed", "true", timeout=15_000)
 
     response = await api.get("/admin/workbench/results", params={"dataset_id": dataset_id})
