@@ -33,6 +33,7 @@ from servicehost.host import Running, ServiceHost
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger("inference_service")
+STOP_WAIT_S = 2.0  # for a background task or subscription to end when the service stops
 
 
 def projections() -> list[Projection]:
@@ -75,7 +76,7 @@ async def start(settings: InferenceSettings, store: EventStore | None = None) ->
 
         async def stop_reconciling() -> None:
             reconciler.cancel()
-            await asyncio.gather(reconciler, return_exceptions=True)
+            await asyncio.wait({reconciler}, timeout=STOP_WAIT_S)  # bounded: stopping must not hang
 
         host.close_on_stop(stop_reconciling)
         await host.start(InferenceServicer(app))

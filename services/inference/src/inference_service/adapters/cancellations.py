@@ -6,6 +6,7 @@ caught by the shard job's own look at the run's state every few seconds.
 """
 
 import asyncio
+import contextlib
 import logging
 
 from nats.aio.client import Client as NatsClient
@@ -34,9 +35,10 @@ class CancelWatch:
     async def start(self, nc: NatsClient) -> None:
         self._subscription = await nc.subscribe(RUN_SUBJECTS, cb=self._heard)
 
-    async def stop(self) -> None:
+    async def stop(self, within_s: float = 2.0) -> None:
         if self._subscription is not None:
-            await self._subscription.unsubscribe()
+            with contextlib.suppress(Exception):  # the connection may be closing; it goes anyway
+                await asyncio.wait_for(self._subscription.unsubscribe(), within_s)
 
     async def _heard(self, msg: Msg) -> None:
         raw = RawEvent(0, msg.subject, msg.data, dict(msg.headers or {}))

@@ -3,6 +3,8 @@
 Not stored: a worker killed outright announces nothing, so its silence is what tells it is gone.
 """
 
+import asyncio
+import contextlib
 import logging
 from datetime import datetime
 
@@ -32,9 +34,10 @@ class HeartbeatWatch:
     async def start(self, nc: NatsClient) -> None:
         self._subscription = await nc.subscribe(HEARTBEAT_SUBJECTS, cb=self._heard)
 
-    async def stop(self) -> None:
+    async def stop(self, within_s: float = 2.0) -> None:
         if self._subscription is not None:
-            await self._subscription.unsubscribe()
+            with contextlib.suppress(Exception):  # the connection may be closing; it goes anyway
+                await asyncio.wait_for(self._subscription.unsubscribe(), within_s)
 
     async def _heard(self, msg: Msg) -> None:
         try:
