@@ -176,10 +176,13 @@ async def test_a_run_cancelled_mid_way_stops_and_keeps_what_it_recorded(
         sampling=pb.SamplingParams(temperature=1.0, top_p=1.0, max_tokens=400, seed=1),
     )
     run_id = (await inference.StartRun(request)).run.run_id
+    # The first two shards start together and end together; cancel once the third is in work, so
+    # that a generation is surely in flight (it takes about a second) when the cancel arrives.
     deadline = time.monotonic() + 120
-    while await events.count(f"wb.results.{run_id}") == 0:
+    third = f"shard of run {run_id} records 16..23 (delivery 1)"
+    while await events.count(f"wb.results.{run_id}") == 0 or third not in worker.log_tail(100):
         assert time.monotonic() < deadline, worker.log_tail()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
 
     cancelled = (await inference.CancelRun(pb.CancelRunRequest(run_id=run_id))).run
     run = await wait_for_run(inference, run_id, worker)
