@@ -144,3 +144,4 @@ async def test_the_reconciler_queues_the_shards_of_a_run_stored_after_its_caller
                 await asyncio.sleep(0.05)
     finally:
         reconciling.cancel()
+        await asyncio.gather(reconciling, return_exceptions=True)

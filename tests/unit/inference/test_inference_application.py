@@ -1,6 +1,7 @@
 """The inference application's use cases on the in-memory event store: start a run, refuse a bad one,
 enqueue again the shards of runs a crash left queued, and answer from the read model."""
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -318,3 +319,35 @@ async def test_a_runs_results_come_in_pages_with_their_total(world: Projected) -
     assert ([r.record_id for r in page], total) == (["r1", "r2"], 5)
     with pytest.raises(InvalidInput):
         await app.results_page(run.run_id, 0, 0)
+
+
+class StalledQueue(Queue):
+    """A work queue whose publish hangs and, when cancelled, raises an ordinary error instead, as
+    nats-py's publish_async does (TooManyStalledMsgsError) when its pending publishes fill up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = asyncio.Event()
+
+    async def publish(self, shards: Sequence[pb.RunShard]) -> None:
+        if not self.shards:  # StartRun's own publish goes through
+            self.shards.extend(shards)
+            return
+        self.stalled.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("too many stalled messages") from None
+
+
+async def test_the_reconciler_stops_when_cancelled_even_if_the_queue_swallows_it(world: Projected) -> None:
+    queue = StalledQueue()
+    app = application(world, queue)
+    await app.start_run("ds_five", "tiny-a")  # a queued run: each round publishes its shards again
+
+    reconciling = asyncio.create_task(app.reconcile(every_s=0.01))
+    await asyncio.wait_for(queue.stalled.wait(), 2)
+    reconciling.cancel()
+
+    await asyncio.wait({reconciling}, timeout=2)
+    assert reconciling.cancelled()  # not caught and retried: whoever stops the service is not held up

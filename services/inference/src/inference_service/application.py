@@ -32,6 +32,7 @@ from inference_service.domain.state import (
     sampling_to_proto,
 )
 from servicehost.clock import Clock, utc_now
+from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ class InferenceApplication:
             try:
                 await self.requeue_queued_runs()
             except Exception:  # NATS away for a moment: the next round tries again
+                raise_if_cancelling()
                 log.warning("could not queue again the shards of queued runs", exc_info=True)
 
     def _alive(self, workers: Sequence[pb.WorkerView]) -> list[pb.WorkerView]:

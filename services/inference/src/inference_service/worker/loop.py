@@ -20,6 +20,7 @@ from inference_service.adapters.work_queue import WorkQueue
 from inference_service.domain.errors import NotFound
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.shard import Outcome, ShardJob
+from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Worker:
                 continue
             except Exception:
                 slots.release()
+                raise_if_cancelling()
                 log.exception("pulling a shard failed; retrying")
                 await asyncio.sleep(RETRY_DELAY_S)
                 continue

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from eventlog import EventStore, NewEvent
 from inference_service.domain.workers import announced, heartbeat_subject, state_changed
 from servicehost.clock import Clock, utc_now
+from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -91,5 +92,6 @@ class Presence:
             try:
                 await self.publish(heartbeat_subject(self.worker), beat)
             except Exception:
+                raise_if_cancelling()
                 log.debug("a heartbeat was not sent", exc_info=True)
             await asyncio.sleep(self.heartbeat_every_s)

@@ -34,6 +34,7 @@ from inference_service.domain.state import RunStatus, decide, record_result, sam
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.progress import ProgressBoard, RunTracker
 from servicehost.clock import Clock, utc_now
+from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,7 @@ class ShardJob:
             try:
                 state = await self.runs.load(run_id)
             except Exception:  # the log away for a moment: look again next time
+                raise_if_cancelling()
                 log.debug("could not look whether run %s was cancelled", run_id, exc_info=True)
                 continue
             if state.status is RunStatus.CANCELLED:
