@@ -215,6 +215,17 @@ async def test_marks_made_in_label_studio_are_pulled_back_once(
     assert (third.recorded, third.unchanged) == (0, 3)
     listed = await synced.stub.ListAnnotations(ListAnnotationsRequest(dataset_id=DATASET, record_ids=["r1"]))
     assert [(a.kind, a.annotator) for a in listed.annotations] == [(GOLDEN, "ann")]
+    # The same annotator judges r1's tiny.b again in a second annotation (another tab): both stand
+    # in Label Studio, and pulling twice records the new one once, not the two in turn for ever.
+    client.annotations.create(
+        tasks["r1"],
+        result=[
+            {"from_name": f"verdict_{b}", "to_name": f"answer_{b}", "type": "choices", "value": {"choices": ["golden"]}}
+        ],
+    )
+    fourth = await synced.stub.PullFromLabelStudio(PullFromLabelStudioRequest(dataset_id=DATASET))
+    fifth = await synced.stub.PullFromLabelStudio(PullFromLabelStudioRequest(dataset_id=DATASET))
+    assert (fourth.recorded, fifth.recorded) == (1, 0)
     # The link events share wb.annotations.>: the projections pass over them, parking nothing.
     assert [status.parked for status in synced.service.host.statuses()] == [0, 0]
 

@@ -7,7 +7,7 @@ import pytest
 
 from annotations_service.adapters.read_model import AnnotationsProjection
 from annotations_service.domain.commands import ClearAnnotation
-from annotations_service.domain.errors import Conflict, FailedPrecondition
+from annotations_service.domain.errors import Conflict, FailedPrecondition, InvalidInput
 from tests.unit.annotations.test_annotations_application import FIXED, GOLDEN, NOW, WRONG, application, judge, result
 from tests.unit.in_memory import Projected, projected
 
@@ -81,3 +81,20 @@ async def test_clearing_twice_is_a_no_op_and_clearing_nothing_or_a_stale_version
     with pytest.raises(Conflict, match="changed since version"):
         await app.clear_annotation(clear(expected_version=version))  # someone marked it meanwhile
     assert await app.list_annotations("ds1") == [marked]
+
+
+async def test_a_retried_clear_answers_only_for_the_model_it_cleared(world: Projected) -> None:
+    app = application(world)
+    await result(world, "r1", "m1", "Lyon")
+    golden = await app.record_annotation(judge(GOLDEN))
+
+    await app.clear_annotation(clear(expected_version=golden.version))
+
+    with pytest.raises(FailedPrecondition, match="model 'm2' has no mark"):  # not taken for m1's retry
+        await app.clear_annotation(clear(model_id="m2", expected_version=golden.version))
+
+
+@pytest.mark.parametrize("dataset_id", ["*", ">", "ds1.r1", ""])
+async def test_a_history_of_a_dataset_id_that_is_a_pattern_is_refused(world: Projected, dataset_id: str) -> None:
+    with pytest.raises(InvalidInput):
+        await application(world).history(dataset_id, "r1")

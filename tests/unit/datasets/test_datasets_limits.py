@@ -89,3 +89,9 @@ def test_spool_files_a_crash_left_behind_are_removed_at_start_and_fresh_ones_kep
     ensure_spool_dir(str(tmp_path))
 
     assert (stale.exists(), fresh.exists(), other.exists()) == (False, True, True)
+
+
+def test_a_csv_first_row_over_the_limit_is_refused_after_a_byte_order_mark(uploads: Uploads) -> None:
+    data = b"\xef\xbb\xbf" + b"p" * 300 + b"\nshort\n"
+
+    assert uploads.problems(data, "a.csv", limits=Limits(max_line_bytes=100)) == [f"row 1: {TOO_LONG.format('row')}"]

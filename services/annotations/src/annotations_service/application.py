@@ -7,6 +7,7 @@ holds up neither the projector nor other calls.
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -151,23 +152,19 @@ class AnnotationsApplication:
         ]
 
     async def _latest_output(self, command: RecordAnnotation) -> JudgedOutput | None:
+        """The output judged: that of the run the caller names, else the model's latest."""
         key = (command.dataset_id, command.record_id, command.model_id)
-        if command.run_id:
-            judged = await asyncio.to_thread(self.read_model.run_output, *key, command.run_id)
-            if judged is None:  # maybe stored but not projected yet
-                newest = await self.store.last_sequence(RESULT_SUBJECTS)
-                with contextlib.suppress(TimeoutError):
-                    await self.projection.wait_for(newest, _CATCH_UP_S)
-                judged = await asyncio.to_thread(self.read_model.run_output, *key, command.run_id)
-            return judged
-        judged = await asyncio.to_thread(self.read_model.latest_output, *key)
+        read = functools.partial(self.read_model.run_output, *key, command.run_id)
+        if not command.run_id:
+            read = functools.partial(self.read_model.latest_output, *key)
+        judged = await asyncio.to_thread(read)
         if judged is None:
             # The result may be stored but not yet projected (a user clicking as soon as it shows):
             # wait briefly for the read model to reach the newest result, then look again.
             newest = await self.store.last_sequence(RESULT_SUBJECTS)
             with contextlib.suppress(TimeoutError):
                 await self.projection.wait_for(newest, _CATCH_UP_S)
-            judged = await asyncio.to_thread(self.read_model.latest_output, *key)
+            judged = await asyncio.to_thread(read)
         return judged
 
     async def _append(self, state: RecordAnnotations, new_events: list[NewEvent]) -> RecordAnnotations:

@@ -12,7 +12,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from annotations_service.adapters.curation import CurationReadModel
@@ -34,7 +34,8 @@ from annotations_service.domain.label_studio_tasks import Mark, label_config, ma
 from annotations_service.domain.names import record_subject
 from annotations_service.domain.state import RecordAnnotations, decide
 from annotations_service.domain.state import evolve as evolve_record
-from eventlog import ConcurrencyConflict, EventStore, NewEvent, ProjectionRunner, load_aggregate
+from eventlog import ConcurrencyConflict, EventStore, NewEvent, ProjectionRunner, StoredEvent, load_aggregate
+from eventlog.codec import CORRELATION_HEADER
 from servicehost.clock import Clock, utc_now
 from workbench.annotations.v1.annotations_pb2 import AnnotationRecorded
 from workbench.datasets.v1.datasets_pb2 import Record
@@ -172,8 +173,10 @@ class LabelStudioSync:
     async def pull(self, dataset_id: str) -> PullOutcome:
         """Records the marks made in the linked project's tasks as annotations with source "label_studio".
 
-        A mark whose annotator's latest Label Studio mark on that answer already says the same is not
-        recorded again, so pulling twice changes nothing, and a workbench mark made since stands.
+        Only the tasks this dataset pushed are read (another dataset's, or hand-imported ones, name
+        records that need not be this dataset's). A Label Studio annotation whose mark of an answer is
+        on the log as it is (recorded with that annotation's id) is not recorded again, so pulling
+        twice changes nothing, and a workbench mark made since stands.
         """
         server = self._server()
         await self._check_live(dataset_id)
@@ -183,8 +186,8 @@ class LabelStudioSync:
             recorded = unchanged = 0
             last_sequence = 0
             for annotation in await server.annotations(state.project_id):
-                record_id = records.get(annotation.task_id) or str(annotation.data.get("record_id", ""))
-                if not record_id:
+                record_id = records.get(annotation.task_id)
+                if record_id is None:
                     continue
                 shown = task_answers(annotation.data)
                 for model_id, mark in marks_in_result(annotation.result, shown).items():
@@ -229,10 +232,11 @@ class LabelStudioSync:
                 # E.g. a verdict on a model that had no answer in the task: nothing to judge.
                 log.warning("Label Studio task %d: mark of %r not recorded: %s", annotation.task_id, model_id, error)
                 return None
-            if not new or _already_pulled([item.event for item in stored], new[0].event):
+            origin = f"label-studio:{annotation.annotation_id}"
+            if not new or _already_pulled(stored, new[0].event, origin):
                 return None
             try:
-                return await self.store.append(new[0])
+                return await self.store.append(replace(new[0], correlation_id=origin))
             except ConcurrencyConflict:
                 continue  # a workbench mark landed meanwhile: look again
         raise Conflict(f"the annotations of record {record_id!r} keep changing: pull again")
@@ -317,13 +321,12 @@ def most_disagreed_first(
     return sorted(waiting, key=lambda item: -scores.get(item[0].record_id, 0.0))
 
 
-def _already_pulled(history: Sequence[object], event: Any) -> bool:
-    """Whether the annotator's latest Label Studio mark on this answer says what event says."""
-    for earlier in reversed(history):
-        if (
-            isinstance(earlier, AnnotationRecorded)
-            and earlier.source == SOURCE
-            and (earlier.model_id, earlier.annotator) == (event.model_id, event.annotator)
-        ):
-            return (earlier.kind, earlier.output_text) == (event.kind, event.output_text)
-    return False
+def _already_pulled(history: Sequence[StoredEvent], event: Any, origin: str) -> bool:
+    """Whether this Label Studio annotation's mark of this answer, as event says it, is on the log."""
+    return any(
+        isinstance(earlier.event, AnnotationRecorded)
+        and earlier.headers.get(CORRELATION_HEADER) == origin
+        and (earlier.event.model_id, earlier.event.kind, earlier.event.output_text)
+        == (event.model_id, event.kind, event.output_text)
+        for earlier in history
+    )

@@ -175,19 +175,6 @@ class AnnotationsReadModel:
                     found[row.run_id] = {"run_id": row.run_id, **json.loads(row.reproducibility)}
         return found
 
-    def judged_runs(self, dataset_id: str) -> dict[tuple[str, str], dict[str, object]]:
-        """What reproduces the run of each (record, model)'s latest output in the dataset."""
-        query = (
-            select(OutputRow.record_id, OutputRow.model_id, OutputRow.run_id, RunRow.reproducibility)
-            .join(RunRow, col(RunRow.run_id) == col(OutputRow.run_id))
-            .where(OutputRow.dataset_id == dataset_id)
-        )
-        with Session(self.engine) as session:
-            return {
-                (record_id, model_id): {"run_id": run_id, **json.loads(facts)}
-                for record_id, model_id, run_id, facts in session.exec(query)
-            }
-
     def annotations(
         self, dataset_id: str, kinds: frozenset[int] | None = None, record_ids: Sequence[str] = ()
     ) -> list[Annotation]:

@@ -47,6 +47,9 @@ class CuratedOutput:
         return self.fixed_text if self.kind == AnnotationKind.ANNOTATION_KIND_FIXED else self.answer
 
 
+KNOWN_KINDS = frozenset(_KIND_NAMES)
+
+
 def kind_name(kind: int) -> str:
     """golden, fixed or wrong."""
     return _KIND_NAMES[kind]  # type: ignore[index]

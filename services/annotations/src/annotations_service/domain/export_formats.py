@@ -169,7 +169,7 @@ def _task(curated: CuratedRecord, model_ids: Sequence[str]) -> dict[str, object]
     # The answer a mark judged is the one shown, even when a later run answered again.
     answers = {**curated.answers, **{output.model_id: output.answer for output in curated.outputs}}
     marks = {
-        output.model_id: Mark(output.kind, output.fixed_text, output.annotator, output.note)  # type: ignore[arg-type]
+        output.model_id: Mark(output.kind, output.fixed_text)  # type: ignore[arg-type]
         for output in curated.outputs
     }
     models = [*model_ids, *(model_id for model_id in answers if model_id not in model_ids)]

@@ -5,14 +5,9 @@ from datetime import datetime
 
 from google.protobuf.message import Message
 
+from annotations_service.domain.export import KNOWN_KINDS, kind_name
 from eventlog.events import from_timestamp
-from workbench.annotations.v1.annotations_pb2 import AnnotationCleared, AnnotationKind, AnnotationRecorded
-
-_CHANGES = {
-    AnnotationKind.ANNOTATION_KIND_GOLDEN: "golden",
-    AnnotationKind.ANNOTATION_KIND_FIXED: "fixed",
-    AnnotationKind.ANNOTATION_KIND_WRONG: "wrong",
-}
+from workbench.annotations.v1.annotations_pb2 import AnnotationCleared, AnnotationRecorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +30,7 @@ def history_entry(event: Message, sequence: int) -> HistoryEntry | None:
     if isinstance(event, AnnotationRecorded):
         return HistoryEntry(
             model_id=event.model_id,
-            change=_CHANGES.get(event.kind, "unknown"),
+            change=kind_name(event.kind) if event.kind in KNOWN_KINDS else "unknown",
             output_text=event.output_text,
             note=event.note,
             annotator=event.annotator,

@@ -14,7 +14,7 @@ from datetime import datetime
 from google.protobuf.message import Message
 
 from annotations_service.domain.errors import InvalidInput
-from annotations_service.domain.names import is_dataset_id
+from annotations_service.domain.names import checked_dataset_id
 from eventlog.events import NewEvent, from_timestamp, to_timestamp
 from workbench.annotations.v1.annotations_pb2 import LabelStudioLinked, LabelStudioTasksPushed
 
@@ -23,7 +23,7 @@ SOURCE = "label_studio"
 
 def link_subject(dataset_id: str) -> str:
     """The subject of a dataset's Label Studio link events."""
-    return f"wb.annotations.links.{dataset_id}"
+    return f"wb.annotations.links.{checked_dataset_id(dataset_id)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +60,7 @@ def evolve(state: LabelStudioLink, event: Message, sequence: int) -> LabelStudio
 
 def decide_link(state: LabelStudioLink, project_id: int, project_url: str, linked_at: datetime) -> list[NewEvent]:
     """LabelStudioLinked, unless the dataset is linked to that very project already."""
-    if not is_dataset_id(state.dataset_id):
-        raise InvalidInput(f"dataset_id {state.dataset_id!r} is not a dataset id (letters, digits, '_' and '-')")
+    checked_dataset_id(state.dataset_id)
     if project_id <= 0:
         raise InvalidInput("project_id must be a Label Studio project id (a positive number)")
     if state.project_id == project_id and state.project_url == project_url:

@@ -69,8 +69,6 @@ class Mark:
 
     kind: AnnotationKind.ValueType  # GOLDEN, FIXED or WRONG
     fixed_text: str = ""  # FIXED: the corrected answer
-    annotator: str = ""
-    note: str = ""
 
 
 def model_key(model_id: str) -> str:

@@ -2,6 +2,7 @@
 
 import re
 
+from annotations_service.domain.errors import InvalidInput
 from eventlog.subjects import token
 
 ANNOTATION_SUBJECTS = "wb.annotations.>"
@@ -18,6 +19,13 @@ def is_dataset_id(value: str) -> bool:
     return _DATASET_ID.match(value) is not None
 
 
+def checked_dataset_id(dataset_id: str) -> str:
+    """The dataset id, checked to stand in a subject as it is: "*" or ">" would read other datasets'."""
+    if not is_dataset_id(dataset_id):
+        raise InvalidInput(f"dataset_id {dataset_id!r} is not a dataset id (letters, digits, '_' and '-')")
+    return dataset_id
+
+
 def record_subject(dataset_id: str, record_id: str) -> str:
     """The subject of a record's annotation events (the record id is the user's: it becomes a token)."""
-    return f"wb.annotations.{dataset_id}.{token(record_id)}"
+    return f"wb.annotations.{checked_dataset_id(dataset_id)}.{token(record_id)}"

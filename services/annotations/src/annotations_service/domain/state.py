@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from annotations_service.domain.annotation import Annotation, JudgedOutput, recorded_annotation
 from annotations_service.domain.commands import ClearAnnotation, RecordAnnotation
 from annotations_service.domain.errors import Conflict, FailedPrecondition, InvalidInput
-from annotations_service.domain.names import is_dataset_id, record_subject
+from annotations_service.domain.names import checked_dataset_id, record_subject
 from eventlog.events import NewEvent, to_timestamp
 from workbench.annotations.v1.annotations_pb2 import AnnotationCleared, AnnotationKind, AnnotationRecorded
 
@@ -43,7 +43,8 @@ class RecordAnnotations:
     record_id: str
     version: int = 0  # 0: no events yet
     judgements: Mapping[str, Judgement] = field(default_factory=dict)  # by model id
-    last_cleared_on: int = -1  # the version a clear was made on, when the last event was a clear
+    # When the last event was a clear: the version it was made on and the model it cleared.
+    last_clear: tuple[int, str] | None = None
 
     def annotation(self, model_id: str) -> Annotation:
         """The model's current annotation as the read model shows it; KeyError when it has none."""
@@ -53,13 +54,13 @@ class RecordAnnotations:
 def evolve(state: RecordAnnotations, event: Message, sequence: int) -> RecordAnnotations:
     """The state after one event of the record's subject (any event advances the version)."""
     judgements = dict(state.judgements)
-    cleared_on = -1
+    last_clear = None
     if isinstance(event, AnnotationRecorded):
         judgements[event.model_id] = Judgement(recorded_annotation(event, sequence), based_on=state.version)
     elif isinstance(event, AnnotationCleared):
         judgements.pop(event.model_id, None)
-        cleared_on = state.version
-    return replace(state, version=sequence, judgements=judgements, last_cleared_on=cleared_on)
+        last_clear = (state.version, event.model_id)
+    return replace(state, version=sequence, judgements=judgements, last_clear=last_clear)
 
 
 def decide(
@@ -115,7 +116,7 @@ def decide_clear(state: RecordAnnotations, command: ClearAnnotation, cleared_at:
     _check_ids(command)
     expected = state.version if command.expected_version is None else command.expected_version
     if command.model_id not in state.judgements:
-        if expected != state.version and _cleared_since(state, expected):
+        if state.last_clear == (expected, command.model_id):
             return []  # a retry of the clear that moved the version on
         raise FailedPrecondition(f"model {command.model_id!r} has no mark on record {command.record_id!r} to clear")
     if expected != state.version:
@@ -136,16 +137,11 @@ def decide_clear(state: RecordAnnotations, command: ClearAnnotation, cleared_at:
     return [NewEvent(subject, event, msg_id=msg_id, expected_sequence=expected)]
 
 
-def _cleared_since(state: RecordAnnotations, expected: int) -> bool:
-    return state.last_cleared_on == expected
-
-
 def _check_ids(command: RecordAnnotation | ClearAnnotation) -> None:
     for name in ("dataset_id", "record_id", "model_id"):
         if not getattr(command, name):
             raise InvalidInput(f"{name} is required")
-    if not is_dataset_id(command.dataset_id):
-        raise InvalidInput(f"dataset_id {command.dataset_id!r} is not a dataset id (letters, digits, '_' and '-')")
+    checked_dataset_id(command.dataset_id)
     if command.expected_version is not None and command.expected_version < 0:
         raise InvalidInput("expected_version must be 0 (no annotations yet) or a version you have read")
 

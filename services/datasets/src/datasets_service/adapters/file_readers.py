@@ -105,10 +105,10 @@ class _CsvLines:
         line = self.file.readline(self.limit + 2)
         if not line:
             raise StopIteration
+        cut = len(line) == self.limit + 2 and not line.endswith(b"\n")  # readline stopped, not the line
         if not self.started:
             self.started, line = True, line.removeprefix(BOM)
         self.row_bytes += len(line)
-        cut = len(line) == self.limit + 2 and not line.endswith(b"\n")  # readline stopped, not the line
         if cut or self.row_bytes > self.limit + 2:  # a line end may follow the limit
             raise _RowTooLong
         try:
