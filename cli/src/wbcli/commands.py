@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from rich.console import Console
 from wbcli.api import Api, ApiError, ModelError, Settings, model_errors_of, problems_of
 from wbcli.batch_output import batch_line, json_line, unix_time
 from wbcli.board import FINISHED, RunBoard
-from wbcli.show import models_table, problem_lines, rate, runs_table
+from wbcli.show import error_text, models_table, problem_lines, rate, runs_table
 from wbcli.watch import ProgressDisplay, Watcher
 
 T = TypeVar("T")
@@ -94,12 +94,26 @@ def runs(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def cancel(ctx: Context, args: argparse.Namespace) -> int:
-    async def cancel_all(api: Api) -> list[dict[str, Any]]:
-        return [await api.cancel(run_id) for run_id in args.run_ids]
-
-    for run in ctx.call(cancel_all):
+    cancelled, refused = ctx.call(lambda api: cancel_each(api, args.run_ids))
+    for run in cancelled:
         print(f"{run['run_id']}\t{run['status']}", file=ctx.out, flush=True)
-    return 0
+    for error in refused:
+        ctx.say(error_text(error))
+    return 1 if refused else 0
+
+
+async def cancel_each(api: Api, run_ids: Sequence[str]) -> tuple[list[dict[str, Any]], list[ApiError]]:
+    """Cancels every run it can: one that has ended meanwhile (409) does not stop the others."""
+    cancelled: list[dict[str, Any]] = []
+    refused: list[ApiError] = []
+    for run_id in run_ids:
+        try:
+            cancelled.append(await api.cancel(run_id))
+        except ApiError as error:
+            if error.status != 409:
+                raise
+            refused.append(error)
+    return cancelled, refused
 
 
 def json_schema(path: str) -> Any:
@@ -169,12 +183,11 @@ def interrupted(ctx: Context, board: RunBoard, cancel_without_asking: bool) -> i
         return INTERRUPTED
     models = ", ".join(str(board.runs[run_id].view["model_id"]) for run_id in unfinished)
     if cancel_without_asking or ask(f"cancel the unfinished runs ({models})? [y/N] "):
-
-        async def cancel_all(api: Api) -> list[dict[str, Any]]:
-            return [await api.cancel(run_id) for run_id in unfinished]
-
-        for view in ctx.call(cancel_all):
+        cancelled, refused = ctx.call(lambda api: cancel_each(api, unfinished))
+        for view in cancelled:
             ctx.say(f"cancelled run {view['run_id']} ({view['model_id']}): {view['status']}")
+        for error in refused:  # it ended while we asked
+            ctx.say(error_text(error))
     else:
         ctx.say("the runs go on: `workbench runs` shows them, `workbench cancel RUN` stops one")
     return INTERRUPTED

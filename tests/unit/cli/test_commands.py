@@ -346,3 +346,20 @@ def test_run_wait_without_a_socket_polls_until_every_run_has_finished(
         "tiny-a: completed, 3/3 done, 1 failed, 42.0 tok/s",
         "tiny-b: failed, 0/3 done, 0 failed: the model cannot be loaded",
     ]
+
+
+def test_a_run_that_has_ended_does_not_stop_the_others_being_cancelled(capsys: pytest.CaptureFixture[str]) -> None:
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        run_id = request.url.path.split("/")[-2]
+        asked.append(run_id)
+        if run_id == "r-1":
+            return httpx.Response(409, json={"error": "FAILED_PRECONDITION", "detail": "run r-1 has already ended"})
+        return httpx.Response(200, json={"run": view(run_id, "tiny-b", status="cancelled")})
+
+    code, out, err = run_cli(["cancel", "r-1", "r-2"], handler, capsys)
+
+    assert (code, asked) == (1, ["r-1", "r-2"])
+    assert out == "r-2\tcancelled\n"
+    assert err == "error: run r-1 has already ended\n"

@@ -84,7 +84,8 @@ class WorkerSettings(ProcessSettings):
     generation_timeout_s: float = setting(
         "WB_WORKER_GENERATION_TIMEOUT_S",
         600.0,
-        "seconds one record's generation may take before it is aborted and recorded as failed",
+        "seconds one record's generation may take from when it is handed to the engine (queueing included) "
+        "before it is aborted and recorded as failed",
         gt=0,
     )
     drain_s: float = setting(

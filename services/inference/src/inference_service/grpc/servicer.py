@@ -29,10 +29,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         run = await self.app.start_run(
             request.dataset_id, request.model_id, sampling, request.request_id, request.json_schema
         )
-        return pb.StartRunResponse(run=(await self._runs([run]))[0])
+        return pb.StartRunResponse(run=await self._run(run))
 
     async def GetRun(self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext) -> pb.GetRunResponse:
-        return pb.GetRunResponse(run=(await self._runs([await self.app.get_run(request.run_id)]))[0])
+        return pb.GetRunResponse(run=await self._run(await self.app.get_run(request.run_id)))
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: grpc.aio.ServicerContext) -> pb.ListRunsResponse:
         return pb.ListRunsResponse(
@@ -40,7 +40,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         )
 
     async def CancelRun(self, request: pb.CancelRunRequest, context: grpc.aio.ServicerContext) -> pb.CancelRunResponse:
-        return pb.CancelRunResponse(run=(await self._runs([await self.app.cancel_run(request.run_id)]))[0])
+        return pb.CancelRunResponse(run=await self._run(await self.app.cancel_run(request.run_id)))
 
     async def ListResults(
         self, request: pb.ListResultsRequest, context: grpc.aio.ServicerContext
@@ -50,6 +50,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             return pb.ListResultsResponse(results=results, total=total)
         results = await self.app.list_results(request.dataset_id, request.run_id, request.record_ids)
         return pb.ListResultsResponse(results=results, total=len(results))
+
+    async def _run(self, run: RunState) -> pb.Run:
+        (answer,) = await self._runs([run])
+        return answer
 
     async def _runs(self, runs: list[RunState]) -> list[pb.Run]:
         waiting = await self.app.waiting_for(runs)

@@ -42,6 +42,7 @@ class Presence:
         self.clock = clock
         self.heartbeat_every_s = heartbeat_every_s
         self._busy: dict[str, int] = {}
+        self._failed: set[str] = set()  # models whose engine could not load: GONE, with the reason
         self._beating: asyncio.Task[None] | None = None
 
     async def announce(self) -> None:
@@ -55,18 +56,21 @@ class Presence:
     async def loaded(self, model_id: str, error: str = "") -> None:
         """The engine is up (READY), or could not load (GONE for that model, with the reason)."""
         if error:
+            self._failed.add(model_id)
             await self._state(model_id, pb.WORKER_STATE_GONE, f"could not load: {error}")
         else:
+            self._failed.discard(model_id)
             await self._state(model_id, pb.WORKER_STATE_BUSY if self._busy.get(model_id) else pb.WORKER_STATE_READY)
 
     async def shard_started(self, model_id: str) -> None:
         self._busy[model_id] = self._busy.get(model_id, 0) + 1
-        if self._busy[model_id] == 1:
+        if self._busy[model_id] == 1 and model_id not in self._failed:
             await self._state(model_id, pb.WORKER_STATE_BUSY)
 
     async def shard_ended(self, model_id: str) -> None:
+        """READY again when the last shard ends, unless the model could not load (it stays GONE)."""
         self._busy[model_id] = max(self._busy.get(model_id, 0) - 1, 0)
-        if self._busy[model_id] == 0:
+        if self._busy[model_id] == 0 and model_id not in self._failed:
             await self._state(model_id, pb.WORKER_STATE_READY)
 
     async def gone(self) -> None:

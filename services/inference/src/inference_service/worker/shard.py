@@ -30,7 +30,7 @@ from inference_service.adapters.engine import Engine, EngineLoadError, EngineUna
 from inference_service.adapters.run_log import RunLog
 from inference_service.domain.commands import BeginRun, CompleteRun, FailRun, RecordResult
 from inference_service.domain.models import Sampling, record_sampling
-from inference_service.domain.state import RunStatus, decide, record_result, sampling_from_proto
+from inference_service.domain.state import RunState, RunStatus, decide, record_result, sampling_from_proto
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.progress import ProgressBoard, RunTracker
 from servicehost.clock import Clock, utc_now
@@ -40,9 +40,12 @@ from workbench.inference.v1 import inference_pb2 as pb
 log = logging.getLogger(__name__)
 
 TOKENS_GENERATED = Counter("wb_tokens_generated_total", "output tokens this worker generated", ["model"])
-ENGINE_RESTARTS = Counter("wb_engine_restarts_total", "engines restarted after they died mid-shard", ["model"])
+ENGINE_RESTARTS = Counter(
+    "wb_engine_restarts_total", "engines that died mid-shard and were dropped, to be loaded afresh", ["model"]
+)
 
 GENERATION_TIMEOUT_S = 600.0
+NO_ANSWER = Generation(text="", finish_reason="error", prompt_tokens=0, output_tokens=0)  # a failed record
 CANCEL_POLL_S = 5.0  # how often a shard in work looks whether its run was cancelled, in case it was not told
 
 
@@ -110,7 +113,7 @@ class ShardJob:
         if self.watcher is not None:
             await self.watcher.shard_started(shard.model_id)
         try:
-            return await self._process(shard, redelivered)
+            return await self._process(shard, state, redelivered)
         except EngineLoadError as error:
             log.error("%s", error)
             await self.fail(shard.run_id, str(error))
@@ -119,7 +122,7 @@ class ShardJob:
             if self.watcher is not None:
                 await self.watcher.shard_ended(shard.model_id)
 
-    async def _process(self, shard: pb.RunShard, redelivered: bool) -> Outcome:
+    async def _process(self, shard: pb.RunShard, state: RunState, redelivered: bool) -> Outcome:
         engine = await self.engines.get(shard.model_id)
         facts = engine.facts
         begin = BeginRun(
@@ -131,7 +134,9 @@ class ShardJob:
             facts.weights_hash,
             facts.chat_template_hash,
         )
-        await self.runs.append(decide(await self.runs.load(shard.run_id), begin))
+        # RunStarted has one message id per run: a state made stale meanwhile by another worker's
+        # start only makes the append a duplicate the log drops.
+        await self.runs.append(decide(state, begin))
 
         already = await self.runs.recorded(shard.run_id) if redelivered else {}
         shard_records = [r async for r in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)]
@@ -144,6 +149,7 @@ class ShardJob:
                 await self._generate_many(engine, shard, records, tracker)
             except EngineUnavailable as error:
                 await self.engines.discard(shard.model_id, engine)
+                ENGINE_RESTARTS.labels(shard.model_id).inc()
                 await self._isolate(shard, records, error, tracker)
             except RunCancelled:
                 log.info("run %s cancelled: shard at %d stopped", shard.run_id, shard.offset)
@@ -155,7 +161,10 @@ class ShardJob:
 
     async def give_up(self, shard: pb.RunShard, reason: str) -> None:
         """The shard's deliveries ran out: each of its records without a result gets a failed one
-        with the reason, and the run ends (failed outright when its records cannot even be read)."""
+        with the reason, and the run ends (failed outright when its records cannot even be read).
+        A run that has ended meanwhile (cancelled, failed) is left as it is."""
+        if (await self.runs.load(shard.run_id)).finished:
+            return
         try:
             records = [r async for r in self.records.read_records(shard.dataset_id, shard.offset, shard.limit)]
         except Exception as error:
@@ -202,6 +211,8 @@ class ShardJob:
             for record in records
         ]
         everything = asyncio.gather(*tasks)
+        # Cancelled children leave it failed with CancelledError: mark that seen, or asyncio logs it.
+        everything.add_done_callback(lambda done: done.cancelled() or done.exception())
         watch = asyncio.create_task(self._until_cancelled(shard.run_id))
         try:
             either: set[asyncio.Future[object]] = {everything, watch}  # type: ignore[arg-type]
@@ -226,7 +237,9 @@ class ShardJob:
     ) -> None:
         """After the engine died: narrows the unrecorded records down to the one that kills it.
 
-        One model isolates one shard at a time, so another shard's record is not blamed for it.
+        One model isolates one shard at a time. Another shard of the model may still be generating
+        on the same engine meanwhile (up to WB_WORKER_MAX_SHARDS), so a second bad record in it could
+        have a record of this shard blamed; set WB_WORKER_MAX_SHARDS=1 where that matters.
         Gives up (EngineUnavailable, the shard is retried) when the engine dies more often than
         halving can explain: then it is the engine, not a record.
         """
@@ -241,13 +254,13 @@ class ShardJob:
     ) -> None:
         if not records:
             return
-        ENGINE_RESTARTS.labels(shard.model_id).inc()
         engine = await self.engines.get(shard.model_id)
         try:
             await self._generate_many(engine, shard, records, tracker)
             return
         except EngineUnavailable as error:
             await self.engines.discard(shard.model_id, engine)
+            ENGINE_RESTARTS.labels(shard.model_id).inc()
             budget[0] -= 1
             if budget[0] < 0:
                 message = f"the engine of {shard.model_id} keeps dying, whatever it is given: {error}"
@@ -314,19 +327,18 @@ class ShardJob:
         except RecordFailed as failure:
             # One bad record is data, not a reason to stop the shard.
             error = str(failure)
-            generation = Generation(text="", finish_reason="error", prompt_tokens=0, output_tokens=0)
+            generation = NO_ANSWER
         except TimeoutError:
             with contextlib.suppress(Exception):
                 await engine.abort([request_id])
             error = f"no answer within {self.generation_timeout_s:g} s (WB_WORKER_GENERATION_TIMEOUT_S); aborted"
-            generation = Generation(text="", finish_reason="error", prompt_tokens=0, output_tokens=0)
+            generation = NO_ANSWER
         return await self._record(shard, record, generation, error, (time.monotonic() - began) * 1000, tracker)
 
     async def _record_failure(
         self, shard: pb.RunShard, record: DatasetRecord, error: str, tracker: RunTracker | None = None
     ) -> PendingAppend:
-        nothing = Generation(text="", finish_reason="error", prompt_tokens=0, output_tokens=0)
-        return await self._record(shard, record, nothing, error, 0.0, tracker)
+        return await self._record(shard, record, NO_ANSWER, error, 0.0, tracker)
 
     async def _record(
         self,
