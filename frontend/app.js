@@ -333,13 +333,13 @@ function reproducibility(run) {
   const details = el("details", "reproducibility");
   details.append(el("summary", undefined, "Reproduce"));
   const r = run.reproducibility || {};
-  const s = r.sampling || run.sampling || {};
+  const s = r.sampling || {};
   const rows = [
     ["dataset sha256", r.dataset_sha256],
-    ["model", `${r.model_path || ""} @ ${r.model_revision || run.model_revision || "?"}`],
+    ["model", `${r.model_path || ""} @ ${r.model_revision || "?"}`],
     ["weights sha256", r.weights_hash],
     ["chat template sha256", r.chat_template_hash],
-    ["engine", r.engine || run.engine],
+    ["engine", r.engine],
     ["sampling", `temperature ${s.temperature}, top_p ${s.top_p}, max_tokens ${s.max_tokens}, seed ${s.seed}` +
       (r.sampling_explicit ? "" : " (records' own fields first)")],
     ["JSON schema", r.json_schema],

@@ -94,8 +94,6 @@ async def test_upload_run_two_models_watch_results_mark_golden_and_export(stack:
     # Each line names the run whose answer was judged, and what reproduces it.
     runs_by_model = {run["model_id"]: run for run in runs}
     judged_run = lines[0].pop("run")
-    annotator = lines[0]["annotator"]
-    assert annotator  # who marked it: the caller, or the service's stand-in for an unnamed one
     assert judged_run["run_id"] == runs_by_model["tiny-b"]["run_id"]
     assert judged_run["dataset_sha256"] == dataset["sha256"]
     assert judged_run["engine"].startswith("vllm") and judged_run["model_path"].endswith("tiny-b")
@@ -112,7 +110,7 @@ async def test_upload_run_two_models_watch_results_mark_golden_and_export(stack:
             "input": [{"role": "user", "content": "Say something about the number 1."}],
             "answer": seen[("tiny-b", "rec-1")]["output_text"],
             "fixed_text": "",
-            "annotator": annotator,
+            "annotator": "anonymous",  # the golden call named nobody: the service's stand-in
             "note": "",
         }
     ]

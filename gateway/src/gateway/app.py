@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,13 +23,12 @@ from gateway.controllers.inference import ModelController, RunController
 from gateway.controllers.label_studio import LabelStudioController
 from gateway.controllers.live import workbench_socket
 from gateway.controllers.workbench import WorkbenchController
-from gateway.curation import StatsView, stats_view
+from gateway.curation import fetch_stats
 from gateway.errors import EXCEPTION_HANDLERS
 from gateway.live import LiveHub
 from gateway.relay import NatsRelay
 from gateway.settings import GatewaySettings
 from gateway.stats_feed import StatsFeed
-from workbench.annotations.v1 import annotations_pb2 as ann
 
 
 def _settings(state: State) -> GatewaySettings:
@@ -55,11 +55,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
         hub = LiveHub()
         clients = Clients.open(settings)
 
-        async def stats_of(dataset_id: str) -> StatsView:
-            reply = await clients.annotations.GetStats(ann.GetStatsRequest(dataset_id=dataset_id))
-            return stats_view(reply.overall, reply.by_model)
-
-        feed = StatsFeed(hub, stats_of)
+        feed = StatsFeed(hub, functools.partial(fetch_stats, clients))
         relay = NatsRelay(settings.nats_url, settings.event_stream, hub, changed=feed.changed)
         app.state.clients = clients
         app.state.hub = hub

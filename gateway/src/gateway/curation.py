@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from gateway.clients import Clients
 from workbench.annotations.v1 import annotations_pb2 as ann
 
 # The words of `?filter=`, and the annotations service's filter each stands for.
@@ -57,3 +58,9 @@ def stats_view(overall: ann.Counts, by_model: Mapping[str, ann.Counts]) -> Stats
         **msgspec.structs.asdict(counts_view(overall)),
         by_model={model: counts_view(counts) for model, counts in sorted(by_model.items())},
     )
+
+
+async def fetch_stats(clients: Clients, dataset_id: str) -> StatsView:
+    """The dataset's counts, as the annotations service has them (the stats route and the live feed)."""
+    reply = await clients.annotations.GetStats(ann.GetStatsRequest(dataset_id=dataset_id))
+    return stats_view(reply.overall, reply.by_model)

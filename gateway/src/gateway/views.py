@@ -87,7 +87,7 @@ class SamplingView(msgspec.Struct):
 
 class WorkerView(msgspec.Struct):
     worker: str
-    state: str  # loading | ready | busy | gone
+    state: str  # loading | ready | busy (workers gone are left out)
     since: datetime | None
     detail: str
 

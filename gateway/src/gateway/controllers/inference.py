@@ -109,7 +109,9 @@ class RunController(Controller):
         models = data.models()
         if not models:
             raise ClientException('name at least one model in "model_ids"')
-        known = {m.model_id: m for m in (await clients.inference.ListModels(inf.ListModelsRequest())).models}
+        known: dict[str, inf.Model] = {}
+        if data.sampling is not None:  # the models' defaults fill the fields the body leaves out
+            known = {m.model_id: m for m in (await clients.inference.ListModels(inf.ListModelsRequest())).models}
         # An unknown model is the service's to refuse (it names the known ones): ask with no defaults.
         requests = [data.request(known.get(m) or inf.Model(model_id=m)) for m in models]
         replies = await asyncio.gather(*(clients.inference.StartRun(r) for r in requests), return_exceptions=True)

@@ -7,7 +7,7 @@ from litestar.exceptions import ClientException
 from litestar.params import Parameter
 
 from gateway.clients import Clients
-from gateway.curation import RECORD_FILTERS, StatsView, stats_view
+from gateway.curation import RECORD_FILTERS, StatsView, fetch_stats
 from gateway.results import WorkbenchResults, merge_results
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
@@ -76,11 +76,6 @@ async def records_by_id(clients: Clients, dataset_id: str, record_ids: list[str]
     return [found[record_id] for record_id in record_ids if record_id in found]
 
 
-async def query_records(clients: Clients, request: ann.QueryRecordsRequest) -> ann.QueryRecordsResponse:
-    reply: ann.QueryRecordsResponse = await clients.annotations.QueryRecords(request)
-    return reply
-
-
 async def page_disagreements(
     clients: Clients, dataset_id: str, offset: int, limit: int | None
 ) -> dict[str, ann.Disagreement]:
@@ -89,7 +84,7 @@ async def page_disagreements(
     while limit is None or len(found) < limit:
         size = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(found))
         request = ann.QueryRecordsRequest(dataset_id=dataset_id, offset=offset + len(found), limit=size)
-        reply = await query_records(clients, request)
+        reply = await clients.annotations.QueryRecords(request)
         found.update((record.record_id, record.disagreement) for record in reply.records)
         if len(reply.records) < size:
             break
@@ -134,8 +129,7 @@ class WorkbenchController(Controller):
     @get("/stats", operation_id="getWorkbenchStats")
     async def stats(self, clients: Clients, dataset_id: str) -> StatsView:
         """Counts of the dataset's records: total, golden, fixed, wrong, needs_review, differing; per model too."""
-        reply = await clients.annotations.GetStats(ann.GetStatsRequest(dataset_id=dataset_id))
-        return stats_view(reply.overall, reply.by_model)
+        return await fetch_stats(clients, dataset_id)
 
     @staticmethod
     async def _filtered(
@@ -157,7 +151,7 @@ class WorkbenchController(Controller):
         )
         dataset, page, runs = await asyncio.gather(
             clients.datasets.GetDataset(ds.GetDatasetRequest(dataset_id=dataset_id)),
-            query_records(clients, request),
+            clients.annotations.QueryRecords(request),
             clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id)),
         )
         ids = [record.record_id for record in page.records]
