@@ -1,10 +1,12 @@
 """Fixtures every test level shares: a real nats-server on a free port, an event log on it, and
 the whole workbench as real processes (one stack per session: its vLLM engines start once)."""
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -125,3 +127,43 @@ def jsonl(records: list[dict[str, object]]) -> bytes:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that restart the shared stack run last, so the others keep its warm engines."""
     items.sort(key=lambda item: item.get_closest_marker("restarts_stack") is not None)
+
+
+# A hung async test shows pytest-timeout only the event loop waiting in select(). Shortly before the
+# timeout fires, print what every asyncio task of that loop is awaiting, so a hang in CI names itself.
+HANG_REPORT_BEFORE_TIMEOUT_S = 20.0
+
+
+def _running_loop_of_main_thread() -> asyncio.AbstractEventLoop | None:
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if frame.f_code.co_name == "run_forever" and isinstance(candidate, asyncio.AbstractEventLoop):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def _report_tasks(test_id: str) -> None:
+    loop = _running_loop_of_main_thread()
+    tasks = list(asyncio.all_tasks(loop)) if loop is not None else []
+    print(f"\n~~~ {test_id} is about to time out; {len(tasks)} asyncio tasks ~~~", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout") or 0)
+    timer = None
+    if timeout > HANG_REPORT_BEFORE_TIMEOUT_S:
+        timer = threading.Timer(timeout - HANG_REPORT_BEFORE_TIMEOUT_S, _report_tasks, args=(item.nodeid,))
+        timer.daemon = True
+        timer.start()
+    try:
+        return (yield)
+    finally:
+        if timer is not None:
+            timer.cancel()

@@ -1,7 +1,6 @@
 """The Litestar application: routes, auth, error mapping, the frontend, and what lives for the process."""
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.static_files import create_static_files_router
 
+from eventlog.tasks import cancel_and_wait
 from gateway.auth import require_token
 from gateway.clients import Clients
 from gateway.controllers.annotations import AnnotationController, ExportController
@@ -64,9 +64,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
         try:
             yield
         finally:
-            relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            await cancel_and_wait(relay_task)
             await feed.close()
             await app.state.clients.close()
 

@@ -2,10 +2,12 @@
 gives the same rows, and an event that cannot be applied is parked instead of wedging the service."""
 
 import asyncio
+from collections.abc import AsyncGenerator
 
 from sqlalchemy import Engine, text
 
-from eventlog import EventStore, NewEvent, ProjectionRunner
+from eventlog import EventStore, InMemoryEventStore, NewEvent, ProjectionRunner, RawEvent
+from eventlog.store import Subjects
 from workbench.common.v1.common_pb2 import ChatMessage
 
 from .ledger import BatchLedger, Ledger, applied, rows
@@ -105,6 +107,32 @@ async def test_a_live_projector_parks_and_keeps_following(store: EventStore, led
         live.cancel()
     assert [content for _, _, content in rows(engine)] == ["one", "two", "three"]
     assert runner.status().parked == 1
+
+
+class SwallowsOneCancellation(InMemoryEventStore):
+    """A log whose subscription swallows the first cancellation, as nats-py's does on Python 3.11 when
+    the server's reply to its consumer request arrives together with the cancellation (wait_for)."""
+
+    async def follow_raw(self, subjects: Subjects, start: int | None = 1) -> AsyncGenerator[RawEvent, None]:
+        try:
+            await asyncio.sleep(3600)  # subscribing
+        except asyncio.CancelledError:
+            pass
+        async for raw in super().follow_raw(subjects, start):
+            yield raw
+
+
+async def test_a_projector_stops_even_when_its_subscription_swallowed_the_cancellation(
+    ledger_db: tuple[str, Engine],
+) -> None:
+    _, engine = ledger_db
+    live = asyncio.create_task(ProjectionRunner(SwallowsOneCancellation(), engine, Ledger(["c.l.>"])).run())
+    await asyncio.sleep(0.05)  # the runner is subscribing
+
+    live.cancel()
+
+    done, _ = await asyncio.wait({live}, timeout=10)
+    assert done == {live} and live.cancelled()
 
 
 async def test_a_database_that_is_away_is_waited_for_not_blamed_on_the_event(

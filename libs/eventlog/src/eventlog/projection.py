@@ -26,6 +26,7 @@ from sqlmodel import Column, Field, Session, SQLModel, col, delete, select
 from eventlog.codec import RawEvent, StoredEvent
 from eventlog.errors import UndecodableEvent
 from eventlog.store import EventStore
+from eventlog.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +244,8 @@ class ProjectionRunner:
                     await self._commit_patiently(batch)
                     batch = []
         finally:
-            if pending is not None:
-                pending.cancel()
-                await asyncio.wait({pending})  # aclose() fails while anext() is still running
+            if pending is not None:  # aclose() fails while anext() is still running
+                await cancel_and_wait(pending)  # asked again if the subscription swallowed it
             await follower.aclose()
 
     async def wait_for(self, sequence: int, within: float = 10.0) -> None:

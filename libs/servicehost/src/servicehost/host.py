@@ -23,6 +23,7 @@ from nats.aio.client import Client as NatsClient
 from sqlalchemy import Engine
 
 from eventlog import EventStore, JetStreamEventStore, Projection, ProjectionRunner, ProjectionStatus, StreamSettings
+from eventlog.tasks import cancel_and_wait
 from servicehost import metrics
 from servicehost.clock import Clock, utc_now
 from servicehost.database import create_engine
@@ -159,12 +160,9 @@ class ServiceHost:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception as error:  # a failure it already had (logged), or one while stopping
-                log.warning("%s: %s did not stop cleanly: %r", self.name, task.get_name(), error)
+            await cancel_and_wait(task)
+            if not task.cancelled() and task.exception() is not None:  # a failure it already had (logged)
+                log.warning("%s: %s did not stop cleanly: %r", self.name, task.get_name(), task.exception())
         for closer in reversed(self._closers):
             try:
                 await closer()

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from eventlog import AppendTimeout, ConcurrencyConflict, EventStore, NewEvent, ProjectionRunner, load_aggregate
+from eventlog.tasks import raise_if_cancelling
 from inference_service.adapters.datasets_client import DatasetSummary
 from inference_service.adapters.read_model import RunsReadModel
 from inference_service.domain.commands import CancelRun, RequestRun
@@ -32,7 +33,6 @@ from inference_service.domain.state import (
     sampling_to_proto,
 )
 from servicehost.clock import Clock, utc_now
-from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)

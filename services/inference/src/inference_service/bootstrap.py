@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from nats.aio.client import Client as NatsClient
 
 from eventlog import EventStore, Projection
+from eventlog.tasks import cancel_and_wait
 from inference_service.adapters.cancellations import CancelWatch
 from inference_service.adapters.datasets_client import DatasetsClient
 from inference_service.adapters.heartbeats import HeartbeatWatch
@@ -33,7 +34,6 @@ from servicehost.host import Running, ServiceHost
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger("inference_service")
-STOP_WAIT_S = 2.0  # for a background task or subscription to end when the service stops
 
 
 def projections() -> list[Projection]:
@@ -75,8 +75,7 @@ async def start(settings: InferenceSettings, store: EventStore | None = None) ->
         reconciler = asyncio.create_task(app.reconcile(), name="reconciler")
 
         async def stop_reconciling() -> None:
-            reconciler.cancel()
-            await asyncio.wait({reconciler}, timeout=STOP_WAIT_S)  # bounded: stopping must not hang
+            await cancel_and_wait(reconciler)
 
         host.close_on_stop(stop_reconciling)
         await host.start(InferenceServicer(app))

@@ -16,11 +16,11 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from prometheus_client import Gauge
 
+from eventlog.tasks import cancel_and_wait, raise_if_cancelling
 from inference_service.adapters.work_queue import WorkQueue
 from inference_service.domain.errors import NotFound
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.shard import Outcome, ShardJob
-from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -64,9 +64,7 @@ class Worker:
         try:
             await stop.wait()
         finally:
-            for puller in pullers:
-                puller.cancel()
-            await asyncio.gather(*pullers, return_exceptions=True)
+            await cancel_and_wait(*pullers)
             for subscription in subscriptions:
                 with contextlib.suppress(Exception):  # the connection may already be gone
                     await subscription.unsubscribe()
@@ -99,9 +97,7 @@ class Worker:
             return
         log.info("waiting up to %.1f s for %d shards in flight", self.drain_s, len(self._in_flight))
         _, unfinished = await asyncio.wait(self._in_flight, timeout=self.drain_s)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
+        await cancel_and_wait(*unfinished)
 
     async def _settle(self, msg: Msg) -> None:
         try:

@@ -6,14 +6,13 @@ must never stop the worker from working, so failures are logged, not raised.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from eventlog import EventStore, NewEvent
+from eventlog.tasks import cancel_and_wait, raise_if_cancelling
 from inference_service.domain.workers import announced, heartbeat_subject, state_changed
 from servicehost.clock import Clock, utc_now
-from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -76,9 +75,7 @@ class Presence:
     async def gone(self) -> None:
         """The worker stops: every model GONE, no more heartbeats."""
         if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
+            await cancel_and_wait(self._beating)
         await self._state("", pb.WORKER_STATE_GONE, "stopped")
 
     async def _state(self, model_id: str, state: int, detail: str = "") -> None:

@@ -25,6 +25,7 @@ from typing import Protocol
 from prometheus_client import Counter
 
 from eventlog import PendingAppend
+from eventlog.tasks import cancel_and_wait, raise_if_cancelling
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import Engine, EngineLoadError, EngineUnavailable, Generation, RecordFailed
 from inference_service.adapters.run_log import RunLog
@@ -34,7 +35,6 @@ from inference_service.domain.state import RunState, RunStatus, decide, record_r
 from inference_service.worker.engines import EngineCache
 from inference_service.worker.progress import ProgressBoard, RunTracker
 from servicehost.clock import Clock, utc_now
-from servicehost.tasks import raise_if_cancelling
 from workbench.inference.v1 import inference_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -222,9 +222,7 @@ class ShardJob:
                 raise RunCancelled(shard.run_id)
             pending = await everything
         except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(*tasks)
             await _confirm_finished(tasks)
             raise
         finally:
@@ -299,9 +297,7 @@ class ShardJob:
     @staticmethod
     async def _abort(engine: Engine, tasks: Sequence[asyncio.Task[PendingAppend]], request_ids: Iterable[str]) -> None:
         unfinished = [task for task in tasks if not task.done()]
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
+        await cancel_and_wait(*unfinished)
         try:  # cancelling the calls already aborts them in vLLM; this makes sure for every backend
             await engine.abort(list(request_ids))
         except Exception:
