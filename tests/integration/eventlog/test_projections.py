@@ -2,6 +2,7 @@
 gives the same rows, and an event that cannot be applied is parked instead of wedging the service."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 
 from sqlalchemy import Engine, text
@@ -114,10 +115,8 @@ class SwallowsOneCancellation(InMemoryEventStore):
     the server's reply to its consumer request arrives together with the cancellation (wait_for)."""
 
     async def follow_raw(self, subjects: Subjects, start: int | None = 1) -> AsyncGenerator[RawEvent, None]:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(3600)  # subscribing
-        except asyncio.CancelledError:
-            pass
         async for raw in super().follow_raw(subjects, start):
             yield raw
 
