@@ -10,7 +10,9 @@ export function readToken() {
   const fromUrl = fragment.get("token");
   if (fromUrl) {
     sessionStorage.setItem(TOKEN_KEY, fromUrl);
-    history.replaceState(null, "", location.pathname + location.search);
+    fragment.delete("token"); // the rest (the dataset shown) stays in the address
+    const rest = fragment.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
   }
   token = sessionStorage.getItem(TOKEN_KEY) || "";
   return token;
@@ -71,6 +73,36 @@ export async function api(path, { method = "GET", json, form } = {}) {
     );
   }
   return response.status === 204 ? null : response.json();
+}
+
+/** POSTs a FormData body with upload progress (onProgress(sent, total)); JSON out, ApiError on failure. */
+export function uploadWithProgress(path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", path);
+    request.setRequestHeader("Authorization", `Bearer ${token}`);
+    request.responseType = "text";
+    request.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    request.addEventListener("error", () =>
+      reject(new ApiError(0, "NETWORK", "the gateway cannot be reached (the upload was interrupted)")),
+    );
+    request.addEventListener("load", () => {
+      let payload = {};
+      try {
+        payload = JSON.parse(request.responseText || "{}");
+      } catch {
+        // not JSON: a proxy's error page, say
+      }
+      if (request.status >= 200 && request.status < 300) resolve(payload);
+      else {
+        const detail = payload.detail || request.statusText;
+        reject(new ApiError(request.status, payload.error || request.statusText, detail, payload));
+      }
+    });
+    request.send(form);
+  });
 }
 
 export function query(params) {

@@ -1,21 +1,48 @@
-// The results grid: one row per record, the input, then one column per model side by side.
+// The results grid, virtualised: one row per record of the current view, one column per model.
+// Only the rows on screen (and a few around them) are in the DOM, and pages of records are fetched
+// as they scroll into view, so 10,000 records cost what one screen costs.
 // Record and model text is untrusted: it only ever reaches the page through textContent.
 
-const KINDS = [
-  { kind: "golden", label: "⭐ Golden", title: "Mark golden", className: "golden-button" },
-  { kind: "fixed", label: "✏️ Fix", title: "Fix this answer", className: "fix-button" },
-  { kind: "wrong", label: "❌ Wrong", title: "Flag as wrong", className: "wrong-button" },
+import { answerView } from "./answers.js";
+
+export const PAGE_SIZE = 200; // records per request while scrolling
+const OVERSCAN = 6; // rows kept beyond each edge of the screen
+const SVG = "http://www.w3.org/2000/svg";
+
+// Icons drawn as SVG paths: emoji need a colour font that a server's browser may not have.
+const ICONS = {
+  golden: "M12 2.5l2.9 6.1 6.6.8-4.9 4.6 1.3 6.6L12 17.3l-5.9 3.3 1.3-6.6-4.9-4.6 6.6-.8z",
+  fixed: "M4 17.2V20h2.8l9.9-9.9-2.8-2.8zM19.7 7.1a1 1 0 000-1.4l-1.4-1.4a1 1 0 00-1.4 0l-1.3 1.3 2.8 2.8z",
+  wrong: "M6.4 5L5 6.4 10.6 12 5 17.6 6.4 19l5.6-5.6 5.6 5.6 1.4-1.4-5.6-5.6L19 6.4 17.6 5 12 10.6z",
+  undo: "M12.5 8c-2.6 0-5 1-6.9 2.6L2 7v9h9l-3.6-3.6c1.4-1.2 3.2-1.9 5.1-1.9 3.5 0 6.5 2.3 7.6 5.5l2.4-.8C21 11.5 17.1 8 12.5 8z",
+};
+
+export const KINDS = [
+  { kind: "golden", key: "g", title: "Mark golden", className: "golden-button" },
+  { kind: "fixed", key: "f", title: "Fix this answer", className: "fix-button" },
+  { kind: "wrong", key: "w", title: "Flag as wrong", className: "wrong-button" },
 ];
 
-function el(tag, className, text) {
+export function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
 }
 
-/** Whitespace differences alone do not make two answers differ (same rule as the gateway). */
-export function normalise(text) {
+export function icon(name) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("aria-hidden", "true");
+  svg.classList.add("icon");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+/** Whitespace differences alone do not make two answers differ (until the server's verdict arrives). */
+function normalise(text) {
   return text.split(/\s+/).filter(Boolean).join(" ");
 }
 
@@ -24,7 +51,12 @@ function outputsDiffer(results) {
   return texts.length >= 2 && new Set(texts).size > 1;
 }
 
-/** The record's own other fields ("years: 7"), as text; null when it has none. */
+/** The record's input as text: the prompt, or the chat turns one per line. */
+export function inputText(record) {
+  if (record.input.messages) return record.input.messages.map((m) => `${m.role}: ${m.content}`).join("\n");
+  return record.input.prompt ?? "";
+}
+
 function metadataList(metadata) {
   const entries = Object.entries(metadata || {});
   if (!entries.length) return null;
@@ -40,210 +72,391 @@ function metadataList(metadata) {
 }
 
 export class ResultsGrid {
-  /** onAnnotate(recordId, modelId, kind, fixedText?) is called when a button is pressed. */
-  constructor(root, { onAnnotate, modelName }) {
+  /**
+   * root: the scroll container (#results).
+   * fetchPage(offset, limit) -> Promise<{models, records, total}>: a page of the current view.
+   * onAction(action, position, modelId): a cell's button was pressed ("golden", "fixed", "wrong", "undo").
+   * onOpen(position): a row asked for its detail view (double click).
+   * modelName(modelId): the display name of a model.
+   */
+  constructor(root, { fetchPage, onAction, onOpen, onCursor, modelName }) {
     this.root = root;
-    this.onAnnotate = onAnnotate;
+    this.fetchPage = fetchPage;
+    this.onAction = onAction;
+    this.onOpen = onOpen;
+    this.onCursor = onCursor || (() => {});
     this.modelName = modelName;
-    this.clear();
+    this.generation = 0;
+    this.liveApplied = 0;
+    this.liveDuplicates = 0;
+    this.liveKeys = new Set(); // run and record of every live result, to notice one arriving twice
+    this.root.dataset.liveApplied = "0";
+    this.root.dataset.liveDuplicates = "0";
+    this.scheduled = false;
+    this.root.addEventListener("scroll", () => this.scheduleRender(), { passive: true });
+    window.addEventListener("resize", () => this.scheduleRender());
+    this.reset([], 0);
   }
 
-  clear() {
-    this.models = [];
-    this.rows = new Map(); // record id -> { tr, record, cells: Map(model id -> td) }
-    this.early = new Map(); // record id -> live results that arrived before the record's row
-    this.table = el("table", "grid");
-    this.headRow = el("tr");
-    this.headRow.append(el("th", "index-col", "#"), el("th", "input-col", "Input"));
-    this.table.createTHead().append(this.headRow);
-    this.body = this.table.createTBody();
-    this.root.replaceChildren(this.table);
+  /** Starts over on a new view (dataset, filter or search): total records, models known so far. */
+  reset(models, total) {
+    this.generation += 1;
+    this.models = [...models];
+    this.total = total;
+    this.records = new Array(total); // position -> record, filled page by page
+    this.positions = new Map(); // record id -> position
+    this.pages = new Map(); // page number -> "loading" | "loaded"
+    this.stale = new Set(); // pages whose records changed live (their disagreement is being refreshed)
+    this.early = new Map(); // record id -> live results for a record whose page is not loaded yet
+    this.shown = new Map(); // position -> row element in the DOM
+    this.cursor = total > 0 ? 0 : -1;
+    this.column = 0;
+    this.head = el("div", "grid-head");
+    this.head.setAttribute("role", "row");
+    this.body = el("div", "grid-body");
+    this.body.setAttribute("role", "rowgroup");
+    this.root.setAttribute("role", "grid");
+    this.root.replaceChildren(this.head, this.body);
+    this.root.scrollTop = 0;
+    this.layout();
+    this.scheduleRender();
   }
 
-  /** Renders a results page ({models, records}) below what is already shown. */
-  addPage(view) {
-    view.models.forEach((m) => this.ensureModel(m));
-    for (const record of view.records) {
-      if (!this.rows.has(record.record_id)) this.addRow(record);
+  /** Records of a page fetched by the caller (the first page comes with the view). */
+  addPage(offset, view) {
+    this.models = [...new Set([...this.models, ...view.models])];
+    view.records.forEach((record, i) => this.place(offset + i, record));
+    this.pages.set(Math.floor(offset / PAGE_SIZE), "loaded");
+    this.layout();
+    this.scheduleRender();
+  }
+
+  place(position, record) {
+    record.results = record.results || {};
+    record.annotations = record.annotations || {};
+    const old = this.records[position];
+    if (old && old.record_id !== record.record_id) this.positions.delete(old.record_id);
+    if (old && old.record_id === record.record_id) {
+      // A result shown live may not be in the read model that answered yet: keep it.
+      for (const [modelId, result] of Object.entries(old.results)) {
+        if (!record.results[modelId]) {
+          record.results[modelId] = result;
+          record.liveSince = old.liveSince;
+        }
+      }
     }
+    this.records[position] = record;
+    this.positions.set(record.record_id, position);
+    for (const result of this.early.get(record.record_id) || []) {
+      if (!record.results[result.model_id] || record.results[result.model_id].run_id !== result.run_id) {
+        record.results[result.model_id] = result;
+      }
+    }
+    this.early.delete(record.record_id);
   }
 
-  get recordCount() {
-    return this.rows.size;
+  get rowHeight() {
+    return parseFloat(getComputedStyle(this.root).getPropertyValue("--row-height")) || 150;
   }
 
-  /** How many shown records have answers that differ between models. */
-  get differingCount() {
-    let count = 0;
-    for (const row of this.rows.values()) if (row.tr.classList.contains("differs")) count += 1;
-    return count;
+  layout() {
+    this.root.style.setProperty("--models", String(Math.max(this.models.length, 1)));
+    this.root.setAttribute("aria-rowcount", String(this.total));
+    this.body.style.height = `${this.total * this.rowHeight}px`;
+    const cells = [el("div", "index-col", "#"), el("div", "input-col", "Input")];
+    this.models.forEach((modelId, i) => {
+      const th = el("div", "model-col");
+      th.dataset.modelId = modelId;
+      th.title = `${modelId} (key ${i + 1})`;
+      th.append(el("span", "key-hint", String(i + 1)), el("span", undefined, this.modelName(modelId)));
+      cells.push(th);
+    });
+    for (const cell of cells) cell.setAttribute("role", "columnheader");
+    this.head.replaceChildren(...cells);
+    for (const row of this.shown.values()) row.remove();
+    this.shown.clear();
   }
 
   ensureModel(modelId) {
     if (this.models.includes(modelId)) return;
     this.models.push(modelId);
-    const th = el("th", "model-col", this.modelName(modelId));
-    th.dataset.modelId = modelId;
-    th.title = modelId;
-    th.scope = "col";
-    this.headRow.append(th);
-    for (const row of this.rows.values()) row.tr.append(this.makeCell(row, modelId));
+    this.layout();
+    this.scheduleRender();
   }
 
-  addRow(record) {
-    const tr = el("tr");
-    tr.dataset.recordId = record.record_id;
-    const row = { tr, record, cells: new Map() };
-    row.record.results = row.record.results || {};
-    row.record.annotations = row.record.annotations || {};
-    tr.append(el("td", "index-col", String(record.index + 1)), this.inputCell(record));
-    for (const modelId of this.models) tr.append(this.makeCell(row, modelId));
-    this.rows.set(record.record_id, row);
-    this.body.append(tr);
-    this.refreshDiffers(row);
-    for (const result of this.early.get(record.record_id) || []) this.applyResult(result);
-    this.early.delete(record.record_id);
+  scheduleRender() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  /** The positions on screen, first to last. */
+  visibleRange() {
+    const height = this.rowHeight;
+    const top = Math.max(0, this.root.scrollTop - this.head.offsetHeight);
+    const first = Math.floor(top / height);
+    const last = Math.min(this.total - 1, Math.ceil((top + this.root.clientHeight) / height));
+    return [first, last];
+  }
+
+  render() {
+    const [first, last] = this.visibleRange();
+    const from = Math.max(0, first - OVERSCAN);
+    const to = Math.min(this.total - 1, last + OVERSCAN);
+    for (const [position, row] of this.shown) {
+      if (position < from || position > to) {
+        row.remove();
+        this.shown.delete(position);
+      }
+    }
+    for (let position = from; position <= to; position += 1) {
+      const record = this.records[position];
+      const row = this.shown.get(position);
+      if (row && row.dataset.recordId === (record?.record_id ?? "")) continue;
+      const fresh = this.makeRow(position, record);
+      if (row) row.replaceWith(fresh);
+      else this.body.append(fresh);
+      this.shown.set(position, fresh);
+    }
+    this.loadAround(from, to);
+  }
+
+  loadAround(from, to) {
+    if (this.total === 0) return;
+    for (let page = Math.floor(from / PAGE_SIZE); page <= Math.floor(to / PAGE_SIZE); page += 1) {
+      if (!this.pages.has(page)) this.load(page);
+    }
+  }
+
+  async load(page) {
+    const generation = this.generation;
+    this.pages.set(page, "loading");
+    try {
+      const view = await this.fetchPage(page * PAGE_SIZE, PAGE_SIZE);
+      if (generation !== this.generation) return; // another view meanwhile
+      this.addPage(page * PAGE_SIZE, view);
+      for (const position of this.shown.keys()) {
+        if (Math.floor(position / PAGE_SIZE) === page) this.redraw(position);
+      }
+    } catch (error) {
+      if (generation === this.generation) this.pages.delete(page); // asked again on the next scroll
+      throw error;
+    }
+  }
+
+  makeRow(position, record) {
+    const row = el("div", "row");
+    row.setAttribute("role", "row");
+    row.setAttribute("aria-rowindex", String(position + 1));
+    row.style.transform = `translateY(${position * this.rowHeight}px)`;
+    row.dataset.position = String(position);
+    if (!record) {
+      row.classList.add("loading");
+      row.append(el("div", "index-col", String(position + 1)), el("div", "input-col muted", "Loading…"));
+      return row;
+    }
+    row.dataset.recordId = record.record_id;
+    if (position === this.cursor) row.classList.add("current");
+    row.addEventListener("click", (event) => {
+      if (event.target.closest("button")) return;
+      const cell = event.target.closest("[data-model-id]");
+      this.moveTo(position, cell ? this.models.indexOf(cell.dataset.modelId) : this.column);
+    });
+    row.addEventListener("dblclick", () => this.onOpen(position));
+    const index = el("div", "index-col", String(record.index + 1));
+    index.setAttribute("role", "rowheader");
+    row.append(index, this.inputCell(record));
+    const differs = this.recordDiffers(record);
+    row.classList.toggle("differs", differs);
+    this.models.forEach((modelId, i) => row.append(this.cell(record, modelId, differs, position === this.cursor && i === this.column)));
+    return row;
+  }
+
+  recordDiffers(record) {
+    if (record.disagreement && !record.liveSince) return record.disagreement.differs;
+    return outputsDiffer(this.models.map((m) => record.results[m]).filter(Boolean));
   }
 
   inputCell(record) {
-    const td = el("td", "input-col");
+    const cell = el("div", "input-col");
+    cell.setAttribute("role", "gridcell");
     if (record.input.messages) {
       for (const message of record.input.messages) {
         const line = el("div", "message");
         line.append(el("span", "role", message.role), el("span", "content", message.content));
-        td.append(line);
+        cell.append(line);
       }
     } else {
-      td.append(el("div", "prompt", record.input.prompt ?? ""));
+      cell.append(el("div", "prompt", record.input.prompt ?? ""));
     }
     const metadata = metadataList(record.metadata);
-    if (metadata) td.append(metadata);
-    return td;
+    if (metadata) cell.append(metadata);
+    return cell;
   }
 
-  makeCell(row, modelId) {
-    const td = el("td", "cell");
-    td.dataset.recordId = row.record.record_id;
-    td.dataset.modelId = modelId;
-    row.cells.set(modelId, td);
-    this.renderCell(row, modelId);
-    return td;
-  }
-
-  renderCell(row, modelId) {
-    const td = row.cells.get(modelId);
-    const result = row.record.results[modelId];
-    const annotation = row.record.annotations[modelId];
-    td.replaceChildren();
-    delete td.dataset.annotation;
-    td.classList.remove("differs", "failed");
-    if (!result) return; // empty until this model answers
+  cell(record, modelId, differs, picked) {
+    const cell = el("div", "cell");
+    cell.setAttribute("role", "gridcell");
+    cell.dataset.recordId = record.record_id;
+    cell.dataset.modelId = modelId;
+    if (picked) cell.classList.add("picked");
+    const result = record.results[modelId];
+    const annotation = record.annotations[modelId];
+    if (!result) return cell; // empty until this model answers
     if (result.error) {
-      td.classList.add("failed");
-      td.append(el("div", "error", `error: ${result.error}`));
+      cell.classList.add("failed");
+      cell.append(el("div", "error", `error: ${result.error}`));
     } else {
-      td.append(el("div", "output", result.output_text));
+      if (differs) cell.classList.add("differs");
+      const paths = record.liveSince ? [] : record.disagreement?.differing_paths || [];
+      cell.append(answerView(result.output_text, paths, "output"));
     }
     const meta = [`${result.output_tokens} tok`, `${Math.round(result.latency_ms)} ms`, result.finish_reason];
-    td.append(el("div", "meta", meta.filter(Boolean).join(" · ")));
+    cell.append(el("div", "meta", meta.filter(Boolean).join(" · ")));
     if (annotation) {
-      td.dataset.annotation = annotation.kind;
-      if (annotation.kind === "fixed") td.append(el("div", "fixed-output", annotation.output_text));
-      if (annotation.note) td.append(el("div", "note", annotation.note));
+      cell.dataset.annotation = annotation.kind;
+      if (annotation.kind === "fixed") cell.append(el("div", "fixed-output", annotation.output_text));
+      if (annotation.note) cell.append(el("div", "note", annotation.note));
     }
-    td.append(this.actions(row, modelId, annotation));
+    cell.append(this.actions(record, modelId, annotation));
+    return cell;
   }
 
-  actions(row, modelId, annotation) {
+  actions(record, modelId, annotation) {
     const bar = el("div", "actions");
-    for (const { kind, label, title, className } of KINDS) {
-      const button = el("button", `annotate ${className}`, label);
+    for (const { kind, key, title, className } of KINDS) {
+      const button = el("button", `annotate ${className}`);
       button.type = "button";
-      button.title = title;
+      button.title = `${title} (${key})`;
       button.setAttribute("aria-label", title);
       button.setAttribute("aria-pressed", String(annotation?.kind === kind));
-      button.addEventListener("click", () => {
-        if (kind === "fixed") this.openFixEditor(row, modelId);
-        else this.onAnnotate(row.record.record_id, modelId, kind);
-      });
+      button.append(icon(kind));
+      button.addEventListener("click", () => this.onAction(kind, this.positions.get(record.record_id), modelId));
       bar.append(button);
+    }
+    if (annotation) {
+      const undo = el("button", "annotate undo-button");
+      undo.type = "button";
+      undo.title = "Undo this mark (u)";
+      undo.setAttribute("aria-label", "Undo this mark");
+      undo.append(icon("undo"));
+      undo.addEventListener("click", () => this.onAction("undo", this.positions.get(record.record_id), modelId));
+      bar.append(undo);
     }
     return bar;
   }
 
-  openFixEditor(row, modelId) {
-    const td = row.cells.get(modelId);
-    if (td.querySelector(".fix-editor")) return;
-    const result = row.record.results[modelId];
-    const current = row.record.annotations[modelId];
-    const form = el("form", "fix-editor");
-    const area = el("textarea");
-    area.value = current?.kind === "fixed" ? current.output_text : result?.output_text || "";
-    area.rows = 4;
-    area.setAttribute("aria-label", "Corrected answer");
-    const save = el("button", "save-fix", "Save fix");
-    save.type = "submit";
-    const cancel = el("button", "cancel-fix", "Cancel");
-    cancel.type = "button";
-    cancel.addEventListener("click", () => form.remove());
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      if (area.value.trim()) this.onAnnotate(row.record.record_id, modelId, "fixed", area.value);
-    });
-    form.append(area, save, cancel);
-    td.append(form);
-    area.focus();
+  /** Draws one row again if it is on screen. */
+  redraw(position) {
+    const row = this.shown.get(position);
+    if (!row) return;
+    const fresh = this.makeRow(position, this.records[position]);
+    row.replaceWith(fresh);
+    this.shown.set(position, fresh);
   }
 
-  /** A live result from the WebSocket; one for a row still loading is applied when the row arrives. */
+  // ---- the cursor (keyboard review) ----------------------------------------------------------
+
+  moveTo(position, column = this.column) {
+    if (this.total === 0) return;
+    const before = this.cursor;
+    this.cursor = Math.max(0, Math.min(this.total - 1, position));
+    this.column = Math.max(0, Math.min(Math.max(this.models.length - 1, 0), column));
+    this.scrollToCursor();
+    if (before !== this.cursor) this.redraw(before);
+    this.redraw(this.cursor);
+    this.onCursor(this.cursor);
+  }
+
+  scrollToCursor() {
+    const height = this.rowHeight;
+    const top = this.cursor * height;
+    const head = this.head.offsetHeight;
+    const view = this.root.clientHeight - head;
+    if (top < this.root.scrollTop) this.root.scrollTop = top;
+    else if (top + height > this.root.scrollTop + view) this.root.scrollTop = top + height - view;
+    this.render();
+  }
+
+  /** The record and model under the cursor (record undefined while its page loads). */
+  current() {
+    return { position: this.cursor, record: this.records[this.cursor], modelId: this.models[this.column] };
+  }
+
+  record(position) {
+    return this.records[position];
+  }
+
+  // ---- live changes -----------------------------------------------------------------------------
+
+  /** A live result from the WebSocket. Counted in data-live-applied (the page benchmark reads it). */
   applyResult(result) {
-    const row = this.rows.get(result.record_id);
-    if (!row) {
+    this.ensureModel(result.model_id);
+    this.liveApplied += 1;
+    this.root.dataset.liveApplied = String(this.liveApplied);
+    const key = `${result.run_id}\u0000${result.record_id}`;
+    if (this.liveKeys.has(key)) {
+      this.liveDuplicates += 1; // the same answer twice: the live stream repeated itself
+      this.root.dataset.liveDuplicates = String(this.liveDuplicates);
+    }
+    this.liveKeys.add(key);
+    const position = this.positions.get(result.record_id);
+    if (position === undefined) {
       const waiting = this.early.get(result.record_id) || [];
       waiting.push(result);
       this.early.set(result.record_id, waiting);
       return;
     }
-    this.ensureModel(result.model_id);
-    row.record.results[result.model_id] = result;
-    this.renderCell(row, result.model_id);
-    this.refreshDiffers(row);
+    const record = this.records[position];
+    record.results[result.model_id] = result;
+    record.liveSince = Date.now(); // its disagreement is stale until the page is fetched again
+    this.stale.add(Math.floor(position / PAGE_SIZE));
+    this.redraw(position);
+  }
+
+  /** Fetches again the pages on screen that changed live (the server's verdict on what differs). */
+  async refreshStale() {
+    const [first, last] = this.visibleRange();
+    const visible = new Set();
+    for (let p = Math.floor(first / PAGE_SIZE); p <= Math.floor(last / PAGE_SIZE); p += 1) visible.add(p);
+    const pages = [...this.stale];
+    this.stale.clear();
+    for (const page of pages) {
+      if (visible.has(page)) await this.load(page);
+      else this.pages.delete(page); // fetched again when it scrolls into view
+    }
   }
 
   applyAnnotation(recordId, annotation) {
-    const row = this.rows.get(recordId);
-    if (!row) return;
-    row.record.annotations[annotation.model_id] = annotation;
-    row.record.annotation_version = Math.max(row.record.annotation_version || 0, annotation.version);
-    this.renderCell(row, annotation.model_id);
-    this.refreshDiffers(row);
+    const position = this.positions.get(recordId);
+    if (position === undefined) return;
+    const record = this.records[position];
+    record.annotations[annotation.model_id] = annotation;
+    record.annotation_version = Math.max(record.annotation_version || 0, annotation.version);
+    this.redraw(position);
   }
 
   /** A mark removed (undo), here or by someone else: the record moves on to version. */
   clearAnnotation(recordId, modelId, version) {
-    const row = this.rows.get(recordId);
-    if (!row) return;
-    delete row.record.annotations[modelId];
-    row.record.annotation_version = Math.max(row.record.annotation_version || 0, version);
-    this.renderCell(row, modelId);
-    this.refreshDiffers(row);
+    const position = this.positions.get(recordId);
+    if (position === undefined) return;
+    const record = this.records[position];
+    delete record.annotations[modelId];
+    record.annotation_version = Math.max(record.annotation_version || 0, version);
+    this.redraw(position);
   }
 
   annotationVersion(recordId) {
-    return this.rows.get(recordId)?.record.annotation_version ?? 0;
+    const position = this.positions.get(recordId);
+    return position === undefined ? 0 : this.records[position].annotation_version ?? 0;
   }
 
   /** The run whose answer the cell shows: a mark names it, so the answer stored is the one seen. */
   shownRun(recordId, modelId) {
-    return this.rows.get(recordId)?.record.results[modelId]?.run_id ?? "";
-  }
-
-  refreshDiffers(row) {
-    const present = this.models.filter((m) => row.record.results[m]);
-    const differs = outputsDiffer(present.map((m) => row.record.results[m]));
-    row.tr.classList.toggle("differs", differs);
-    for (const m of present) {
-      if (!row.record.results[m].error) row.cells.get(m).classList.toggle("differs", differs);
-    }
+    const position = this.positions.get(recordId);
+    return position === undefined ? "" : this.records[position].results[modelId]?.run_id ?? "";
   }
 }

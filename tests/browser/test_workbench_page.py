@@ -2,45 +2,15 @@
 a record's metadata beside its input; a record id holding "/" annotated exactly."""
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
-
-from devstack import Stack
+from playwright.async_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 
-CHROMIUM = "/usr/bin/chromium"
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\">"
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium)")
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=chromium,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
-    page = await browser.new_page()
-    await page.goto(f"{stack.url}/#token={stack.token}")
-    yield page
-    await page.close()
 
 
 async def test_a_user_uploads_runs_two_models_and_stars_an_answer(page: Page, tmp_path: Path) -> None:
@@ -70,7 +40,8 @@ async def test_a_user_uploads_runs_two_models_and_stars_an_answer(page: Page, tm
     star = page.locator('[data-record-id="b1"][data-model-id="tiny-a"] .golden-button')
     await star.click()
     await expect(star).to_have_attribute("aria-pressed", "true", timeout=15_000)
-    assert "/admin/export/" in (await page.locator("#export-link").get_attribute("href") or "")
+    jsonl_link = page.locator('a.export-link[data-format="jsonl"]')
+    assert "/admin/export/" in (await jsonl_link.get_attribute("href") or "")
 
 
 async def test_a_record_shows_its_metadata_and_an_id_with_slashes_is_starred_exactly(
@@ -92,7 +63,7 @@ async def test_a_record_shows_its_metadata_and_an_id_with_slashes_is_starred_exa
     await expect(page.locator("#dataset-list")).to_contain_text(dataset_id)
 
     # The record's own fields are shown beside its input, as text.
-    input_cell = page.locator('tr[data-record-id="team/7/"] .input-col')
+    input_cell = page.locator('[role="row"][data-record-id="team/7/"] .input-col')
     await expect(input_cell).to_contain_text("Describe candidate seven.", timeout=30_000)
     await expect(input_cell.locator(".metadata")).to_contain_text("name: Ada")
     await expect(input_cell.locator(".metadata")).to_contain_text("years: 7")
@@ -101,7 +72,7 @@ async def test_a_record_shows_its_metadata_and_an_id_with_slashes_is_starred_exa
 
     await page.locator('#model-list input[value="tiny-a"]').check()
     await page.click("#run-button")
-    cell = page.locator('td[data-record-id="team/7/"][data-model-id="tiny-a"]')
+    cell = page.locator('.cell[data-record-id="team/7/"][data-model-id="tiny-a"]')
     await expect(cell.locator(".output")).not_to_have_text("", timeout=240_000)
 
     star = cell.locator(".golden-button")
