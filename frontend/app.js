@@ -7,6 +7,12 @@ import { PAGE_SIZE, ResultsGrid, el, inputText } from "./grid.js";
 import { connectLive } from "./live.js";
 
 const ACTIVE = new Set(["queued", "running"]);
+const RUN_EVENT_STATUS = {
+  RunStarted: "running",
+  RunCompleted: "completed",
+  RunFailed: "failed",
+  RunCancelled: "cancelled",
+};
 const POLL_MS = 2000; // the seed's polling of the active runs, when no WebSocket can be opened
 const REFRESH_DIFFS_MS = 1000; // after live results settle, the server's verdict on what differs
 
@@ -16,6 +22,7 @@ const state = {
   datasets: [],
   models: new Map(), // model id -> model (with its workers)
   runs: new Map(), // run id -> run
+  runStatus: new Map(), // run id -> the status its latest run event says
   datasetId: "",
   view: { filter: "", modelId: "", q: "" },
   loadGeneration: 0,
@@ -361,6 +368,10 @@ async function loadRuns() {
   if (state.datasetId) requests.push(api(`/admin/benchmarks${query({ dataset_id: state.datasetId })}`));
   const replies = await Promise.all(requests);
   state.runs = new Map(replies.flatMap((r) => r.runs).map((run) => [run.run_id, run]));
+  for (const [runId, status] of state.runStatus) {
+    const run = state.runs.get(runId);
+    if (run && ACTIVE.has(run.status) && !ACTIVE.has(status)) run.status = status; // the API is behind its events
+  }
   renderRuns();
 }
 
@@ -874,7 +885,14 @@ async function loadLabelStudio() {
     return;
   }
   const datasetId = state.datasetId;
-  const status = await api(`/admin/label-studio/${encodeURIComponent(datasetId)}`);
+  let status;
+  try {
+    status = await api(`/admin/label-studio/${encodeURIComponent(datasetId)}`);
+  } catch (error) {
+    if (handleAuth(error)) return;
+    box.hidden = true; // the sync is optional: the rest of the page does not wait for it
+    return;
+  }
   if (datasetId !== state.datasetId) return;
   state.labelStudio = status;
   box.hidden = !status.configured;
@@ -930,6 +948,17 @@ function onFrame(frame) {
     if (card) card.replaceWith(runCard(run));
     else renderRuns();
   } else if (frame.type === "run") {
+    // The event says how the run stands now; the runs API may answer from a read model a moment behind.
+    const status = RUN_EVENT_STATUS[frame.event];
+    if (status && frame.run_id) {
+      state.runStatus.set(frame.run_id, status);
+      const run = state.runs.get(frame.run_id);
+      if (run) {
+        run.status = status;
+        if (frame.error) run.error = frame.error;
+        renderRuns();
+      }
+    }
     refreshRunsSoon();
   } else if (frame.type === "worker") {
     refreshModelsSoon();

@@ -5,9 +5,14 @@ queue. A slow browser loses stale progress frames first (a newer snapshot of the
 an older one); results and run events are never dropped: when they alone overflow the backlog the
 socket is closed with CLOSE_RELOAD and the browser refetches the results view. The relay does the
 same to every socket when it has missed stored events it cannot replay (LiveHub.reload_all).
+
+Frames made from stored events carry their stream sequence. The hub knows the sequence it has
+relayed through, so a client that joins gets every stored-event frame after `ClientQueue.start`;
+frames at or below what the browser already has (`sent_through`) are skipped, never sent twice.
 """
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,13 +29,16 @@ class Frame:
 
     text: str
     progress_of: str | None = None  # the run id, for progress frames only
+    seq: int | None = None  # the stream sequence of the stored event it was made from
 
 
 class ClientQueue:
     """The frames waiting to be sent to one WebSocket."""
 
-    def __init__(self, limit: int = DEFAULT_BACKLOG) -> None:
+    def __init__(self, limit: int = DEFAULT_BACKLOG, start: int | None = None, sent_through: int = 0) -> None:
         self.limit = limit
+        self.start = start  # the hub's sequence when this client joined: every stored frame after it comes here
+        self.sent_through = sent_through  # the browser has every stored-event frame up to this sequence
         self.overflowed = False
         self.must_reload = False  # closed because the browser missed frames: close the socket with CLOSE_RELOAD
         self.closed = False
@@ -41,7 +49,7 @@ class ClientQueue:
         return len(self._frames)
 
     def put(self, frame: Frame) -> None:
-        if self.closed:
+        if self.closed or self._already_sent(frame):
             return
         if frame.progress_of is not None:
             self._drop_progress(lambda f: f.progress_of == frame.progress_of)
@@ -65,14 +73,26 @@ class ClientQueue:
         self._frames.clear()
         self._ready.set()
 
+    def mark_sent(self, seq: int | None) -> None:
+        """The browser now has the stored-event frame of this sequence (e.g. replayed): none up to it is sent again."""
+        if seq is not None:
+            self.sent_through = max(self.sent_through, seq)
+
     async def get(self) -> str | None:
         """The next frame's text; None once the queue is closed (see `must_reload` and `overflowed` for why)."""
-        while not self._frames:
-            if self.closed:
-                return None
-            self._ready.clear()
-            await self._ready.wait()
-        return self._frames.popleft().text
+        while True:
+            while not self._frames:
+                if self.closed:
+                    return None
+                self._ready.clear()
+                await self._ready.wait()
+            frame = self._frames.popleft()
+            if not self._already_sent(frame):
+                self.mark_sent(frame.seq)
+                return frame.text
+
+    def _already_sent(self, frame: Frame) -> bool:
+        return frame.seq is not None and frame.seq <= self.sent_through
 
     def _drop_progress(self, matches: Callable[[Frame], bool]) -> bool:
         """Removes the oldest frame that matches; True when one was removed."""
@@ -89,9 +109,26 @@ class LiveHub:
     def __init__(self, backlog: int = DEFAULT_BACKLOG) -> None:
         self.backlog = backlog
         self.clients: set[ClientQueue] = set()
+        # The stream sequence through which stored events have been broadcast (None until the relay
+        # follows the stream): every stored-event frame broadcast later is after it.
+        self.sequence: int | None = None
+        self._following = asyncio.Event()
 
-    def subscribe(self) -> ClientQueue:
-        client = ClientQueue(self.backlog)
+    def relayed(self, sequence: int) -> None:
+        """The relay has broadcast the stored events through `sequence` (or follows the stream from after it)."""
+        self.sequence = sequence
+        self._following.set()
+
+    async def following(self, wait_s: float) -> bool:
+        """Whether the relay follows the stream, waiting up to `wait_s` for it (e.g. a gateway just started)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await self._following.wait()
+        return self._following.is_set()
+
+    def subscribe(self, since: int | None = None) -> ClientQueue:
+        """A new client's queue; `since`: the browser already has the stored-event frames up to it."""
+        client = ClientQueue(self.backlog, start=self.sequence, sent_through=since or 0)
         self.clients.add(client)
         return client
 

@@ -225,6 +225,11 @@ def sampling_view(s: inf.SamplingParams) -> SamplingView:
     return SamplingView(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed)
 
 
+def worker_state_word(state: inf.WorkerState.ValueType) -> str:
+    """WORKER_STATE_LOADING -> loading, as /admin/models and the live worker frames name it."""
+    return enum_word(inf.WorkerState.Name(state), "WORKER_STATE_")
+
+
 def model_view(m: inf.Model) -> ModelView:
     # The model's path stays inside: it names a directory or provider the browser has no use for.
     return ModelView(
@@ -237,7 +242,7 @@ def model_view(m: inf.Model) -> ModelView:
         workers=[
             WorkerView(
                 worker=w.worker,
-                state=enum_word(inf.WorkerState.Name(w.state), "WORKER_STATE_"),
+                state=worker_state_word(w.state),
                 since=from_timestamp(w.since),
                 detail=w.detail,
             )

@@ -111,9 +111,9 @@ def test_a_recorded_result_becomes_a_result_frame() -> None:
         recorded_at=at(1),
     )
 
-    frame = event_frame(event)
+    frame = event_frame(event, sequence=17)
 
-    assert frame is not None and frame.progress_of is None
+    assert frame is not None and frame.progress_of is None and frame.seq == 17
     assert json.loads(frame.text) == {
         "type": "result",
         "result": {
@@ -128,12 +128,15 @@ def test_a_recorded_result_becomes_a_result_frame() -> None:
             "latency_ms": 9.5,
             "error": "",
         },
+        "seq": 17,
     }
 
 
 def test_run_events_become_run_frames_and_other_events_nothing() -> None:
-    started = event_frame(inf.RunStarted(run_id="run-1", worker="w1", engine="vllm 0.32.0", started_at=at(2)))
-    completed = event_frame(inf.RunCompleted(run_id="run-1", done=3, failed=1))
+    started = event_frame(
+        inf.RunStarted(run_id="run-1", worker="w1", engine="vllm 0.32.0", started_at=at(2)), sequence=5
+    )
+    completed = event_frame(inf.RunCompleted(run_id="run-1", done=3, failed=1), sequence=6)
 
     assert started is not None and json.loads(started.text) == {
         "type": "run",
@@ -145,9 +148,10 @@ def test_run_events_become_run_frames_and_other_events_nothing() -> None:
         "started_at": "2025-10-09T08:53:22+00:00",
         "weights_hash": "",
         "chat_template_hash": "",
+        "seq": 5,
     }
     assert completed is not None and json.loads(completed.text)["completed_at"] is None
-    assert event_frame(ds.DatasetRegistered(dataset_id="ds-1")) is None
+    assert event_frame(ds.DatasetRegistered(dataset_id="ds-1"), sequence=7) is None
 
 
 def test_annotation_events_become_annotation_frames_with_the_records_new_version() -> None:
@@ -209,6 +213,8 @@ async def test_the_socket_pushes_frames_to_an_authenticated_browser(
         client.blocking_portal.call(hub.broadcast, progress("run-1", 4))
         client.blocking_portal.call(hub.broadcast, result_frame(1))
 
+        # NATS is unreachable here: the gateway follows no stream yet, so no sequence to start from.
+        assert socket.receive_json(timeout=5) == {"type": "hello", "resumed": False, "seq": None}
         assert socket.receive_json(timeout=5) == {"type": "progress", "run": "run-1", "done": 4}
         assert socket.receive_json(timeout=5) == {"type": "result", "n": 1}
     wait_for_clients(hub, 0)  # closing the socket unsubscribes it
@@ -250,6 +256,7 @@ async def test_every_open_browser_is_told_to_reload_when_the_relay_missed_events
     with await client.websocket_connect(f"/ws/workbench?token={token}") as socket:
         wait_for_clients(hub, 1)
         client.blocking_portal.call(hub.reload_all)
+        assert socket.receive_json(timeout=5)["type"] == "hello"
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json(timeout=5)
 
