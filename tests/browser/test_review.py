@@ -8,16 +8,18 @@ import asyncio
 import csv
 import io
 import json
+import re
+import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from devstack import Stack
 from eventlog import JetStreamEventStore, NewEvent
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import VIEWPORT, screenshot
 from workbench.inference.v1 import inference_pb2 as inf
 
 pytestmark = [pytest.mark.browser]
@@ -44,8 +46,31 @@ def lines(records: list[dict[str, object]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
 
 
-async def count_of(page: Page, name: str) -> str:
-    return await page.locator(f'#counts [data-count="{name}"]').inner_text()
+async def upload_records(api: httpx.AsyncClient, name: str, records: list[dict[str, object]]) -> str:
+    upload = await api.post("/admin/datasets/upload", files={"file": (name, lines(records))})
+    assert upload.status_code == 201, upload.text
+    return str(upload.json()["dataset"]["dataset_id"])
+
+
+async def store_answers(stack: Stack, dataset_id: str, answers: dict[str, dict[str, str]]) -> None:
+    """Stores answers (record id -> model id -> text) as a run of each model stores its results."""
+    events = await JetStreamEventStore.connect(stack.nats_url)
+    try:
+        for model_id in sorted({model for by_model in answers.values() for model in by_model}):
+            run_id = f"run_{uuid.uuid4().hex[:12]}"
+            for record_id, by_model in answers.items():
+                result = inf.ResultRecorded(
+                    run_id=run_id,
+                    dataset_id=dataset_id,
+                    model_id=model_id,
+                    record_id=record_id,
+                    output_text=by_model[model_id],
+                    finish_reason="stop",
+                    output_tokens=9,
+                )
+                await events.append(NewEvent(f"wb.results.{run_id}", result, msg_id=f"{run_id}:{record_id}"))
+    finally:
+        await events.close()
 
 
 async def download(page: Page, export_format: str) -> str:
@@ -173,34 +198,13 @@ async def test_hostile_answers_are_text_and_the_differing_json_field_is_highligh
     page: Page, stack: Stack, api: httpx.AsyncClient
 ) -> None:
     # A dataset whose answers (stored as a run would store them) try to be HTML, script, links and bidi tricks.
-    upload = await api.post(
-        "/admin/datasets/upload",
-        files={"file": ("hostile.jsonl", lines([{"id": f"h{i}", "prompt": f"Judge {i}"} for i in range(3)]))},
-    )
-    assert upload.status_code == 201, upload.text
-    dataset_id = upload.json()["dataset"]["dataset_id"]
+    dataset_id = await upload_records(api, "hostile.jsonl", [{"id": f"h{i}", "prompt": f"Judge {i}"} for i in range(3)])
     answers = {
         "h0": HOSTILE_ANSWERS,
         "h1": dict.fromkeys(HOSTILE_ANSWERS, SCRIPT_END),
         "h2": {"tiny-a": LINK, "tiny-b": BIDI},
     }
-    events = await JetStreamEventStore.connect(stack.nats_url)
-    try:
-        for model_id in HOSTILE_ANSWERS:
-            run_id = f"run_{uuid.uuid4().hex[:12]}"
-            for record_id, by_model in answers.items():
-                result = inf.ResultRecorded(
-                    run_id=run_id,
-                    dataset_id=dataset_id,
-                    model_id=model_id,
-                    record_id=record_id,
-                    output_text=by_model[model_id],
-                    finish_reason="stop",
-                    output_tokens=9,
-                )
-                await events.append(NewEvent(f"wb.results.{run_id}", result, msg_id=f"{run_id}:{record_id}"))
-    finally:
-        await events.close()
+    await store_answers(stack, dataset_id, answers)
 
     await page.goto(f"{stack.url}/#token={stack.token}&dataset={dataset_id}")
     await page.reload()  # the fragment alone does not load a page again
@@ -261,3 +265,81 @@ async def test_the_gateway_restarted_mid_run_leaves_every_result_on_the_page_onc
         await results.evaluate("(grid) => { grid.scrollTop += grid.clientHeight; }")
         await page.wait_for_timeout(100)
     assert seen == {record["id"] for record in records}
+
+
+async def test_a_mark_made_meanwhile_by_someone_else_is_shown_with_theirs_and_mine_and_never_overwritten(
+    browser: Browser, stack: Stack, api: httpx.AsyncClient
+) -> None:
+    dataset_id = await upload_records(api, "conflict.jsonl", [{"id": "c0", "prompt": "Judge"}])
+    await store_answers(stack, dataset_id, {"c0": {"tiny-a": "accept", "tiny-b": "reject"}})
+    page = await browser.new_page(viewport=VIEWPORT)
+
+    # This page does not hear of other people's marks (its annotation frames are held back).
+    def without_annotation_frames(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+        server.on_message(lambda message: None if '"type":"annotation"' in str(message) else socket.send(message))
+
+    await page.route_web_socket(re.compile(r"/ws/workbench"), without_annotation_frames)
+    await page.goto(f"{stack.url}/#token={stack.token}&dataset={dataset_id}")
+    cell = page.locator('.cell[data-record-id="c0"][data-model-id="tiny-a"]')
+    await expect(cell.locator(".output")).to_have_text("accept", timeout=30_000)
+
+    # Someone else flags the answer wrong; then this page, still showing it unmarked, stars it.
+    theirs = await api.post(
+        "/admin/annotations",
+        json={
+            "kind": "wrong",
+            "dataset_id": dataset_id,
+            "record_id": "c0",
+            "model_id": "tiny-a",
+            "annotator": "Mallory",
+            "expected_version": 0,
+        },
+    )
+    assert theirs.status_code == 201, theirs.text
+    await page.locator("#results").focus()
+    await page.keyboard.press("g")
+
+    dialog = page.locator("#conflict-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("Theirs: wrong by Mallory")
+    await expect(dialog).to_contain_text("Yours: golden")
+    await expect(cell).to_have_attribute("data-annotation", "wrong")  # the stored version, shown
+    stored = (await api.get("/admin/workbench/results", params={"dataset_id": dataset_id})).json()["records"][0]
+    assert stored["annotations"]["tiny-a"]["kind"] == "wrong"  # nothing was overwritten
+
+    await page.locator("#conflict-apply").click()
+    await expect(cell).to_have_attribute("data-annotation", "golden")
+    stored = (await api.get("/admin/workbench/results", params={"dataset_id": dataset_id})).json()["records"][0]
+    assert stored["annotations"]["tiny-a"]["kind"] == "golden"
+    await page.close()
+
+
+NO_WEBSOCKET = """
+window.WebSocket = class extends EventTarget {
+  constructor() {
+    super();
+    setTimeout(() => this.dispatchEvent(Object.assign(new Event("close"), { code: 1006 })), 10);
+  }
+  close() {}
+};
+"""
+
+
+async def test_where_no_websocket_opens_the_page_says_so_and_polls_the_active_runs_every_two_seconds(
+    browser: Browser, stack: Stack
+) -> None:
+    page = await browser.new_page(viewport=VIEWPORT)
+    await page.add_init_script(NO_WEBSOCKET)  # a proxy that passes no WebSocket
+    polls: list[float] = []
+    page.on(
+        "request", lambda request: polls.append(time.monotonic()) if "/admin/benchmarks/active" in request.url else None
+    )
+    await page.goto(f"{stack.url}/#token={stack.token}")
+
+    await expect(page.locator("#live-status")).to_have_text("polling", timeout=20_000)
+    await expect(page.locator("#live-banner")).to_contain_text("refreshed every 2 seconds")
+    began = time.monotonic()
+    await page.wait_for_timeout(5_000)
+    assert len([moment for moment in polls if moment >= began]) >= 2
+    await page.close()
