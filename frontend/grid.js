@@ -155,11 +155,13 @@ export class ResultsGrid {
     this.early.delete(record.record_id);
   }
 
+  /** The rows' height in pixels (--row-height in style.css), read once per layout: reading styles costs. */
   get rowHeight() {
-    return parseFloat(getComputedStyle(this.root).getPropertyValue("--row-height")) || 150;
+    return this.height;
   }
 
   layout() {
+    this.height = parseFloat(getComputedStyle(this.root).getPropertyValue("--row-height")) || 150;
     this.root.style.setProperty("--models", String(Math.max(this.models.length, 1)));
     this.root.setAttribute("aria-rowcount", String(this.total));
     this.body.style.height = `${this.total * this.rowHeight}px`;
