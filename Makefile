@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/eventlog.py
 	$(PY) bench/upload.py
 	$(PY) bench/inference_overhead.py
+	$(PY) bench/grid.py
 
 $(STAMP): $(INSTALL_INPUTS)
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)

@@ -18,6 +18,7 @@ from annotations_service.adapters.curation import CurationProjection, CurationRe
 from annotations_service.adapters.read_model import AnnotationsProjection
 from annotations_service.curation_queries import CurationQueries, RecordOrder
 from annotations_service.domain.curation import RecordFilter
+from annotations_service.domain.curation import select as select_records
 from annotations_service.domain.names import record_subject
 from devstack.natsserver import NatsServer
 from eventlog import JetStreamEventStore, NewEvent, ProjectionRunner
@@ -165,6 +166,12 @@ async def test_filters_counts_and_a_rebuild_on_a_real_log(events: JetStreamEvent
 
     page = await queries.query_records(DATASET, RecordFilter.EVERY, offset=2, limit=2)
     assert ([f.record_id for f in page.records], page.total) == (["r2", "r3"], 6)
+    # An unfiltered page reads only its own records' facts: the same facts the whole dataset's read gives.
+    whole = select_records(CurationReadModel(engine).facts(DATASET), ORDER, RecordFilter.EVERY)
+    everything = {f.record_id: f for f in whole}
+    page = await queries.query_records(DATASET, RecordFilter.EVERY, offset=1, limit=4)
+    assert list(page.records) == [everything[record_id] for record_id in ORDER[1:5]]
+    assert any(f.marks for f in page.records) and any(f.disagreement.differs for f in page.records)
     seed = (await queries.query_records(DATASET, RecordFilter.DIFFERENCES, limit=1)).records[0].disagreement
     assert (seed.differing_paths, round(seed.score, 3)) == (("$.trajectory", "$.pedigree"), 0.667)
     with pytest.raises(InvalidInput):

@@ -73,6 +73,12 @@ class CurationQueries:
                 f"(got offset {offset}, limit {limit}); page through longer lists with offset"
             )
         order = await self.order.ids(dataset_id)
+        if wanted is RecordFilter.EVERY and not q:
+            # Every record passes: only the page's own facts are read (a page of a 10,000-record
+            # dataset no longer reads the whole dataset's).
+            page = order[offset : offset + limit]
+            found = {item.record_id: item for item in await asyncio.to_thread(self.read_model.facts, dataset_id, page)}
+            return RecordsPage([found.get(record_id, RecordFacts(record_id)) for record_id in page], len(order))
         if q:
             answering = await asyncio.to_thread(self.read_model.records_answering, dataset_id, q, model_id)
             needle = q.casefold()

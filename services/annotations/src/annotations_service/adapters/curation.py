@@ -21,6 +21,8 @@ from eventlog import StoredEvent
 from workbench.datasets.v1.datasets_pb2 import DatasetDeleted
 from workbench.inference.v1.inference_pb2 import ResultRecorded
 
+IN_CHUNK = 500  # ids per IN (...) query: below every database's limit on bound parameters
+
 
 class CurationAnswerRow(SQLModel, table=True):
     """A model's latest answer to a record (the last ResultRecorded on the log wins, as in annotations_outputs)."""
@@ -111,16 +113,25 @@ class CurationReadModel:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def facts(self, dataset_id: str) -> list[RecordFacts]:
-        """Every record of the dataset with an answer or a mark: its disagreement and marks."""
+    def facts(self, dataset_id: str, record_ids: Sequence[str] | None = None) -> list[RecordFacts]:
+        """Every record of the dataset (or of these ids) with an answer or a mark: its disagreement and marks."""
         marks: dict[str, dict[str, int]] = {}
+        rows: list[DisagreementRow] = []
+        chunks: list[Sequence[str] | None] = [None]
+        if record_ids is not None:
+            chunks = [record_ids[i : i + IN_CHUNK] for i in range(0, len(record_ids), IN_CHUNK)]
         with Session(self.engine) as session:
-            marked = select(AnnotationRow.record_id, AnnotationRow.model_id, AnnotationRow.kind).where(
-                AnnotationRow.dataset_id == dataset_id
-            )
-            for record_id, model_id, kind in session.exec(marked):
-                marks.setdefault(record_id, {})[model_id] = kind
-            rows = session.exec(select(DisagreementRow).where(DisagreementRow.dataset_id == dataset_id)).all()
+            for chunk in chunks:
+                marked = select(AnnotationRow.record_id, AnnotationRow.model_id, AnnotationRow.kind).where(
+                    AnnotationRow.dataset_id == dataset_id
+                )
+                differing = select(DisagreementRow).where(DisagreementRow.dataset_id == dataset_id)
+                if chunk is not None:
+                    marked = marked.where(col(AnnotationRow.record_id).in_(chunk))
+                    differing = differing.where(col(DisagreementRow.record_id).in_(chunk))
+                for record_id, model_id, kind in session.exec(marked):
+                    marks.setdefault(record_id, {})[model_id] = kind
+                rows.extend(session.exec(differing).all())
         found = {
             row.record_id: RecordFacts(row.record_id, _disagreement(row), marks.get(row.record_id, {})) for row in rows
         }
