@@ -1002,10 +1002,15 @@ function onLiveState(liveState) {
 }
 
 function onLiveOpen({ resumed } = {}) {
-  // Resumed: the socket replayed what was missed, nothing to refetch. Otherwise refetch what is on screen.
+  // Resumed: the socket replayed what was missed, nothing to refetch. Otherwise refetch what is on
+  // screen: the runs, the counts and the grid's visible pages (a filtered view from its start, as
+  // what passes the filter may have changed).
   if (resumed) return;
   const reloads = [loadRuns(), loadModels()];
-  if (state.datasetId) reloads.push(loadResults(), loadStats());
+  if (state.datasetId) {
+    const { filter, modelId, q } = state.view;
+    reloads.push(loadStats(), filter || modelId || q ? loadResults() : state.grid.reloadVisible());
+  }
   Promise.all(reloads).catch(failed);
 }
 

@@ -432,6 +432,17 @@ export class ResultsGrid {
     }
   }
 
+  /** Fetches the pages on screen again and forgets the others (fetched again when they scroll into
+   * sight): after a reconnect that could not replay what was missed. Scroll and cursor stay. */
+  async reloadVisible() {
+    const [first, last] = this.visibleRange();
+    this.pages.clear();
+    this.stale.clear();
+    for (let page = Math.floor(first / PAGE_SIZE); page <= Math.floor(Math.max(last, 0) / PAGE_SIZE); page += 1) {
+      if (page * PAGE_SIZE < this.total) await this.load(page);
+    }
+  }
+
   applyAnnotation(recordId, annotation) {
     const position = this.positions.get(recordId);
     if (position === undefined) return;

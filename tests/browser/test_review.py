@@ -283,6 +283,8 @@ async def test_a_mark_made_meanwhile_by_someone_else_is_shown_with_theirs_and_mi
     await page.goto(f"{stack.url}/#token={stack.token}&dataset={dataset_id}")
     cell = page.locator('.cell[data-record-id="c0"][data-model-id="tiny-a"]')
     await expect(cell.locator(".output")).to_have_text("accept", timeout=30_000)
+    await expect(page.locator("#live-status")).to_have_text("live")
+    await page.wait_for_load_state("networkidle")  # the page has fetched what it shows
 
     # Someone else flags the answer wrong; then this page, still showing it unmarked, stars it.
     theirs = await api.post(
