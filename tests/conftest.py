@@ -4,18 +4,22 @@ the whole workbench as real processes (one stack per session: its vLLM engines s
 import asyncio
 import json
 import os
+import secrets
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
 from devstack import Stack, StackPorts
-from devstack.natsserver import NatsServer
+from devstack.natsserver import NatsServer, free_port
 from eventlog import JetStreamEventStore, StreamSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,6 +122,65 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {stack.token}"}
     async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=60) as client:
         yield client
+
+
+LABEL_STUDIO = REPO / ".venv-labelstudio" / "bin" / "label-studio"
+LABEL_STUDIO_START_S = 240.0
+
+
+@dataclass(frozen=True)
+class LabelStudioServer:
+    """A real Label Studio server (its own venv, installed by `make install`) and its admin's API token."""
+
+    url: str
+    token: str = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudioServer]:
+    """Label Studio on a free loopback port with a preset legacy token, once per session (it takes
+    about a minute to start); stopped at the end."""
+    if not LABEL_STUDIO.exists():
+        pytest.fail(f"{LABEL_STUDIO} is missing: run `make install` (it installs label-studio into .venv-labelstudio)")
+    data_dir = tmp_path_factory.mktemp("label-studio")
+    port, token = free_port(), secrets.token_hex(20)
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",  # without it the preset token is refused (401)
+        "LABEL_STUDIO_USERNAME": "admin@example.com",
+        "LABEL_STUDIO_PASSWORD": secrets.token_hex(12),
+        "LABEL_STUDIO_USER_TOKEN": token,
+        "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir),
+    }
+    log_path = data_dir / "label-studio.log"
+    command = [str(LABEL_STUDIO), "start", "--no-browser", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_health(url, process, log_path)
+        yield LabelStudioServer(url, token)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_for_health(url: str, process: "subprocess.Popen[bytes]", log_path: Path) -> None:
+    deadline = time.monotonic() + LABEL_STUDIO_START_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Label Studio exited at start:\n{log_path.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"Label Studio did not answer /health at {url}:\n{log_path.read_text()[-4000:]}")
 
 
 def jsonl(records: list[dict[str, object]]) -> bytes:

@@ -15,11 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from label_studio_sdk import LabelStudio
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
+from annotations_service.domain.label_studio_tasks import model_key
 from devstack import Stack
 from eventlog import JetStreamEventStore, NewEvent
 from tests.browser.conftest import VIEWPORT, screenshot
+from tests.conftest import LabelStudioServer
 from workbench.inference.v1 import inference_pb2 as inf
 
 pytestmark = [pytest.mark.browser]
@@ -345,3 +348,52 @@ async def test_where_no_websocket_opens_the_page_says_so_and_polls_the_active_ru
     await page.wait_for_timeout(5_000)
     assert len([moment for moment in polls if moment >= began]) >= 2
     await page.close()
+
+
+@pytest.mark.restarts_stack
+async def test_label_studio_link_push_and_pull_from_the_export_menu(
+    browser: Browser, stack: Stack, api: httpx.AsyncClient, label_studio: LabelStudioServer
+) -> None:
+    # The annotations service, told where a real Label Studio server is.
+    configured = {"WB_LABEL_STUDIO_URL": label_studio.url, "WB_LABEL_STUDIO_TOKEN": label_studio.token}
+    stack.extra_env.update(configured)
+    stack.stop(("annotations",))
+    stack.start(("annotations",))
+    page = await browser.new_page(viewport=VIEWPORT)
+    try:
+        dataset_id = await upload_records(
+            api, "to-label-studio.jsonl", [{"id": "s0", "prompt": "Capital?"}, {"id": "s1", "prompt": "River?"}]
+        )
+        answers = {"s0": {"tiny-a": "Paris", "tiny-b": "Lyon"}, "s1": {"tiny-a": "Seine", "tiny-b": "Loire"}}
+        await store_answers(stack, dataset_id, answers)
+        await page.goto(f"{stack.url}/#token={stack.token}&dataset={dataset_id}")
+        cell = page.locator('.cell[data-record-id="s0"][data-model-id="tiny-a"]')
+        await expect(cell.locator(".output")).to_have_text("Paris", timeout=30_000)
+
+        await page.locator("#export-menu summary").click()
+        box = page.locator("#label-studio")
+        await expect(box).to_contain_text("not linked")
+        await page.locator("#label-studio-link").click()
+        await expect(page.locator("#label-studio-status")).to_contain_text("Linked to project")
+        await page.locator("#label-studio-push").click()
+        await expect(page.locator("#label-studio-status")).to_have_text("Pushed 2 tasks (0 skipped).", timeout=60_000)
+        await expect(box).to_contain_text("2 tasks pushed")
+
+        # Someone marks tiny-a's answer to s0 golden in Label Studio; the pull brings it to the grid.
+        project_id = int((await api.get(f"/admin/label-studio/{dataset_id}")).json()["link"]["project_id"])
+        client = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)  # type: ignore[no-untyped-call]
+        tasks = {task.data["record_id"]: task.id for task in client.tasks.list(project=project_id, fields="all")}
+        key = model_key("tiny-a")
+        verdict = {"from_name": f"verdict_{key}", "to_name": f"answer_{key}", "type": "choices"}
+        client.annotations.create(tasks["s0"], result=[{**verdict, "value": {"choices": ["golden"]}}])
+        await page.locator("#label-studio-pull").click()
+        await expect(page.locator("#label-studio-status")).to_have_text(
+            "Recorded 1 annotation (0 unchanged).", timeout=60_000
+        )
+        await expect(cell).to_have_attribute("data-annotation", "golden")
+    finally:
+        await page.close()
+        for name in configured:
+            stack.extra_env.pop(name)
+        stack.stop(("annotations",))
+        stack.start(("annotations",))

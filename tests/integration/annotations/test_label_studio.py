@@ -24,6 +24,7 @@ from annotations_service.domain.label_studio_tasks import label_config, marks_in
 from annotations_service.domain.names import record_subject
 from annotations_service.label_studio_sync import LabelStudioSync
 from devstack.natsserver import NatsServer
+from tests.conftest import LabelStudioServer
 from workbench.annotations.v1.annotations_pb2 import (
     AnnotationKind,
     AnnotationRecorded,
@@ -37,7 +38,7 @@ from workbench.annotations.v1.annotations_pb2 import (
 )
 from workbench.datasets.v1.datasets_pb2 import Record
 
-from .conftest import Annotations, LabelStudioServer, annotations_settings, running
+from .conftest import Annotations, annotations_settings, running
 
 GOLDEN = AnnotationKind.ANNOTATION_KIND_GOLDEN
 FIXED = AnnotationKind.ANNOTATION_KIND_FIXED
