@@ -181,10 +181,14 @@ async def test_the_seeds_manual_test_from_a_dropped_file_to_a_deleted_dataset(pa
     await screenshot(page, "export")
     await page.locator("#export-menu summary").click()
 
-    # Delete the dataset, after saying yes.
+    # Rename the dataset, then delete it after saying yes.
+    page.once("dialog", lambda dialog: dialog.accept("reviewed reports"))
+    await page.locator(".rename-dataset").click()
+    await expect(page.locator('#dataset-list [aria-current="true"] .name')).to_have_text("reviewed reports")
+    await expect(page.locator("#results-dataset")).to_have_text("· reviewed reports")
     page.once("dialog", lambda dialog: dialog.accept())
     await page.locator(".delete-dataset").click()
-    await expect(page.locator("#dataset-list")).not_to_contain_text("review-drop.jsonl")
+    await expect(page.locator("#dataset-list")).not_to_contain_text("reviewed reports")
     await expect(page.locator("#results-summary")).to_have_text("Select a dataset.")
 
 
