@@ -955,6 +955,7 @@ function onFrame(frame) {
       const run = state.runs.get(frame.run_id);
       if (run) {
         run.status = status;
+        if (typeof frame.done === "number") run.done = frame.done; // RunCompleted counts what was recorded
         if (frame.error) run.error = frame.error;
         renderRuns();
       }

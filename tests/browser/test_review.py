@@ -103,7 +103,8 @@ async def test_the_seeds_manual_test_from_a_dropped_file_to_a_deleted_dataset(pa
     for i in range(2):
         await expect(cards.nth(i)).to_have_attribute("data-status", "completed", timeout=RUN_WAIT_MS)
         bar = cards.nth(i).locator("progress")
-        assert await bar.get_attribute("value") == await bar.get_attribute("max") == "6"
+        await expect(bar).to_have_attribute("value", "6")
+        assert await bar.get_attribute("max") == "6"
 
     # The rows filled in live, from the WebSocket.
     assert int(await page.locator("#results").get_attribute("data-live-applied") or 0) >= 12
@@ -121,14 +122,20 @@ async def test_the_seeds_manual_test_from_a_dropped_file_to_a_deleted_dataset(pa
     first_id = await rows.nth(0).get_attribute("data-record-id")
     second_id = await rows.nth(1).get_attribute("data-record-id")
     third_id = await rows.nth(2).get_attribute("data-record-id")
+    # A model's key is its column's number (columns in the order the runs were requested).
+    columns = [
+        await head.get_attribute("data-model-id") for head in await page.locator(".grid-head [data-model-id]").all()
+    ]
+    key = {model_id: str(number) for number, model_id in enumerate(columns, start=1)}
+    assert set(key) == {"tiny-a", "tiny-b"}
 
-    await page.keyboard.press("1")
-    await page.keyboard.press("g")  # golden: record 1, model 1
+    await page.keyboard.press(key["tiny-a"])
+    await page.keyboard.press("g")  # golden: record 1, tiny-a
     await expect(page.locator(f'.cell[data-record-id="{first_id}"][data-model-id="tiny-a"]')).to_have_attribute(
         "data-annotation", "golden"
     )
     await page.keyboard.press("j")
-    await page.keyboard.press("2")
+    await page.keyboard.press(key["tiny-b"])
     await page.keyboard.press("f")  # fix: an editor prefilled with the answer
     answer = await page.locator(f'.cell[data-record-id="{second_id}"][data-model-id="tiny-b"] .output').inner_text()
     editor = page.locator("#edit-text")
@@ -142,7 +149,7 @@ async def test_the_seeds_manual_test_from_a_dropped_file_to_a_deleted_dataset(pa
     await expect(fixed.locator(".fixed-output")).to_have_text("A corrected one-line summary.")
 
     await page.keyboard.press("j")
-    await page.keyboard.press("1")
+    await page.keyboard.press(key["tiny-a"])
     await page.keyboard.press("w")  # wrong, then undo it
     flagged = page.locator(f'.cell[data-record-id="{third_id}"][data-model-id="tiny-a"]')
     await expect(flagged).to_have_attribute("data-annotation", "wrong")
@@ -401,3 +408,12 @@ async def test_label_studio_link_push_and_pull_from_the_export_menu(
             stack.extra_env.pop(name)
         stack.stop(("annotations",))
         stack.start(("annotations",))
+        await gateway_reaches_every_service(api)
+
+
+async def gateway_reaches_every_service(api: httpx.AsyncClient, within_s: float = 30) -> None:
+    """Waits until the gateway's /health finds every service serving again (after a restart)."""
+    deadline = time.monotonic() + within_s
+    while (health := await api.get("/health")).status_code != 200:
+        assert time.monotonic() < deadline, f"the gateway does not reach every service: {health.text}"
+        await asyncio.sleep(0.2)

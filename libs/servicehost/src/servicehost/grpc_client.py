@@ -24,6 +24,13 @@ from servicehost.errors import (
 from servicehost.grpc_server import MESSAGE_OPTIONS
 
 DEFAULT_RPC_TIMEOUT_S = 30.0
+# A peer that restarts is found again within 2 s: gRPC's default backoff grows to 120 s, and every
+# call meanwhile fails at once (UNAVAILABLE) though the peer is long back.
+RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.min_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
 
 _KIND_OF: dict[grpc.StatusCode, type[ServiceError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
@@ -84,7 +91,7 @@ class _DeadlineChannel:
 
 def open_channel(address: str, timeout_s: float = DEFAULT_RPC_TIMEOUT_S) -> grpc.aio.Channel:
     """A channel to a peer service: the workbench's message size limits, a deadline on every call."""
-    channel = grpc.aio.insecure_channel(address, options=MESSAGE_OPTIONS)
+    channel = grpc.aio.insecure_channel(address, options=(*MESSAGE_OPTIONS, *RECONNECT_OPTIONS))
     return cast(grpc.aio.Channel, _DeadlineChannel(channel, timeout_s))
 
 
