@@ -14,14 +14,20 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from annotations_service.adapters.curation import CurationProjection, CurationReadModel, DisagreementRow
+from annotations_service.adapters.curation import (
+    CurationAnswerRow,
+    CurationProjection,
+    CurationReadModel,
+    DisagreementRow,
+)
 from annotations_service.adapters.read_model import AnnotationsProjection
+from annotations_service.adapters.tables import AnnotationRow, OutputRow, ResultRow
 from annotations_service.curation_queries import CurationQueries, RecordOrder
 from annotations_service.domain.curation import RecordFilter
 from annotations_service.domain.curation import select as select_records
 from annotations_service.domain.names import record_subject
 from devstack.natsserver import NatsServer
-from eventlog import JetStreamEventStore, NewEvent, ProjectionRunner
+from eventlog import InMemoryEventStore, JetStreamEventStore, NewEvent, ProjectionRunner
 from servicehost.database import create_engine
 from servicehost.errors import InvalidInput
 from tests.uploads import upload_requests
@@ -223,3 +229,100 @@ async def test_query_records_and_stats_over_grpc_with_the_real_datasets_service(
     assert (stats.by_model["b"].wrong, stats.by_model["b"].needs_review) == (1, 3)
     assert bad_filter.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_batch_of_results_folds_into_the_same_rows_as_one_result_at_a_time(tmp_path: Path) -> None:
+    # Answers that replace each other within a batch and across batches, JSON and text, a failure,
+    # and a dataset deleted midway (its earlier answers go, its later ones are ignored).
+    store = InMemoryEventStore()
+
+    def result(dataset_id: str, record_id: str, model_id: str, text: str, error: str = "") -> NewEvent:
+        message = ResultRecorded(
+            dataset_id=dataset_id, record_id=record_id, model_id=model_id, output_text=text, error=error
+        )
+        return NewEvent(f"wb.results.run-{model_id}", message)
+
+    await store.append_many(
+        [
+            result("d1", "r1", "a", '{"verdict": "hire", "years": 3}'),
+            result("d1", "r1", "b", '{"verdict": "pass", "years": 3}'),
+            result("d1", "r2", "a", "Paris"),
+            result("d2", "x1", "a", "gone soon"),
+            result("d1", "r1", "b", '{"verdict": "hire", "years": 4}'),  # b answers r1 again
+            result("d1", "r2", "b", "paris."),
+            result("d1", "r3", "a", "", error="engine died"),
+            result("d1", "r3", "b", "Lyon"),
+        ]
+    )
+    await store.append(NewEvent("wb.datasets.d2", DatasetDeleted(dataset_id="d2")))
+    await store.append_many([result("d2", "x1", "b", "too late"), result("d1", "r2", "c", "Rome")])
+
+    def tables(engine: Engine) -> list[object]:
+        with Session(engine) as session:
+            answers = session.exec(select(CurationAnswerRow).order_by(CurationAnswerRow.record_id)).all()
+            verdicts = session.exec(select(DisagreementRow).order_by(DisagreementRow.record_id)).all()
+            return [row.model_dump() for row in [*answers, *verdicts]]
+
+    folded = {}
+    for batch_size in (1, 3, 1000):
+        engine = create_engine(f"sqlite:///{tmp_path / f'batch-{batch_size}.db'}")
+        await ProjectionRunner(store, engine, CurationProjection(), batch_size=batch_size).catch_up()
+        folded[batch_size] = tables(engine)
+        engine.dispose()
+
+    assert folded[1] == folded[3] == folded[1000]
+    verdicts = {row["record_id"]: row for row in folded[1000] if "differs" in row}
+    assert sorted(verdicts) == ["r1", "r2", "r3"]  # d2's record went with its dataset
+    assert json.loads(verdicts["r1"]["differing_paths"]) == ["$.years"]  # b's second answer counts
+    assert verdicts["r2"]["differs"] is True  # Rome differs from Paris
+
+
+async def test_the_annotations_read_model_folds_a_batch_into_the_same_rows_as_one_event_at_a_time(
+    tmp_path: Path,
+) -> None:
+    # Results (a re-run replacing an answer), marks between them, and a dataset deleted midway.
+    store = InMemoryEventStore()
+
+    def result(run_id: str, dataset_id: str, record_id: str, model_id: str, text: str) -> NewEvent:
+        message = ResultRecorded(
+            run_id=run_id, dataset_id=dataset_id, record_id=record_id, model_id=model_id, output_text=text
+        )
+        return NewEvent(f"wb.results.{run_id}", message)
+
+    def mark(record_id: str, model_id: str, run: str) -> NewEvent:
+        golden = AnnotationKind.ANNOTATION_KIND_GOLDEN
+        message = AnnotationRecorded(dataset_id="d1", record_id=record_id, model_id=model_id, kind=golden, run_id=run)
+        return NewEvent(record_subject("d1", record_id), message)
+
+    await store.append_many(
+        [
+            result("run-a", "d1", "r1", "a", "first"),
+            result("run-b", "d1", "r1", "b", "other"),
+            mark("r1", "a", "run-a"),
+            result("run-a", "d1", "r2", "a", "two"),
+            result("run-a2", "d1", "r1", "a", "rerun"),  # a new run of model a replaces its answer
+            result("run-a", "d2", "x1", "a", "gone soon"),
+            mark("r2", "a", "run-a"),
+            result("run-a2", "d1", "r2", "a", "rerun two"),
+        ]
+    )
+    await store.append(NewEvent("wb.datasets.d2", DatasetDeleted(dataset_id="d2")))
+    await store.append_many([result("run-a", "d2", "x2", "a", "too late"), result("run-b", "d1", "r2", "b", "b2")])
+
+    def tables(engine: Engine) -> list[object]:
+        with Session(engine) as session:
+            rows: list[object] = []
+            for table in (OutputRow, ResultRow, AnnotationRow):
+                rows += sorted((row.model_dump() for row in session.exec(select(table))), key=json.dumps)
+            return rows
+
+    folded = {}
+    for batch_size in (1, 4, 1000):
+        engine = create_engine(f"sqlite:///{tmp_path / f'annotations-{batch_size}.db'}")
+        await ProjectionRunner(store, engine, AnnotationsProjection(), batch_size=batch_size).catch_up()
+        folded[batch_size] = tables(engine)
+        engine.dispose()
+
+    assert folded[1] == folded[4] == folded[1000]
+    outputs = {(row["record_id"], row["model_id"]): row["output_text"] for row in folded[1000] if "sequence" in row}
+    assert outputs == {("r1", "a"): "rerun", ("r1", "b"): "other", ("r2", "a"): "rerun two", ("r2", "b"): "b2"}

@@ -65,46 +65,77 @@ class CurationProjection:
     tables = (CurationAnswerRow, DisagreementRow, CurationDeletedDataset)
 
     def apply(self, session: Session, event: StoredEvent) -> None:
-        message = event.event
-        if isinstance(message, DatasetDeleted):
-            for table in (CurationAnswerRow, DisagreementRow):
-                session.execute(delete(table).where(col(table.dataset_id) == message.dataset_id))
-            session.merge(CurationDeletedDataset(dataset_id=message.dataset_id))
-        elif isinstance(message, ResultRecorded) and session.get(CurationDeletedDataset, message.dataset_id) is None:
-            self._result(session, message)
+        self.apply_many(session, [event])
+
+    def apply_many(self, session: Session, events: Sequence[StoredEvent]) -> None:
+        """Folds a batch with one read of its records' answers and disagreements per IN_CHUNK
+        records, and one write per answer and per record: a query per result made a run of
+        10,000 records x 3 models take minutes to reach the counts."""
+        deleted = set(session.exec(select(CurationDeletedDataset.dataset_id)))
+        latest: dict[tuple[str, str, str], ResultRecorded] = {}  # (dataset, record, model) -> last in the batch
+        for stored in events:
+            message = stored.event
+            if isinstance(message, DatasetDeleted):
+                _fold_answers(session, latest)  # what came before the deletion, then the deletion
+                latest.clear()
+                for table in (CurationAnswerRow, DisagreementRow):
+                    session.execute(delete(table).where(col(table.dataset_id) == message.dataset_id))
+                session.merge(CurationDeletedDataset(dataset_id=message.dataset_id))
+                deleted.add(message.dataset_id)
+            elif isinstance(message, ResultRecorded) and message.dataset_id not in deleted:
+                latest[(message.dataset_id, message.record_id, message.model_id)] = message
+        _fold_answers(session, latest)
 
     def clear(self, session: Session) -> None:
         for table in self.tables:
             session.execute(delete(table))
 
-    @staticmethod
-    def _result(session: Session, event: ResultRecorded) -> None:
-        session.merge(
-            CurationAnswerRow(
-                dataset_id=event.dataset_id,
-                record_id=event.record_id,
-                model_id=event.model_id,
-                output_text=event.output_text,
-                error=event.error,
+
+def _fold_answers(session: Session, latest: dict[tuple[str, str, str], ResultRecorded]) -> None:
+    """Stores the answers and the disagreement of every record they belong to."""
+    grouped: dict[str, dict[str, dict[str, ResultRecorded]]] = {}  # dataset -> record -> model -> answer
+    for (dataset_id, record_id, model_id), event in latest.items():
+        grouped.setdefault(dataset_id, {}).setdefault(record_id, {})[model_id] = event
+    for dataset_id, new_answers in grouped.items():
+        record_ids = list(new_answers)
+        for start in range(0, len(record_ids), IN_CHUNK):
+            chunk = record_ids[start : start + IN_CHUNK]
+            answers: dict[str, dict[str, CurationAnswerRow]] = {record_id: {} for record_id in chunk}
+            stored = select(CurationAnswerRow).where(
+                CurationAnswerRow.dataset_id == dataset_id, col(CurationAnswerRow.record_id).in_(chunk)
             )
-        )
-        session.flush()
-        rows = session.exec(
-            select(CurationAnswerRow)
-            .where(CurationAnswerRow.dataset_id == event.dataset_id, CurationAnswerRow.record_id == event.record_id)
-            .order_by(col(CurationAnswerRow.model_id))
-        )
-        found = disagreement([Answer(row.model_id, row.output_text, row.error) for row in rows])
-        session.merge(
-            DisagreementRow(
-                dataset_id=event.dataset_id,
-                record_id=event.record_id,
-                differs=found.differs,
-                score=found.score,
-                differing_paths=json.dumps(list(found.differing_paths)),
-                differing_models=json.dumps(sorted(found.differing_models)),
+            for row in session.exec(stored):
+                answers[row.record_id][row.model_id] = row
+            judged = select(DisagreementRow).where(
+                DisagreementRow.dataset_id == dataset_id, col(DisagreementRow.record_id).in_(chunk)
             )
-        )
+            verdicts = {row.record_id: row for row in session.exec(judged)}
+            for record_id in chunk:
+                by_model = answers[record_id]
+                for model_id, event in new_answers[record_id].items():
+                    answer = by_model.get(model_id)
+                    if answer is None:
+                        answer = CurationAnswerRow(
+                            dataset_id=dataset_id, record_id=record_id, model_id=model_id, output_text=""
+                        )
+                        session.add(answer)
+                        by_model[model_id] = answer
+                    answer.output_text, answer.error = event.output_text, event.error
+                found = disagreement([Answer(m, a.output_text, a.error) for m, a in sorted(by_model.items())])
+                verdict = verdicts.get(record_id)
+                if verdict is None:
+                    verdict = DisagreementRow(
+                        dataset_id=dataset_id,
+                        record_id=record_id,
+                        differs=False,
+                        score=0.0,
+                        differing_paths="[]",
+                        differing_models="[]",
+                    )
+                    session.add(verdict)
+                verdict.differs, verdict.score = found.differs, found.score
+                verdict.differing_paths = json.dumps(list(found.differing_paths))
+                verdict.differing_models = json.dumps(sorted(found.differing_models))
 
 
 class CurationReadModel:
