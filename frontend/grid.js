@@ -30,15 +30,21 @@ export function el(tag, className, text) {
   return node;
 }
 
+const drawnIcons = new Map(); // name -> an SVG element to clone: cloning is cheaper than building
+
 export function icon(name) {
-  const svg = document.createElementNS(SVG, "svg");
-  svg.setAttribute("viewBox", "0 0 24 24");
-  svg.setAttribute("aria-hidden", "true");
-  svg.classList.add("icon");
-  const path = document.createElementNS(SVG, "path");
-  path.setAttribute("d", ICONS[name]);
-  svg.append(path);
-  return svg;
+  let drawn = drawnIcons.get(name);
+  if (!drawn) {
+    drawn = document.createElementNS(SVG, "svg");
+    drawn.setAttribute("viewBox", "0 0 24 24");
+    drawn.setAttribute("aria-hidden", "true");
+    drawn.classList.add("icon");
+    const path = document.createElementNS(SVG, "path");
+    path.setAttribute("d", ICONS[name]);
+    drawn.append(path);
+    drawnIcons.set(name, drawn);
+  }
+  return drawn.cloneNode(true);
 }
 
 /** Whitespace differences alone do not make two answers differ (until the server's verdict arrives). */
@@ -229,7 +235,7 @@ export class ResultsGrid {
   loadAround(from, to) {
     if (this.total === 0) return;
     for (let page = Math.floor(from / PAGE_SIZE); page <= Math.floor(to / PAGE_SIZE); page += 1) {
-      if (!this.pages.has(page)) this.load(page);
+      if (!this.pages.has(page)) this.load(page).catch(() => {}); // asked again on the next scroll
     }
   }
 
