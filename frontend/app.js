@@ -924,9 +924,13 @@ async function labelStudio(action) {
 // ---- live updates -----------------------------------------------------------------------------
 
 let diffRefresh = 0;
+/** At most once a second while results stream in (a debounce would wait for the run to end). */
 function refreshDiffsSoon() {
-  clearTimeout(diffRefresh);
-  diffRefresh = setTimeout(() => state.grid?.refreshStale().catch(failed), REFRESH_DIFFS_MS);
+  if (diffRefresh) return;
+  diffRefresh = setTimeout(() => {
+    diffRefresh = 0;
+    state.grid?.refreshStale().catch(failed);
+  }, REFRESH_DIFFS_MS);
 }
 
 function onFrame(frame) {

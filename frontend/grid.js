@@ -7,6 +7,7 @@ import { answerView } from "./answers.js";
 
 export const PAGE_SIZE = 200; // records per request while scrolling
 const OVERSCAN = 6; // rows kept beyond each edge of the screen
+const MAX_EARLY = 5000; // records whose live results wait for their page
 const SVG = "http://www.w3.org/2000/svg";
 
 // Icons drawn as SVG paths: emoji need a colour font that a server's browser may not have.
@@ -114,6 +115,7 @@ export class ResultsGrid {
     this.pages = new Map(); // page number -> "loading" | "loaded"
     this.stale = new Set(); // pages whose records changed live (their disagreement is being refreshed)
     this.early = new Map(); // record id -> live results for a record whose page is not loaded yet
+    this.liveKeys.clear(); // a new view: the duplicate check starts over (and stays bounded)
     this.shown = new Map(); // position -> row element in the DOM
     this.cursor = total > 0 ? 0 : -1;
     this.column = 0;
@@ -413,9 +415,13 @@ export class ResultsGrid {
     this.liveKeys.add(key);
     const position = this.positions.get(result.record_id);
     if (position === undefined) {
+      // Kept for a page that may be on its way; bounded, as most such records are simply not in
+      // this view (a filter) or not fetched yet, and their page brings them when it comes.
       const waiting = this.early.get(result.record_id) || [];
       waiting.push(result);
+      this.early.delete(result.record_id);
       this.early.set(result.record_id, waiting);
+      if (this.early.size > MAX_EARLY) this.early.delete(this.early.keys().next().value);
       return;
     }
     const record = this.records[position];
