@@ -1,7 +1,10 @@
 """Live counts: after a dataset's results or marks change, the open sockets get its new stats.
 
 At most one GetStats per dataset per `every_s`: a run recording hundreds of results a second
-costs one call a second, and nothing is asked while no socket is open.
+costs one call a second, and nothing is asked while no socket is open. The counts come from the
+annotations service's read models, which may not have applied the latest changes yet when they are
+asked: when changes came while a frame was waiting, one more frame follows a period later, so the
+last frame after a burst is asked at least a period after its last change.
 """
 
 import asyncio
@@ -28,10 +31,14 @@ class StatsFeed:
         self.fetch = fetch
         self.every_s = every_s
         self._pending: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()  # datasets that changed again while their frame was waiting
 
     def changed(self, dataset_id: str) -> None:
         """The dataset's counts may have moved; sends them within every_s (once, however many changes)."""
-        if not dataset_id or dataset_id in self._pending or not self.hub.clients:
+        if not dataset_id or not self.hub.clients:
+            return
+        if dataset_id in self._pending:
+            self._again.add(dataset_id)
             return
         self._pending[dataset_id] = asyncio.create_task(self._send(dataset_id), name=f"stats {dataset_id}")
 
@@ -44,6 +51,8 @@ class StatsFeed:
         try:
             await asyncio.sleep(self.every_s)
             del self._pending[dataset_id]  # a change from now on schedules the next frame
+            again = dataset_id in self._again
+            self._again.discard(dataset_id)
             stats = await self.fetch(dataset_id)
         except asyncio.CancelledError:
             raise
@@ -53,3 +62,5 @@ class StatsFeed:
             return
         payload = {"type": "stats", "dataset_id": dataset_id, "stats": stats}
         self.hub.broadcast(Frame(msgspec.json.encode(payload).decode()))
+        if again:  # those later changes may not be in these counts yet
+            self.changed(dataset_id)
