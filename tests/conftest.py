@@ -71,6 +71,15 @@ def fresh_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server.stop()
 
 
+@pytest.fixture
+async def stream_log(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
+    """A writer on the workbench's own event stream (WB_EVENTS, the real wb.* subjects) of a fresh nats-server."""
+    events = await JetStreamEventStore.connect(fresh_nats.url)
+    await events.ensure_stream()
+    yield events
+    await events.close()
+
+
 @pytest.fixture(scope="session")
 def demo_models_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The two tiny demo models, built locally (no download), and a models file naming them."""

@@ -98,15 +98,6 @@ class Gateway:
                 await asyncio.sleep(0.01)
 
 
-@pytest.fixture
-async def log(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
-    """The test's writer on the workbench's event stream (the real wb.* subjects)."""
-    events = await JetStreamEventStore.connect(fresh_nats.url)
-    await events.ensure_stream()
-    yield events
-    await events.close()
-
-
 @contextlib.asynccontextmanager
 async def live_gateway(
     fresh_nats: NatsServer, max_replay: int = MAX_REPLAY, follow: bool = True
@@ -155,9 +146,9 @@ def result(record_id: str) -> inf.ResultRecorded:
     )
 
 
-async def record(log: JetStreamEventStore, record_id: str) -> int:
+async def record(stream_log: JetStreamEventStore, record_id: str) -> int:
     """Appends a result; its stream sequence."""
-    return await log.append(NewEvent("wb.results.run-1", result(record_id), msg_id=f"result:run-1:{record_id}"))
+    return await stream_log.append(NewEvent("wb.results.run-1", result(record_id), msg_id=f"result:run-1:{record_id}"))
 
 
 async def next_frame(ws: ClientConnection, wait_s: float = 5) -> dict[str, Any]:
@@ -197,16 +188,18 @@ async def closed_with(ws: ClientConnection) -> int | None:
 
 
 async def test_without_since_the_hello_asks_for_a_refetch_and_every_stored_event_frame_carries_its_sequence(
-    fresh_nats: NatsServer, log: JetStreamEventStore
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
 ) -> None:
-    await record(log, "r1")
-    before = await log.append(NewEvent("wb.datasets.ds-1", ds.DatasetRegistered(dataset_id="ds-1", name="a.jsonl")))
+    await record(stream_log, "r1")
+    before = await stream_log.append(
+        NewEvent("wb.datasets.ds-1", ds.DatasetRegistered(dataset_id="ds-1", name="a.jsonl"))
+    )
 
     async with live_gateway(fresh_nats) as gateway, connect(gateway.url()) as ws:
         assert await next_frame(ws) == {"type": "hello", "resumed": False, "seq": before}
 
-        r2 = await record(log, "r2")
-        started = await log.append(NewEvent("wb.runs.run-1", inf.RunStarted(run_id="run-1", worker="w1")))
+        r2 = await record(stream_log, "r2")
+        started = await stream_log.append(NewEvent("wb.runs.run-1", inf.RunStarted(run_id="run-1", worker="w1")))
         result_frame, run_frame = await next_frame(ws), await next_frame(ws)
         await nothing_more(ws)
 
@@ -216,23 +209,23 @@ async def test_without_since_the_hello_asks_for_a_refetch_and_every_stored_event
 
 
 async def test_a_page_that_reconnects_with_since_gets_exactly_the_frames_it_missed_then_the_live_ones(
-    fresh_nats: NatsServer, log: JetStreamEventStore
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
 ) -> None:
     async with live_gateway(fresh_nats) as gateway:
         async with connect(gateway.url()) as ws:
             assert (await next_frame(ws))["resumed"] is False
-            r1, r2 = await record(log, "r1"), await record(log, "r2")
+            r1, r2 = await record(stream_log, "r1"), await record(stream_log, "r2")
             assert results(await frames_through(ws, r2)) == [("r1", r1), ("r2", r2)]
 
         # Disconnected: results, a run event and an event the socket does not relay go by.
-        r3, r4 = await record(log, "r3"), await record(log, "r4")
-        started = await log.append(NewEvent("wb.runs.run-1", inf.RunStarted(run_id="run-1", worker="w1")))
-        await log.append(NewEvent("wb.datasets.ds-2", ds.DatasetRegistered(dataset_id="ds-2", name="b.jsonl")))
-        r5 = await record(log, "r5")
+        r3, r4 = await record(stream_log, "r3"), await record(stream_log, "r4")
+        started = await stream_log.append(NewEvent("wb.runs.run-1", inf.RunStarted(run_id="run-1", worker="w1")))
+        await stream_log.append(NewEvent("wb.datasets.ds-2", ds.DatasetRegistered(dataset_id="ds-2", name="b.jsonl")))
+        r5 = await record(stream_log, "r5")
         during: list[int] = []
 
         async def record_during_the_replay() -> None:
-            during.extend([await record(log, "r6"), await record(log, "r7")])
+            during.extend([await record(stream_log, "r6"), await record(stream_log, "r7")])
 
         gateway.events.meanwhile = record_during_the_replay
         async with connect(gateway.url(since=r2)) as ws:
@@ -241,7 +234,7 @@ async def test_a_page_that_reconnects_with_since_gets_exactly_the_frames_it_miss
             assert len(during) == 2, "the replay never reached its second event"
             r6, r7 = during
             replayed_then_live += await frames_through(ws, r7)
-            r8 = await record(log, "r8")
+            r8 = await record(stream_log, "r8")
             later = await frames_through(ws, r8)
             await nothing_more(ws)
 
@@ -265,9 +258,9 @@ async def test_a_page_that_reconnects_with_since_gets_exactly_the_frames_it_miss
 
 
 async def test_a_page_resuming_from_a_gateway_that_has_just_started_waits_for_its_relay(
-    fresh_nats: NatsServer, log: JetStreamEventStore
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
 ) -> None:
-    r1, r2 = await record(log, "r1"), await record(log, "r2")  # the page had r1 from the gateway before
+    r1, r2 = await record(stream_log, "r1"), await record(stream_log, "r2")  # the page had r1 from the gateway before
 
     async with live_gateway(fresh_nats, follow=False) as gateway, connect(gateway.url(since=r1)) as ws:
         await gateway.follow()
@@ -277,15 +270,15 @@ async def test_a_page_resuming_from_a_gateway_that_has_just_started_waits_for_it
 
 
 async def test_a_page_resuming_from_a_gateway_whose_relay_lags_gets_each_missed_event_once(
-    fresh_nats: NatsServer, log: JetStreamEventStore
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
 ) -> None:
     async with live_gateway(fresh_nats) as gateway:
         async with connect(gateway.url()) as ws:
             await next_frame(ws)  # hello
-            r1, r2 = await record(log, "r1"), await record(log, "r2")
+            r1, r2 = await record(stream_log, "r1"), await record(stream_log, "r2")
             await frames_through(ws, r2)  # relayed through r2; the page will say it applied only r1
         gateway.events.flowing.clear()  # the relay falls behind: r3 and r4 are in the stream, not relayed yet
-        r3, r4 = await record(log, "r3"), await record(log, "r4")
+        r3, r4 = await record(stream_log, "r3"), await record(stream_log, "r4")
 
         async with connect(gateway.url(since=r1)) as ws:
             hello = await next_frame(ws)
@@ -299,15 +292,15 @@ async def test_a_page_resuming_from_a_gateway_whose_relay_lags_gets_each_missed_
 
 
 async def test_a_page_ahead_of_this_gateways_relay_gets_no_frame_it_already_has(
-    fresh_nats: NatsServer, log: JetStreamEventStore
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
 ) -> None:
     async with live_gateway(fresh_nats) as gateway:
         async with connect(gateway.url()) as ws:
             await next_frame(ws)  # hello
-            r1 = await record(log, "r1")
+            r1 = await record(stream_log, "r1")
             await frames_through(ws, r1)
         gateway.events.flowing.clear()  # this relay falls behind; the page was served by a faster gateway
-        r2, r3 = await record(log, "r2"), await record(log, "r3")
+        r2, r3 = await record(stream_log, "r2"), await record(stream_log, "r3")
 
         async with connect(gateway.url(since=r2)) as ws:
             assert await next_frame(ws) == {"type": "hello", "resumed": True, "seq": r1}
@@ -317,12 +310,12 @@ async def test_a_page_ahead_of_this_gateways_relay_gets_no_frame_it_already_has(
 
 
 async def test_a_page_whose_missed_events_are_gone_is_told_to_reload(
-    fresh_nats: NatsServer, log: JetStreamEventStore
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
 ) -> None:
-    r1 = await record(log, "r1")
-    await record(log, "r2")
-    r3 = await record(log, "r3")
-    await log.js.purge_stream(log.stream)  # r2 and r3 can no longer be replayed
+    r1 = await record(stream_log, "r1")
+    await record(stream_log, "r2")
+    r3 = await record(stream_log, "r3")
+    await stream_log.js.purge_stream(stream_log.stream)  # r2 and r3 can no longer be replayed
 
     async with live_gateway(fresh_nats) as gateway:
         async with connect(gateway.url(since=r1)) as ws:
@@ -334,12 +327,12 @@ async def test_a_page_whose_missed_events_are_gone_is_told_to_reload(
 
 
 async def test_a_page_that_missed_more_than_the_replay_limit_is_told_to_reload(
-    fresh_nats: NatsServer, log: JetStreamEventStore
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
 ) -> None:
     async with live_gateway(fresh_nats, max_replay=3) as gateway:
         async with connect(gateway.url()) as ws:
             start = (await next_frame(ws))["seq"]
-        sequences = [await record(log, f"r{n}") for n in range(1, 5)]
+        sequences = [await record(stream_log, f"r{n}") for n in range(1, 5)]
 
         async with connect(gateway.url(since=start)) as ws:  # four missed
             assert await closed_with(ws) == CLOSE_RELOAD
@@ -351,13 +344,15 @@ async def test_a_page_that_missed_more_than_the_replay_limit_is_told_to_reload(
     assert results(replayed) == [("r2", sequences[1]), ("r3", sequences[2]), ("r4", sequences[3])]
 
 
-async def test_worker_events_become_worker_frames(fresh_nats: NatsServer, log: JetStreamEventStore) -> None:
+async def test_worker_events_become_worker_frames(fresh_nats: NatsServer, stream_log: JetStreamEventStore) -> None:
     async with live_gateway(fresh_nats) as gateway, connect(gateway.url()) as ws:
         await next_frame(ws)  # hello
-        came = await log.append(announced("gpu-1", ["tiny-a", "tiny-b"], AT))
-        loading = await log.append(state_changed("gpu-1", "tiny-a", inf.WORKER_STATE_LOADING, AT))
-        failed = await log.append(state_changed("gpu-1", "tiny-b", inf.WORKER_STATE_GONE, AT, "could not load: OOM"))
-        stopped = await log.append(state_changed("gpu-1", "", inf.WORKER_STATE_GONE, AT, "stopped"))
+        came = await stream_log.append(announced("gpu-1", ["tiny-a", "tiny-b"], AT))
+        loading = await stream_log.append(state_changed("gpu-1", "tiny-a", inf.WORKER_STATE_LOADING, AT))
+        failed = await stream_log.append(
+            state_changed("gpu-1", "tiny-b", inf.WORKER_STATE_GONE, AT, "could not load: OOM")
+        )
+        stopped = await stream_log.append(state_changed("gpu-1", "", inf.WORKER_STATE_GONE, AT, "stopped"))
         frames = await frames_through(ws, stopped)
 
     at = "2026-11-27T09:30:00+00:00"
