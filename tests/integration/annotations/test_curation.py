@@ -6,13 +6,14 @@ r2 (after a rerun) and r4; r3 has a failed answer, r5 no answer at all. People m
 """
 
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from annotations_service.adapters.curation import (
     CurationAnswerRow,
@@ -27,7 +28,7 @@ from annotations_service.domain.curation import RecordFilter
 from annotations_service.domain.curation import select as select_records
 from annotations_service.domain.names import record_subject
 from devstack.natsserver import NatsServer
-from eventlog import InMemoryEventStore, JetStreamEventStore, NewEvent, ProjectionRunner
+from eventlog import InMemoryEventStore, JetStreamEventStore, NewEvent, Projection, ProjectionRunner
 from servicehost.database import create_engine
 from servicehost.errors import InvalidInput
 from tests.uploads import upload_requests
@@ -231,6 +232,28 @@ async def test_query_records_and_stats_over_grpc_with_the_real_datasets_service(
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+async def fold_at_batch_sizes(
+    store: InMemoryEventStore,
+    projection: Callable[[], Projection],
+    tables: Sequence[type[SQLModel]],
+    sizes: Sequence[int],
+    folder: Path,
+) -> dict[int, list[dict[str, Any]]]:
+    """The projection's rows (table by table, sorted) after folding the whole log in batches of each size."""
+    folded = {}
+    for batch_size in sizes:
+        engine = create_engine(f"sqlite:///{folder / f'{batch_size}.db'}")
+        await ProjectionRunner(store, engine, projection(), batch_size=batch_size).catch_up()
+        with Session(engine) as session:
+            folded[batch_size] = [
+                row
+                for table in tables
+                for row in sorted((item.model_dump() for item in session.exec(select(table))), key=json.dumps)
+            ]
+        engine.dispose()
+    return folded
+
+
 async def test_a_batch_of_results_folds_into_the_same_rows_as_one_result_at_a_time(tmp_path: Path) -> None:
     # Answers that replace each other within a batch and across batches, JSON and text, a failure,
     # and a dataset deleted midway (its earlier answers go, its later ones are ignored).
@@ -257,18 +280,9 @@ async def test_a_batch_of_results_folds_into_the_same_rows_as_one_result_at_a_ti
     await store.append(NewEvent("wb.datasets.d2", DatasetDeleted(dataset_id="d2")))
     await store.append_many([result("d2", "x1", "b", "too late"), result("d1", "r2", "c", "Rome")])
 
-    def tables(engine: Engine) -> list[object]:
-        with Session(engine) as session:
-            answers = session.exec(select(CurationAnswerRow).order_by(CurationAnswerRow.record_id)).all()
-            verdicts = session.exec(select(DisagreementRow).order_by(DisagreementRow.record_id)).all()
-            return [row.model_dump() for row in [*answers, *verdicts]]
-
-    folded = {}
-    for batch_size in (1, 3, 1000):
-        engine = create_engine(f"sqlite:///{tmp_path / f'batch-{batch_size}.db'}")
-        await ProjectionRunner(store, engine, CurationProjection(), batch_size=batch_size).catch_up()
-        folded[batch_size] = tables(engine)
-        engine.dispose()
+    folded = await fold_at_batch_sizes(
+        store, CurationProjection, (CurationAnswerRow, DisagreementRow), (1, 3, 1000), tmp_path
+    )
 
     assert folded[1] == folded[3] == folded[1000]
     verdicts = {row["record_id"]: row for row in folded[1000] if "differs" in row}
@@ -309,19 +323,9 @@ async def test_the_annotations_read_model_folds_a_batch_into_the_same_rows_as_on
     await store.append(NewEvent("wb.datasets.d2", DatasetDeleted(dataset_id="d2")))
     await store.append_many([result("run-a", "d2", "x2", "a", "too late"), result("run-b", "d1", "r2", "b", "b2")])
 
-    def tables(engine: Engine) -> list[object]:
-        with Session(engine) as session:
-            rows: list[object] = []
-            for table in (OutputRow, ResultRow, AnnotationRow):
-                rows += sorted((row.model_dump() for row in session.exec(select(table))), key=json.dumps)
-            return rows
-
-    folded = {}
-    for batch_size in (1, 4, 1000):
-        engine = create_engine(f"sqlite:///{tmp_path / f'annotations-{batch_size}.db'}")
-        await ProjectionRunner(store, engine, AnnotationsProjection(), batch_size=batch_size).catch_up()
-        folded[batch_size] = tables(engine)
-        engine.dispose()
+    folded = await fold_at_batch_sizes(
+        store, AnnotationsProjection, (OutputRow, ResultRow, AnnotationRow), (1, 4, 1000), tmp_path
+    )
 
     assert folded[1] == folded[4] == folded[1000]
     outputs = {(row["record_id"], row["model_id"]): row["output_text"] for row in folded[1000] if "sequence" in row}
