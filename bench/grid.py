@@ -75,33 +75,9 @@ SCROLL_TIMEOUT_S = 90
 LIVE_TIMEOUT_S = 60
 LIVE_STALL_S = 20
 
-# The stack's models file: ids the gateway knows; no worker ever loads them.
-MODELS_TOML = """
-[[models]]
-id = "gemma-3-4b"
-display_name = "Gemma 3 4B"
-backend = "vllm"
-path = "google/gemma-3-4b-it"
-max_model_len = 8192
-sampling = { temperature = 1.0, top_p = 0.95, max_tokens = 1024, seed = 0 }
-
-[[models]]
-id = "olmo-2-7b"
-display_name = "OLMo 2 7B"
-backend = "vllm"
-path = "allenai/OLMo-2-1124-7B-Instruct"
-max_model_len = 4096
-sampling = { temperature = 0.7, top_p = 0.9, max_tokens = 1024, seed = 0 }
-
-[[models]]
-id = "gpt-oss-20b"
-display_name = "GPT-OSS 20B"
-backend = "vllm"
-path = "openai/gpt-oss-20b"
-max_model_len = 16384
-sampling = { temperature = 1.0, top_p = 1.0, max_tokens = 4096, seed = 0 }
-"""
-MODELS: list[dict[str, Any]] = tomllib.loads(MODELS_TOML)["models"]
+# The stack's models file: the GPU example's three models, which the gateway knows; no worker ever loads them.
+MODELS_FILE = REPO / "config" / "models.gpu.example.toml"
+MODELS: list[dict[str, Any]] = tomllib.loads(MODELS_FILE.read_text())["models"]
 APPEND_BATCH = 2000  # within the event store's 4,000 publishes in flight
 TOPICS = ("backend", "machine learning", "frontend", "data engineering", "site reliability", "security")
 FACTS = (
@@ -617,9 +593,7 @@ def main(count: int, live: int, frames: int) -> None:
         raise SystemExit("Chromium is missing: make chromium (apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        models_file = folder / "models.toml"
-        models_file.write_text(MODELS_TOML)
-        stack = Stack(REPO, folder / "var", StackPorts.free(), models_file=models_file)
+        stack = Stack(REPO, folder / "var", StackPorts.free(), models_file=MODELS_FILE)
         try:
             stack.start(names=(*SERVICES, "gateway"))
             print(f"stack up at {stack.url} (no inference worker)")
