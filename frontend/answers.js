@@ -1,14 +1,9 @@
 // An answer as the page shows it: JSON objects and arrays formatted, with the fields where the
 // models disagree highlighted; anything else as plain text. Text only: never parsed as HTML.
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+import { el } from "./dom.js";
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** The path of a child, written as the annotations service writes differing paths ("$.a", "$[0]", '$["a b"]'). */
 function child(path, key) {

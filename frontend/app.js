@@ -3,7 +3,8 @@
 
 import { ApiError, api, currentToken, forgetToken, query, readToken, setToken, uploadWithProgress } from "./api.js";
 import { answerView } from "./answers.js";
-import { PAGE_SIZE, ResultsGrid, el, inputText } from "./grid.js";
+import { el } from "./dom.js";
+import { PAGE_SIZE, ResultsGrid, inputText } from "./grid.js";
 import { connectLive } from "./live.js";
 
 const ACTIVE = new Set(["queued", "running"]);

@@ -4,6 +4,7 @@
 // Record and model text is untrusted: it only ever reaches the page through textContent.
 
 import { answerView } from "./answers.js";
+import { el } from "./dom.js";
 
 export const PAGE_SIZE = 200; // records per request while scrolling
 const OVERSCAN = 6; // rows kept beyond each edge of the screen
@@ -24,12 +25,6 @@ export const KINDS = [
   { kind: "wrong", key: "w", title: "Flag as wrong", className: "wrong-button" },
 ];
 
-export function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 const drawnIcons = new Map(); // name -> an SVG element to clone: cloning is cheaper than building
 
@@ -132,10 +127,13 @@ export class ResultsGrid {
 
   /** Records of a page fetched by the caller (the first page comes with the view). */
   addPage(offset, view) {
-    this.models = [...new Set([...this.models, ...view.models])];
     view.records.forEach((record, i) => this.place(offset + i, record));
     this.pages.set(Math.floor(offset / PAGE_SIZE), "loaded");
-    this.layout();
+    const models = [...new Set([...this.models, ...view.models])];
+    if (models.length > this.models.length) {
+      this.models = models;
+      this.layout(); // a new column: every row is drawn again
+    }
     this.scheduleRender();
   }
 
