@@ -684,13 +684,13 @@ async function showConflict(record, modelId, mine, detail) {
   if (theirs) {
     for (const [m, annotation] of Object.entries(theirs.annotations)) state.grid.applyAnnotation(theirs.record_id, { ...annotation, model_id: m });
     if (!theirs.annotations[modelId]) state.grid.clearAnnotation(theirs.record_id, modelId, theirs.annotation_version);
-    const position = state.grid.positions.get(theirs.record_id);
-    if (position !== undefined) state.grid.record(position).annotation_version = theirs.annotation_version;
+    const shown = state.grid.byId(theirs.record_id);
+    if (shown) shown.annotation_version = theirs.annotation_version;
   }
   $("conflict-keep").onclick = () => dialog.close();
   $("conflict-apply").onclick = async () => {
     dialog.close();
-    const current = state.grid.record(state.grid.positions.get(record.record_id)) || record;
+    const current = state.grid.byId(record.record_id) || record;
     if (mine.kind === "clear") await undo(current, modelId);
     else await annotate(current, modelId, mine.kind, mine);
   };

@@ -398,6 +398,12 @@ export class ResultsGrid {
     return this.records[position];
   }
 
+  /** The record with this id, when its page is loaded. */
+  byId(recordId) {
+    const position = this.positions.get(recordId);
+    return position === undefined ? undefined : this.records[position];
+  }
+
   // ---- live changes -----------------------------------------------------------------------------
 
   /** A live result from the WebSocket. Counted in data-live-applied (the page benchmark reads it). */
