@@ -18,7 +18,7 @@ from typing import IO
 from datasets_service.domain.errors import InvalidInput
 from datasets_service.domain.formats import FileKind, kind_from_name
 from datasets_service.domain.upload import too_long
-from datasets_service.domain.validation import ROW_COLUMNS, RawRecord, Unreadable, show
+from datasets_service.domain.validation import ROW_COLUMNS, RawRecord, Unreadable, name_problem, show
 
 BOM = b"\xef\xbb\xbf"
 READ_BUFFER = 1 << 20
@@ -145,7 +145,7 @@ def _csv(path: Path, limit: int) -> Iterator[tuple[int, RawRecord]]:
             if columns is None:
                 columns, problem = _header(cells, lines.bad_byte)
                 if problem is not None:
-                    yield number, Unreadable(problem, fatal=True)
+                    yield number, problem
                     return
                 continue
             if not any(cell.strip() for cell in cells):
@@ -164,22 +164,28 @@ def _csv(path: Path, limit: int) -> Iterator[tuple[int, RawRecord]]:
                 yield number, dict(zip(columns, cells + [""] * (len(columns) - len(cells)), strict=False))
 
 
-def _header(cells: list[str], bad_byte: int | None) -> tuple[list[str], str | None]:
-    """The column names (id, prompt and messages in any case), or why the header row is unusable."""
+def _header(cells: list[str], bad_byte: int | None) -> tuple[list[str], Unreadable | None]:
+    """The column names (id, prompt and messages in any case), or why the header row is unusable
+    (the file cannot be read past it)."""
     if bad_byte is not None:
-        return [], f"is not valid UTF-8 (byte 0x{bad_byte:02x}); save the file as UTF-8"
+        return [], Unreadable(f"is not valid UTF-8 (byte 0x{bad_byte:02x}); save the file as UTF-8", fatal=True)
     columns = []
     for position, cell in enumerate(cells, start=1):
         name = cell.strip()
         columns.append(name.lower() if name.lower() in ROW_COLUMNS else name or f"column {position}")
     repeated = next((name for position, name in enumerate(columns) if name in columns[:position]), None)
     if repeated is not None:
-        return [], f"names the column {show(repeated)} twice; give every column its own name"
+        return [], Unreadable(f"names the column {show(repeated)} twice; give every column its own name", fatal=True)
     if "prompt" not in columns and "messages" not in columns:
-        return [], (
+        reason = (
             'has no "prompt" or "messages" column; the first row names the columns: id (optional), prompt or '
             'messages (a JSON list of {"role", "content"}), and any others, kept as metadata'
         )
+        return [], Unreadable(reason, fatal=True)
+    for name in columns:
+        problem = name_problem(name)
+        if problem is not None:
+            return [], Unreadable(problem[1], field=problem[0], fatal=True)
     return columns, None
 
 

@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from datasets_service.domain.formats import FileKind
 from datasets_service.domain.records import NO_SAMPLING, ChatMessage, Sampling, normalized_line
@@ -46,8 +46,14 @@ ROW_COLUMNS = ("id", "prompt", "messages")
 RECORD_STRUCTURE = ("id", "prompt", "messages", "response_format")  # the rest of a record is metadata
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}  # what {"type": "json_object"} asks for
-# Unicode category Cc, exactly: C0 controls, DEL and C1 controls.
+# Unicode category Cc, exactly: C0 controls, DEL and C1 controls. Ids and field names hold none; a
+# prompt or a message (free text) may hold tabs and line breaks. NUL in particular breaks what text
+# goes on to: a Postgres text column, a C string in a tokenizer, a terminal showing a result.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+TEXT_RULE = "a prompt or a message may hold tabs and line breaks, but no other control characters"
+NAME_RULE = "a field's name may hold no control characters"
+SHOWN_NAME_CHARACTERS = 80  # of a field's name in a problem (a name may be as long as a line)
 _INT64 = 2**63
 # Looked up once: attribute access on a generated enum is slow, and this runs for every record.
 _PROMPT = RecordFormat.RECORD_FORMAT_PROMPT
@@ -124,6 +130,7 @@ def from_json_line(raw: bytes, number: int) -> Valid:
     else:
         record_id, generated = FileKind.JSONL.generated_id(number), True
     metadata = {key: item for key, item in value.items() if key not in RECORD_STRUCTURE}
+    _check_names(metadata)
     if "messages" in value:
         messages = _messages(value["messages"], "messages")
         schema = _json_schema(value.get("response_format"), "response_format")
@@ -162,6 +169,8 @@ def _batch_line(value: dict[str, Any]) -> Valid:
     metadata = {key: item for key, item in value.items() if key not in BATCH_STRUCTURE}
     taken = (input_field, "response_format", *BODY_SAMPLING)
     rest_of_body = {key: item for key, item in body.items() if key not in taken}
+    _check_names(metadata)
+    _check_names(rest_of_body, "body.")
     if rest_of_body:
         metadata["body"] = rest_of_body
     schema = _json_schema(body.get("response_format"), "body.response_format")
@@ -182,6 +191,7 @@ def from_row(kind: FileKind, row: Mapping[str, object], number: int) -> Valid:
     else:
         record_id, generated = kind.generated_id(number), True
     metadata = {column: value for column, value in row.items() if column not in ROW_COLUMNS}
+    _check_names(metadata)
     if given("messages"):
         line = _line(record_id, None, _row_messages(row["messages"]), metadata, NO_SAMPLING, "messages")
     elif given("prompt"):
@@ -230,11 +240,7 @@ def _id(raw: object, field: str) -> str:
         raise Invalid(field, f"must be {kind} (found {json_type(raw)})")
     control = _CONTROL.search(raw)
     if control is not None:
-        raise Invalid(
-            field,
-            f"holds a control character (U+{ord(control[0]):04X} at character {control.start() + 1}); "
-            "an id may hold any character but control characters",
-        )
+        raise Invalid(field, f"{_control_at(control)}; an id may hold any character but control characters")
     try:
         size = len(raw.encode("utf-8"))
     except UnicodeEncodeError:
@@ -305,7 +311,44 @@ def _json_schema(raw: object, field: str) -> dict[str, Any] | None:
 def _prompt(raw: object, field: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise Invalid(field, f"must be a non-empty string (found {json_type(raw)})")
+    _check_text(raw, field)
     return raw
+
+
+def _check_text(text: str, field: str) -> None:
+    control = _TEXT_CONTROL.search(text)
+    if control is not None:
+        raise Invalid(field, f"{_control_at(control)}; {TEXT_RULE}")
+
+
+def name_problem(name: str) -> tuple[str, str] | None:
+    """Why a field's (or a column's) name cannot be kept: the name as a problem shows it (control
+    characters escaped as JSON writes them), and the reason; None when it can."""
+    control = _CONTROL.search(name)
+    if control is None:
+        return None
+    return shown_name(name), f"holds a control character in its name ({_where(control)}); {NAME_RULE}"
+
+
+def shown_name(name: str) -> str:
+    """A field's name for a problem: control characters escaped (\\u0000), a long one cut short."""
+    cut = name[:SHOWN_NAME_CHARACTERS] + ("..." if len(name) > SHOWN_NAME_CHARACTERS else "")
+    return _CONTROL.sub(lambda control: f"\\u{ord(control[0]):04x}", cut)
+
+
+def _check_names(fields: Mapping[str, object], prefix: str = "") -> None:
+    for name in fields:
+        problem = name_problem(name)
+        if problem is not None:
+            raise Invalid(prefix + problem[0], problem[1])
+
+
+def _control_at(control: "re.Match[str]") -> str:
+    return f"holds a control character ({_where(control)})"
+
+
+def _where(control: "re.Match[str]") -> str:
+    return f"U+{ord(control[0]):04X} at character {control.start() + 1}"
 
 
 def _messages(raw: object, field: str) -> tuple[ChatMessage, ...]:
@@ -317,11 +360,12 @@ def _messages(raw: object, field: str) -> tuple[ChatMessage, ...]:
         content = item.get("content", _MISSING) if isinstance(item, dict) else _MISSING
         if role not in ROLES or not isinstance(content, str):
             _refuse_message(item, f"{field}[{position}]")
-        messages.append(ChatMessage(role, content))  # type: ignore[arg-type]  # checked just above
+        _check_text(content, f"{field}[{position}].content")
+        messages.append(ChatMessage(role, content))
     return tuple(messages)
 
 
-def _refuse_message(raw: object, field: str) -> None:
+def _refuse_message(raw: object, field: str) -> NoReturn:
     """Raises Invalid saying what is wrong with one message of a list."""
     if not isinstance(raw, dict):
         raise Invalid(field, f"must be an object with role and content (found {json_type(raw)})")
