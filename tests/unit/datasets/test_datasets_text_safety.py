@@ -4,11 +4,13 @@ prompt or a message stay as they are. (Ids: test_datasets_records.py.)"""
 
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from datasets_service.domain.errors import InvalidDataset
 from tests.unit.datasets.checking import Uploads
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
@@ -126,3 +128,55 @@ def test_a_parquet_prompt_or_column_name_with_a_control_character_is_refused_nam
     assert uploads.problems(columns, "a.parquet")[0].startswith(
         'row 1: field "no\\u0000te" holds a control character in its name (U+0000 at character 3)'
     )
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("depth", [64, 900])
+def test_a_field_nested_deeper_than_64_levels_is_refused_naming_it(uploads: Uploads, depth: int) -> None:
+    # 900 levels used to be stored, then could not be read back from a deeper stack (RecursionError).
+    line = f'{{"prompt": "x", "tags": {nested(depth)}}}'
+
+    [problem] = uploads.refusal(jsonl({"prompt": "fine"}) + b"\n" + line.encode()).report.problems
+
+    assert (problem.line, problem.field) == (2, "tags")
+    assert problem.reason == "nests lists and objects more than 64 levels deep (the record itself is one); flatten it"
+
+
+def test_no_depth_of_nesting_escapes_as_an_exception_in_a_worker_thread(uploads: Uploads) -> None:
+    # The service parses in a worker thread (a shallow stack). Some depths just under what the JSON
+    # decoder refuses were decoded, then overflowed the stack when the stored line was encoded: an
+    # unhandled RecursionError, a 500 at the gateway. Where that band lies depends on the stack.
+    def outcome(depth: int) -> str:
+        try:
+            uploads.check(f'{{"prompt": "x", "tags": {nested(depth)}}}'.encode())
+        except InvalidDataset as refusal:
+            [problem] = refusal.report.problems
+            return "refused: too deep" if problem.field == "tags" else f"refused: {problem.reason[:14]}"
+        except RecursionError:
+            return f"RecursionError at depth {depth}"
+        return f"accepted at depth {depth}"
+
+    with ThreadPoolExecutor(1) as thread:
+        outcomes = set(thread.map(outcome, range(900, 1010)))
+
+    assert outcomes <= {"refused: too deep", "refused: not valid JSON"}
+
+
+def test_nesting_up_to_64_levels_with_the_record_is_kept(uploads: Uploads) -> None:
+    line = f'{{"prompt": "x", "tags": {nested(63)}, "many": [{", ".join(["{}"] * 100)}]}}'
+
+    [record] = uploads.records(line.encode())
+
+    assert json.loads(record.metadata_json)["tags"] == json.loads(nested(63))
+
+
+def test_a_batch_body_nested_too_deep_is_named(uploads: Uploads) -> None:
+    body = f'{{"prompt": "x", "extra": {nested(70)}}}'
+    line = f'{{"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {body}}}'
+
+    [problem] = uploads.refusal(line.encode()).report.problems
+
+    assert (problem.line, problem.field) == (1, "body")

@@ -30,6 +30,10 @@ from datasets_service.domain.records import NO_SAMPLING, ChatMessage, Sampling, 
 from workbench.datasets.v1.datasets_pb2 import RecordFormat
 
 MAX_RECORD_ID_BYTES = 256
+# Lists and objects nested in one record, the record itself counted. Python's JSON encoder and
+# decoder recurse once a level: a record nested nearly as deep as the recursion limit was decoded at
+# upload, then overflowed the stack when encoded, or when read back from a deeper stack.
+MAX_NESTING = 64
 ROLES = ("system", "user", "assistant", "tool", "developer")
 BATCH_URLS = {"/v1/chat/completions": "messages", "/v1/completions": "prompt"}
 BATCH_STRUCTURE = ("custom_id", "method", "url", "body")
@@ -121,6 +125,8 @@ def from_json_line(raw: bytes, number: int) -> Valid:
         raise Invalid(None, f"not valid JSON ({str(error)[:80]})") from None
     if not isinstance(value, dict):
         raise Invalid(None, f"must be a JSON object, found {json_type(value)}")
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING:  # else it cannot nest deeper: no need to look
+        _check_nesting(value)
     if "custom_id" in value or "body" in value:
         return _batch_line(value)
     if "messages" in value and "prompt" in value:
@@ -192,6 +198,7 @@ def from_row(kind: FileKind, row: Mapping[str, object], number: int) -> Valid:
         record_id, generated = kind.generated_id(number), True
     metadata = {column: value for column, value in row.items() if column not in ROW_COLUMNS}
     _check_names(metadata)
+    _check_nesting(metadata)  # Parquet's nested columns; a CSV row's cells are text
     if given("messages"):
         line = _line(record_id, None, _row_messages(row["messages"]), metadata, NO_SAMPLING, "messages")
     elif given("prompt"):
@@ -341,6 +348,26 @@ def _check_names(fields: Mapping[str, object], prefix: str = "") -> None:
         problem = name_problem(name)
         if problem is not None:
             raise Invalid(prefix + problem[0], problem[1])
+
+
+def _check_nesting(record: Mapping[str, object]) -> None:
+    """Raises Invalid naming the first field that nests lists and objects past MAX_NESTING levels."""
+    for name, value in record.items():
+        if not isinstance(value, dict | list):
+            continue
+        pending: list[tuple[object, int]] = [(value, 2)]  # without recursion: the point is the stack
+        while pending:
+            item, depth = pending.pop()
+            if depth > MAX_NESTING:
+                raise Invalid(
+                    shown_name(name),
+                    f"nests lists and objects more than {MAX_NESTING} levels deep (the record itself is one); "
+                    "flatten it",
+                )
+            if isinstance(item, dict):
+                pending.extend((inner, depth + 1) for inner in item.values() if isinstance(inner, dict | list))
+            elif isinstance(item, list):
+                pending.extend((inner, depth + 1) for inner in item if isinstance(inner, dict | list))
 
 
 def _control_at(control: "re.Match[str]") -> str:
