@@ -52,7 +52,7 @@ def create_app(settings: GatewaySettings) -> Litestar:
 
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
-        hub = LiveHub()
+        hub = LiveHub(backlog_bytes=settings.live_backlog_bytes)
         clients = Clients.open(settings)
 
         feed = StatsFeed(hub, functools.partial(fetch_stats, clients))

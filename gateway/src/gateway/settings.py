@@ -31,6 +31,12 @@ class GatewaySettings(CommonSettings):
     frontend_dir: Path = setting(
         "WB_FRONTEND_DIR", _default_frontend_dir(), "the single-page app's files (default: frontend/ of the checkout)"
     )
+    live_backlog_bytes: int = setting(
+        "WB_LIVE_BACKLOG_BYTES",
+        4_194_304,
+        "live frames one WebSocket may have waiting, in bytes; a page further behind is closed (4001) and resumes",
+        gt=0,
+    )
 
     @field_validator("api_token")
     @classmethod

@@ -1,5 +1,6 @@
 """The workbench WebSocket against a real nats-server: a page that reconnects with `since` gets exactly
-the stored events it missed, then the live ones; one that cannot is told to reload.
+the stored events it missed, then the live ones; one that cannot is told to reload; one that stops
+reading is closed to resume while the others get every frame.
 
 The gateway here is its live part, served by uvicorn on the test's own loop: the real socket handler,
 LiveHub and NatsRelay following the real stream. What is made up are moments: the test can hold the
@@ -9,6 +10,7 @@ relay's following (a relay lagging behind the stream) and append events while a 
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from devstack.natsserver import NatsServer, free_port
 from eventlog import JetStreamEventStore, NewEvent, RawEvent
 from gateway.controllers.live import workbench_socket
-from gateway.live import CLOSE_RELOAD, LiveHub
+from gateway.live import CLOSE_FELL_BEHIND, CLOSE_RELOAD, DEFAULT_BACKLOG_BYTES, LiveHub
 from gateway.relay import MAX_REPLAY, NatsRelay
 from gateway.settings import GatewaySettings
 from inference_service.domain.workers import announced, state_changed
@@ -100,13 +102,16 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def live_gateway(
-    fresh_nats: NatsServer, max_replay: int = MAX_REPLAY, follow: bool = True
+    fresh_nats: NatsServer,
+    max_replay: int = MAX_REPLAY,
+    follow: bool = True,
+    backlog_bytes: int = DEFAULT_BACKLOG_BYTES,
 ) -> AsyncIterator[Gateway]:
     """The gateway's socket, hub and relay on a NATS connection of their own; with `follow`, once the
     relay follows the stream."""
     nc = await nats.connect(fresh_nats.url)
     events = Scripted(nc)
-    hub = LiveHub()
+    hub = LiveHub(backlog_bytes=backlog_bytes)
     relay = NatsRelay(fresh_nats.url, events.stream, hub, first_backoff_s=0.01, max_replay=max_replay)
     settings = GatewaySettings(api_token=TOKEN, nats_url=fresh_nats.url)
     app = Litestar(
@@ -140,15 +145,20 @@ async def live_gateway(
         await nc.close()
 
 
-def result(record_id: str) -> inf.ResultRecorded:
+def result(record_id: str, output_text: str | None = None) -> inf.ResultRecorded:
     return inf.ResultRecorded(
-        run_id="run-1", dataset_id="ds-1", model_id="tiny-a", record_id=record_id, output_text=f"answer {record_id}"
+        run_id="run-1",
+        dataset_id="ds-1",
+        model_id="tiny-a",
+        record_id=record_id,
+        output_text=f"answer {record_id}" if output_text is None else output_text,
     )
 
 
-async def record(stream_log: JetStreamEventStore, record_id: str) -> int:
+async def record(stream_log: JetStreamEventStore, record_id: str, output_text: str | None = None) -> int:
     """Appends a result; its stream sequence."""
-    return await stream_log.append(NewEvent("wb.results.run-1", result(record_id), msg_id=f"result:run-1:{record_id}"))
+    event = NewEvent("wb.results.run-1", result(record_id, output_text), msg_id=f"result:run-1:{record_id}")
+    return await stream_log.append(event)
 
 
 async def next_frame(ws: ClientConnection, wait_s: float = 5) -> dict[str, Any]:
@@ -372,3 +382,63 @@ async def test_worker_events_become_worker_frames(fresh_nats: NatsServer, stream
         {**changed, "model_id": "tiny-b", "state": "gone", "detail": "could not load: OOM", "seq": failed},
         {**changed, "model_id": "", "state": "gone", "detail": "stopped", "seq": stopped},
     ]
+
+
+@contextlib.asynccontextmanager
+async def page_that_stops_reading(url: str) -> AsyncIterator[ClientConnection]:
+    """A socket whose reader takes nothing from the network until the test calls recv(): a frozen tab.
+
+    Its client holds one message and its kernel a few KB, so the gateway's own buffers fill soon
+    (uncompressed, so that each frame takes its size on the wire).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    host, port = url.split("/")[2].split(":")
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    async with connect(url, sock=sock, max_queue=1, compression=None) as ws:
+        yield ws
+
+
+async def test_a_page_that_stops_reading_is_closed_to_resume_while_another_gets_every_frame(
+    fresh_nats: NatsServer, stream_log: JetStreamEventStore
+) -> None:
+    long_answer = "x" * 16_000  # a frame of about 16 KB
+    recorded: list[tuple[str, int]] = []
+    read: list[dict[str, Any]] = []
+    woke: list[dict[str, Any]] = []
+
+    async with live_gateway(fresh_nats, backlog_bytes=256 * 1024) as gateway:
+        async with connect(gateway.url()) as reader, page_that_stops_reading(gateway.url()) as frozen:
+            assert (await next_frame(reader))["type"] == (await next_frame(frozen))["type"] == "hello"
+
+            # Results are recorded one at a time and the reader has each before the next is recorded,
+            # while the frozen page's frames pile up until the gateway gives up on it.
+            async def record_one() -> None:
+                record_id = f"r{len(recorded) + 1}"
+                recorded.append((record_id, await record(stream_log, record_id, long_answer)))
+                read.extend(await frames_through(reader, recorded[-1][1]))
+
+            while not any(client.overflowed for client in gateway.hub.clients):
+                assert len(recorded) < 2_000, "the page that stopped reading was never closed"
+                await record_one()
+            for _ in range(3):  # the reader carries on
+                await record_one()
+
+            # The frozen page wakes up: the frames up to where it fell behind, then the close.
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    woke.append(await next_frame(frozen))
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == CLOSE_FELL_BEHIND
+
+        had = results(woke)
+        # It resumes after the last frame it has: the rest comes, once, without a refetch.
+        async with connect(gateway.url(since=had[-1][1])) as ws:
+            hello = await next_frame(ws)
+            rest = results(await frames_through(ws, recorded[-1][1]))
+            await nothing_more(ws)
+
+    assert results(read) == recorded  # every frame, in order, none twice
+    assert had == recorded[: len(had)] and 0 < len(had) < len(recorded)
+    assert hello["resumed"] is True
+    assert had + rest == recorded

@@ -11,7 +11,7 @@ from litestar import Litestar
 from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import AsyncTestClient
 
-from gateway.live import CLOSE_RELOAD, CLOSE_UNAUTHORIZED, ClientQueue, Frame, LiveHub
+from gateway.live import CLOSE_FELL_BEHIND, CLOSE_RELOAD, CLOSE_UNAUTHORIZED, ClientQueue, Frame, LiveHub
 from gateway.relay import event_frame, progress_frame
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
@@ -77,13 +77,48 @@ def test_a_full_backlog_drops_the_oldest_progress_first_never_a_result() -> None
     assert [f.get("n") for f in drain(queue)] == [1, 2, 3]
 
 
-def test_results_that_overflow_the_backlog_close_the_client_for_a_reload() -> None:
+def test_results_that_overflow_the_backlog_close_the_client_to_resume() -> None:
     queue = ClientQueue(limit=2)
     for n in range(3):
         queue.put(result_frame(n))
 
-    assert queue.overflowed and queue.closed
-    assert run_privately(queue.get()) is None
+    assert queue.overflowed and queue.closed and not queue.must_reload
+    assert queue.closing is not None and queue.closing.code == CLOSE_FELL_BEHIND
+    assert run_privately(queue.get()) is None  # pending frames are dropped: the page resumes after its last
+
+
+def big_result(n: int, size: int) -> Frame:
+    return Frame(json.dumps({"type": "result", "n": n, "output_text": "x" * size}), seq=n)
+
+
+def test_the_backlog_is_bounded_in_bytes_as_well_as_in_frames() -> None:
+    queue = ClientQueue(limit=100, limit_bytes=10_000)
+    for n in range(1, 4):
+        queue.put(big_result(n, 3_000))
+    assert not queue.closed and 9_000 < queue.bytes <= 10_000
+
+    queue.put(big_result(4, 3_000))  # the fourth would make it about 12 KB
+
+    assert queue.overflowed and queue.closed and queue.bytes == 0
+
+
+def test_progress_snapshots_make_room_for_results_before_the_bytes_overflow() -> None:
+    queue = ClientQueue(limit=100, limit_bytes=10_000)
+    queue.put(Frame(json.dumps({"type": "progress", "pad": "p" * 4_000}), progress_of="a"))
+    queue.put(big_result(1, 3_000))
+    queue.put(big_result(2, 3_000))  # full: the progress snapshot goes
+    queue.put(Frame(json.dumps({"type": "progress", "pad": "p" * 4_000}), progress_of="b"))  # no room: dropped
+
+    assert not queue.closed
+    assert [f.get("n") for f in drain(queue)] == [1, 2]
+    assert queue.bytes == 0
+
+
+def test_a_frame_bigger_than_the_whole_backlog_still_reaches_a_page_that_keeps_up() -> None:
+    queue = ClientQueue(limit_bytes=1_000)
+    queue.put(big_result(1, 5_000))
+
+    assert not queue.closed and [f["n"] for f in drain(queue)] == [1]
 
 
 def test_the_hub_fans_one_frame_out_to_every_client() -> None:
@@ -229,7 +264,7 @@ async def test_the_socket_closes_4401_without_the_token(client: AsyncTestClient[
     assert closed.value.code == CLOSE_UNAUTHORIZED
 
 
-async def test_a_browser_too_far_behind_is_told_to_reload(
+async def test_a_browser_too_far_behind_is_told_to_resume(
     client: AsyncTestClient[Litestar], app: Litestar, token: str
 ) -> None:
     hub: LiveHub = app.state.hub
@@ -241,7 +276,7 @@ async def test_a_browser_too_far_behind_is_told_to_reload(
             while True:
                 socket.receive_json(timeout=5)
 
-    assert closed.value.code == CLOSE_RELOAD
+    assert closed.value.code == CLOSE_FELL_BEHIND
 
 
 def _flood(hub: LiveHub, count: int) -> None:
@@ -270,4 +305,5 @@ def test_a_reload_closes_the_queue_and_says_why() -> None:
     hub.reload_all()
 
     assert queue.closed and queue.must_reload and not queue.overflowed
+    assert queue.closing is not None and queue.closing.code == CLOSE_RELOAD
     assert run_privately(queue.get()) is None  # pending frames are dropped: the page refetches them

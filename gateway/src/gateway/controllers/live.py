@@ -3,7 +3,8 @@ as JSON text frames.
 
 The first frame is a hello. With `since` (the last stored-event sequence the page applied) the frames
 it missed follow, read from the stream, then the live ones: none missing, none twice. A page that
-cannot resume that way is closed with CLOSE_RELOAD instead, so it refetches once.
+cannot resume that way is closed with CLOSE_RELOAD instead, so it refetches once. A page that reads
+too slowly is closed with CLOSE_FELL_BEHIND (see live.py) and resumes with `since`.
 """
 
 import asyncio
@@ -83,9 +84,8 @@ async def workbench_socket(
             return
         while (text := await client.get()) is not None:
             await socket.send_text(text)
-        if client.must_reload:
-            reason = "too far behind" if client.overflowed else "live updates were interrupted"
-            await socket.close(code=CLOSE_RELOAD, reason=f"{reason}: reload the results")
+        if (closing := client.closing) is not None:
+            await socket.close(code=closing.code, reason=closing.reason)
     except (WebSocketDisconnect, OSError):
         pass  # the browser went away mid-send
     finally:
