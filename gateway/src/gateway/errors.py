@@ -22,6 +22,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from gateway.access import AccessError, NotLoaded, UnknownUser
+from gateway.auth import Unavailable
 from gateway.views import report_view
 from servicehost.grpc_client import status_details
 from workbench.datasets.v1 import datasets_pb2 as ds
@@ -124,6 +126,18 @@ def error_response_handler(_: Request[Any, Any, Any], exc: Exception) -> Respons
     return error_response(exc.status, exc.error, exc.detail, **exc.extra)
 
 
+def access_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, UnknownUser):
+        return error_response(404, "NOT_FOUND", str(exc))
+    return error_response(400, "BAD_REQUEST", str(exc))
+
+
+def unavailable_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    response = error_response(503, "SERVICE_UNAVAILABLE", str(exc))
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "INTERNAL", INTERNAL_DETAIL)
@@ -133,5 +147,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     grpc.aio.AioRpcError: grpc_error_handler,
     HTTPException: http_error_handler,
     ErrorResponse: error_response_handler,
+    AccessError: access_error_handler,
+    NotLoaded: unavailable_handler,
+    Unavailable: unavailable_handler,
     Exception: internal_error_handler,
 }

@@ -15,7 +15,32 @@ def _default_frontend_dir() -> Path:
 
 class GatewaySettings(CommonSettings):
     api_token: str = setting(
-        "WB_API_TOKEN", "", "required: the bearer token every API call and the WebSocket must send", repr=False
+        "WB_API_TOKEN",
+        "",
+        "required: the bootstrap admin's bearer token (the first admin; `workbench users add` makes the others)",
+        repr=False,
+    )
+    admin_name: str = setting("WB_ADMIN_NAME", "admin", "the bootstrap admin's user name (WB_API_TOKEN's holder)")
+    session_secret: str = setting(
+        "WB_SESSION_SECRET", "", "key of the session cookies (default: derived from WB_API_TOKEN)", repr=False
+    )
+    session_hours: float = setting("WB_SESSION_HOURS", 12.0, "how long a page's login lasts, in hours", gt=0)
+    login_link_minutes: float = setting(
+        "WB_LOGIN_LINK_MINUTES", 15.0, "how long a one-time login link can be used, in minutes", gt=0
+    )
+    secure_cookies: bool = setting(
+        "WB_SECURE_COOKIES", False, "mark the session cookie Secure (set it when the workbench is served over HTTPS)"
+    )
+    rate_limit_per_s: float = setting(
+        "WB_RATE_LIMIT_PER_S", 50.0, "API requests a second each user may make on average (0: no limit)", ge=0
+    )
+    rate_limit_burst: int = setting("WB_RATE_LIMIT_BURST", 200, "requests a user may make at once above the rate", ge=1)
+    max_json_bytes: int = setting("WB_MAX_JSON_BYTES", 1_048_576, "largest JSON request body, in bytes", gt=0)
+    max_text_chars: int = setting(
+        "WB_MAX_TEXT_CHARS", 100_000, "longest free text in a request (a note, a fixed answer), in characters", gt=0
+    )
+    max_id_chars: int = setting(
+        "WB_MAX_ID_CHARS", 256, "longest id or name in a request (dataset, record, model, run ids)", gt=0, le=1024
     )
     datasets_addr: str = setting("WB_DATASETS_ADDR", "127.0.0.1:50051", "the datasets service (gRPC)")
     inference_addr: str = setting("WB_INFERENCE_ADDR", "127.0.0.1:50052", "the inference service (gRPC)")

@@ -20,13 +20,17 @@ import nats
 import pytest
 import uvicorn
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from nats.aio.client import Client as NatsClient
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as connect_socket
 from websockets.exceptions import ConnectionClosed
 
 from devstack.natsserver import NatsServer, free_port
-from eventlog import JetStreamEventStore, NewEvent, RawEvent
+from eventlog import InMemoryEventStore, JetStreamEventStore, NewEvent, RawEvent
+from gateway.access import AccessBook
+from gateway.auth import SessionSigner
 from gateway.controllers.live import workbench_socket
 from gateway.live import CLOSE_FELL_BEHIND, CLOSE_RELOAD, DEFAULT_BACKLOG_BYTES, LiveHub
 from gateway.relay import MAX_REPLAY, NatsRelay
@@ -36,6 +40,13 @@ from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.inference.v1 import inference_pb2 as inf
 
 TOKEN = "live-resume-token-0123456789abcdef"
+
+
+def connect(url: str) -> Any:
+    """A socket to the gateway as an API client opens it: the bearer token in a header."""
+    return connect_socket(url, additional_headers={"Authorization": f"Bearer {TOKEN}"})
+
+
 AT = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
 Meanwhile = Callable[[], Awaitable[None]]
 
@@ -88,8 +99,8 @@ class Gateway:
     following: asyncio.Task[None] | None = None
 
     def url(self, since: int | None = None) -> str:
-        query = f"token={TOKEN}" + (f"&since={since}" if since is not None else "")
-        return f"ws://127.0.0.1:{self.port}/ws/workbench?{query}"
+        query = f"?since={since}" if since is not None else ""
+        return f"ws://127.0.0.1:{self.port}/ws/workbench{query}"
 
     async def follow(self) -> None:
         """Starts the relay, and waits until it follows the stream."""
@@ -114,8 +125,14 @@ async def live_gateway(
     hub = LiveHub(backlog_bytes=backlog_bytes)
     relay = NatsRelay(fresh_nats.url, events.stream, hub, first_backoff_s=0.01, max_replay=max_replay)
     settings = GatewaySettings(api_token=TOKEN, nats_url=fresh_nats.url)
+
+    async def no_users() -> InMemoryEventStore:
+        return InMemoryEventStore()
+
+    access = {"access": AccessBook(no_users, TOKEN, "admin"), "sessions": SessionSigner.from_secret(TOKEN, 3600)}
     app = Litestar(
         route_handlers=[workbench_socket],
+        state=State(access),
         dependencies={
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "hub": Provide(lambda: hub, sync_to_thread=False),
@@ -396,7 +413,8 @@ async def page_that_stops_reading(url: str) -> AsyncIterator[ClientConnection]:
     sock.setblocking(False)
     host, port = url.split("/")[2].split(":")
     await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    async with connect(url, sock=sock, max_queue=1, compression=None) as ws:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with connect_socket(url, additional_headers=headers, sock=sock, max_queue=1, compression=None) as ws:
         yield ws
 
 

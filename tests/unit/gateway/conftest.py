@@ -26,6 +26,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from devstack.natsserver import free_port
+from eventlog import InMemoryEventStore
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from servicehost.grpc_server import GrpcService, rich_status, start_grpc_server
@@ -624,7 +625,8 @@ def settings_for(services: Services, tmp_path: Path, **overrides: Any) -> Gatewa
 @pytest.fixture
 def make_app(services: Services, tmp_path: Path) -> Callable[..., Litestar]:
     """create_app for the fakes, with any setting overridden."""
-    return lambda **overrides: create_app(settings_for(services, tmp_path, **overrides))
+    # The access list lives in an in-memory event log: the unit tests have no NATS.
+    return lambda **overrides: create_app(settings_for(services, tmp_path, **overrides), InMemoryEventStore())
 
 
 @pytest.fixture
@@ -668,3 +670,15 @@ def token() -> str:
 def auth() -> dict[str, str]:
     """The headers of an authenticated call."""
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def add_user(client: AsyncTestClient[Litestar], auth: dict[str, str]) -> Callable[[str, str], Awaitable[str]]:
+    """Adds a user with a role through the API (as the bootstrap admin); returns their token's headers' token."""
+
+    async def add(name: str, role: str) -> str:
+        response = await client.post("/admin/users", json={"name": name, "role": role}, headers=auth)
+        assert response.status_code == 201, response.text
+        return str(response.json()["token"])
+
+    return add

@@ -75,8 +75,10 @@ async def test_a_service_answer_over_the_size_limit_is_a_503_not_a_413(
     assert "too large" in body["detail"] and "limit" in body["detail"]
 
 
-async def test_an_unknown_export_is_a_404_not_a_broken_download(client: AsyncTestClient[Litestar], token: str) -> None:
-    response = await client.get("/admin/export/nope", params={"format": "jsonl", "token": token})
+async def test_an_unknown_export_is_a_404_not_a_broken_download(
+    client: AsyncTestClient[Litestar], auth: dict[str, str]
+) -> None:
+    response = await client.get("/admin/export/nope", params={"format": "jsonl"}, headers=auth)
 
     assert response.status_code == 404
     assert response.json()["error"] == "NOT_FOUND"

@@ -99,13 +99,14 @@ async def test_active_runs_and_all_runs_of_a_dataset(client: AsyncTestClient[Lit
     assert len(of_dataset["runs"]) == 3
 
 
-async def test_starring_an_answer_records_a_golden_annotation(
-    client: AsyncTestClient[Litestar], auth: dict[str, str], services
+async def test_starring_an_answer_records_a_golden_annotation_under_the_callers_name(
+    client: AsyncTestClient[Litestar], add_user, services
 ) -> None:
+    ana = {"Authorization": f"Bearer {await add_user('ana', 'annotator')}"}
     response = await client.post(
         "/admin/annotations/golden/ds-1/rec%2F3",
-        json={"model_id": "gemma", "note": "crisp", "annotator": "ana", "expected_version": 0},
-        headers=auth,
+        json={"model_id": "gemma", "note": "crisp", "expected_version": 0},
+        headers=ana,
     )
 
     assert response.status_code == 201, response.text
@@ -202,7 +203,7 @@ async def test_the_body_form_records_each_kind_with_the_optional_fields(
     record = {"dataset_id": "ds-1", "record_id": "r1", "model_id": "olmo"}
     fixed = await client.post(
         "/admin/annotations",
-        json={**record, "kind": "fixed", "fixed_text": "Yes.", "note": "n", "annotator": "ana", "expected_version": 2},
+        json={**record, "kind": "fixed", "fixed_text": "Yes.", "note": "n", "expected_version": 2},
         headers=auth,
     )
     wrong = await client.post("/admin/annotations", json={**record, "kind": "wrong"}, headers=auth)
@@ -217,7 +218,7 @@ async def test_the_body_form_records_each_kind_with_the_optional_fields(
     assert stale.status_code == 409
     first, second = services.annotations.recorded
     assert (first.kind, first.fixed_text, first.note) == (ann.ANNOTATION_KIND_FIXED, "Yes.", "n")
-    assert first.annotator == "ana"
+    assert first.annotator == "admin"  # the bootstrap admin (WB_ADMIN_NAME) called
     assert (first.HasField("expected_version"), first.expected_version) == (True, 2)
     assert (second.kind, second.HasField("expected_version")) == (ann.ANNOTATION_KIND_WRONG, False)
 
@@ -314,9 +315,7 @@ async def test_a_mark_names_the_run_shown_is_cleared_and_the_history_read(
     client: AsyncTestClient[Litestar], auth: dict[str, str], services
 ) -> None:
     record = {"dataset_id": "ds-1", "record_id": "a/b ", "model_id": "olmo"}
-    marked = await client.post(
-        "/admin/annotations", json={**record, "kind": "golden", "run_id": "run_7", "annotator": "ana"}, headers=auth
-    )
+    marked = await client.post("/admin/annotations", json={**record, "kind": "golden", "run_id": "run_7"}, headers=auth)
     version = marked.json()["annotation"]["version"]
     cleared = await client.post("/admin/annotations/clear", json={**record, "expected_version": version}, headers=auth)
     stale = await client.post("/admin/annotations/clear", json={**record, "expected_version": version}, headers=auth)
@@ -335,6 +334,6 @@ async def test_a_mark_names_the_run_shown_is_cleared_and_the_history_read(
     assert (entry["model_id"], entry["change"], entry["annotator"], entry["run_id"]) == (
         "olmo",
         "golden",
-        "ana",
+        "admin",
         "run_7",
     )

@@ -10,7 +10,8 @@ from litestar.exceptions import ClientException
 from litestar.params import Parameter
 from litestar.response import Stream
 
-from gateway.auth import QUERY_TOKEN_OPT
+from gateway.access import Principal, Role
+from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
 from gateway.views import AnnotationView, HistoryEntryView, annotation_view, history_entry_view
 from workbench.annotations.v1 import annotations_pb2 as ann
@@ -43,7 +44,6 @@ KINDS = {
 class AnnotationBody(msgspec.Struct, forbid_unknown_fields=True):
     model_id: str
     note: str = ""
-    annotator: str = ""
     expected_version: int | None = None  # the record's annotation_version as last seen
     run_id: str = ""  # the run whose answer was shown and judged ("": the model's latest)
 
@@ -54,7 +54,6 @@ class ClearBody(msgspec.Struct, forbid_unknown_fields=True):
     dataset_id: str
     record_id: str
     model_id: str
-    annotator: str = ""
     expected_version: int | None = None
 
 
@@ -76,6 +75,7 @@ class AnnotateBody(FixBody, forbid_unknown_fields=True, kw_only=True):
 
 async def record(
     clients: Clients,
+    principal: Principal,
     kind: ann.AnnotationKind.ValueType,
     dataset_id: str,
     record_id: str,
@@ -91,7 +91,7 @@ async def record(
         kind=kind,
         fixed_text=fixed_text,
         note=body.note,
-        annotator=body.annotator,
+        annotator=principal.name,
         expected_version=body.expected_version,
         run_id=body.run_id,
     )
@@ -110,27 +110,29 @@ class AnnotationController(Controller):
     path = "/annotations"
     tags = ["annotations"]
 
-    @post("/", operation_id="recordAnnotation")
-    async def annotate(self, clients: Clients, data: AnnotateBody) -> dict[str, AnnotationView]:
+    @post("/", operation_id="recordAnnotation", opt={ROLE_OPT: Role.ANNOTATOR})
+    async def annotate(self, clients: Clients, principal: Principal, data: AnnotateBody) -> dict[str, AnnotationView]:
         """Records a golden, fixed or wrong annotation; the record's own id goes in the body, exact."""
         if data.fixed_text and data.kind != "fixed":
             raise ClientException('"fixed_text" goes with kind "fixed" only')
-        return await record(clients, KINDS[data.kind], data.dataset_id, data.record_id, data, data.fixed_text)
+        return await record(
+            clients, principal, KINDS[data.kind], data.dataset_id, data.record_id, data, data.fixed_text
+        )
 
-    @post("/clear", operation_id="clearAnnotation", status_code=200)
-    async def clear(self, clients: Clients, data: ClearBody) -> ClearedView:
+    @post("/clear", operation_id="clearAnnotation", opt={ROLE_OPT: Role.ANNOTATOR}, status_code=200)
+    async def clear(self, clients: Clients, principal: Principal, data: ClearBody) -> ClearedView:
         """Undo: removes the model's current mark on the record (its history keeps it); 409 when the
         record changed since expected_version or has no mark to clear."""
         request = ann.ClearAnnotationRequest(
             dataset_id=data.dataset_id,
             record_id=data.record_id,
             model_id=data.model_id,
-            annotator=data.annotator,
+            annotator=principal.name,
             expected_version=data.expected_version,
         )
         return ClearedView(version=(await clients.annotations.ClearAnnotation(request)).version)
 
-    @get("/history", operation_id="annotationHistory")
+    @get("/history", operation_id="annotationHistory", opt={ROLE_OPT: Role.VIEWER})
     async def history(self, clients: Clients, dataset_id: str, record_id: str) -> dict[str, list[HistoryEntryView]]:
         """Every change of one record's marks, oldest first: who, when, what (ids as query parameters, exact)."""
         reply = await clients.annotations.AnnotationHistory(
@@ -139,25 +141,35 @@ class AnnotationController(Controller):
         return {"history": [history_entry_view(entry) for entry in reply.entries]}
 
     # The seed's forms: candidate_id is the record's own id, URL-encoded (see path_record_id).
-    @post("/golden/{dataset_id:str}/{candidate_id:path}", operation_id="markGolden")
+    @post("/golden/{dataset_id:str}/{candidate_id:path}", operation_id="markGolden", opt={ROLE_OPT: Role.ANNOTATOR})
     async def golden(
-        self, clients: Clients, dataset_id: str, candidate_id: str, data: AnnotationBody
-    ) -> dict[str, AnnotationView]:
-        return await record(clients, ann.ANNOTATION_KIND_GOLDEN, dataset_id, path_record_id(candidate_id), data)
-
-    @post("/fix/{dataset_id:str}/{candidate_id:path}", operation_id="markFixed")
-    async def fix(
-        self, clients: Clients, dataset_id: str, candidate_id: str, data: FixBody
+        self, clients: Clients, principal: Principal, dataset_id: str, candidate_id: str, data: AnnotationBody
     ) -> dict[str, AnnotationView]:
         return await record(
-            clients, ann.ANNOTATION_KIND_FIXED, dataset_id, path_record_id(candidate_id), data, data.fixed_text
+            clients, principal, ann.ANNOTATION_KIND_GOLDEN, dataset_id, path_record_id(candidate_id), data
         )
 
-    @post("/wrong/{dataset_id:str}/{candidate_id:path}", operation_id="markWrong")
-    async def wrong(
-        self, clients: Clients, dataset_id: str, candidate_id: str, data: AnnotationBody
+    @post("/fix/{dataset_id:str}/{candidate_id:path}", operation_id="markFixed", opt={ROLE_OPT: Role.ANNOTATOR})
+    async def fix(
+        self, clients: Clients, principal: Principal, dataset_id: str, candidate_id: str, data: FixBody
     ) -> dict[str, AnnotationView]:
-        return await record(clients, ann.ANNOTATION_KIND_WRONG, dataset_id, path_record_id(candidate_id), data)
+        return await record(
+            clients,
+            principal,
+            ann.ANNOTATION_KIND_FIXED,
+            dataset_id,
+            path_record_id(candidate_id),
+            data,
+            data.fixed_text,
+        )
+
+    @post("/wrong/{dataset_id:str}/{candidate_id:path}", operation_id="markWrong", opt={ROLE_OPT: Role.ANNOTATOR})
+    async def wrong(
+        self, clients: Clients, principal: Principal, dataset_id: str, candidate_id: str, data: AnnotationBody
+    ) -> dict[str, AnnotationView]:
+        return await record(
+            clients, principal, ann.ANNOTATION_KIND_WRONG, dataset_id, path_record_id(candidate_id), data
+        )
 
 
 def export_file_name(extension: str, now: datetime | None = None) -> str:
@@ -175,7 +187,7 @@ class ExportController(Controller):
     path = "/export"
     tags = ["annotations"]
 
-    @get("/{dataset_id:str}", operation_id="exportDataset", opt={QUERY_TOKEN_OPT: True})
+    @get("/{dataset_id:str}", operation_id="exportDataset", opt={ROLE_OPT: Role.ANNOTATOR})
     async def export(
         self,
         clients: Clients,

@@ -9,6 +9,8 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from gateway.access import Role
+from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
 from gateway.settings import GatewaySettings
 from gateway.upload import received_file, upload_dataset
@@ -38,7 +40,7 @@ class DatasetController(Controller):
     tags = ["datasets"]
 
     # The body limit is enforced while streaming (below), from the settings, rather than by Litestar.
-    @post("/upload", operation_id="uploadDataset", request_max_body_size=None)
+    @post("/upload", operation_id="uploadDataset", opt={ROLE_OPT: Role.ADMIN}, request_max_body_size=None)
     async def upload(
         self,
         request: Request[Any, Any, Any],
@@ -58,28 +60,28 @@ class DatasetController(Controller):
         reply = await upload_dataset(clients.datasets, file, skip_invalid, settings.max_upload_bytes)
         return Response(upload_view(reply), status_code=HTTP_200_OK if reply.already_registered else HTTP_201_CREATED)
 
-    @get("/", operation_id="listDatasets")
+    @get("/", operation_id="listDatasets", opt={ROLE_OPT: Role.VIEWER})
     async def list_datasets(self, clients: Clients) -> dict[str, list[DatasetView]]:
         reply = await clients.datasets.ListDatasets(ds.ListDatasetsRequest())
         return {"datasets": [dataset_view(d) for d in reply.datasets]}
 
-    @get("/{dataset_id:str}", operation_id="getDataset")
+    @get("/{dataset_id:str}", operation_id="getDataset", opt={ROLE_OPT: Role.VIEWER})
     async def get_dataset(self, clients: Clients, dataset_id: str) -> dict[str, DatasetView]:
         reply = await clients.datasets.GetDataset(ds.GetDatasetRequest(dataset_id=dataset_id))
         return {"dataset": dataset_view(reply.dataset)}
 
-    @patch("/{dataset_id:str}", operation_id="renameDataset")
+    @patch("/{dataset_id:str}", operation_id="renameDataset", opt={ROLE_OPT: Role.ADMIN})
     async def rename(self, clients: Clients, dataset_id: str, data: RenameBody) -> dict[str, DatasetView]:
         """Renames the dataset (the datasets service makes the name safe, as for an upload)."""
         reply = await clients.datasets.RenameDataset(ds.RenameDatasetRequest(dataset_id=dataset_id, name=data.name))
         return {"dataset": dataset_view(reply.dataset)}
 
-    @delete("/{dataset_id:str}", operation_id="deleteDataset")
+    @delete("/{dataset_id:str}", operation_id="deleteDataset", opt={ROLE_OPT: Role.ADMIN})
     async def delete_dataset(self, clients: Clients, dataset_id: str) -> None:
         """Deletes the dataset and its stored records; its runs, results and annotations are hidden."""
         await clients.datasets.DeleteDataset(ds.DeleteDatasetRequest(dataset_id=dataset_id))
 
-    @get("/{dataset_id:str}/records", operation_id="listRecords")
+    @get("/{dataset_id:str}/records", operation_id="listRecords", opt={ROLE_OPT: Role.VIEWER})
     async def list_records(
         self,
         clients: Clients,

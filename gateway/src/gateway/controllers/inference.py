@@ -10,6 +10,8 @@ from litestar import Controller, get, post
 from litestar.exceptions import ClientException
 from litestar.params import Parameter
 
+from gateway.access import Role
+from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
 from gateway.errors import ErrorResponse, error_parts
 from gateway.views import ModelView, ResultView, RunView, model_view, result_view, run_view
@@ -88,7 +90,7 @@ class ModelController(Controller):
     path = "/models"
     tags = ["models"]
 
-    @get("/", operation_id="listModels")
+    @get("/", operation_id="listModels", opt={ROLE_OPT: Role.VIEWER})
     async def list_models(self, clients: Clients) -> dict[str, list[ModelView]]:
         reply = await clients.inference.ListModels(inf.ListModelsRequest())
         return {"models": [model_view(m) for m in reply.models]}
@@ -98,7 +100,7 @@ class RunController(Controller):
     path = "/benchmarks"
     tags = ["runs"]
 
-    @post("/run", operation_id="startRuns")
+    @post("/run", operation_id="startRuns", opt={ROLE_OPT: Role.ADMIN})
     async def start_runs(self, data: StartRunsBody, clients: Clients) -> StartedRuns:
         """Starts one run per model, all at once.
 
@@ -130,31 +132,31 @@ class RunController(Controller):
             raise ErrorResponse(status, first.error, first.detail, errors=[e for _, e in errors])
         return StartedRuns(runs=runs, errors=[e for _, e in errors])
 
-    @get("/active", operation_id="listActiveRuns")
+    @get("/active", operation_id="listActiveRuns", opt={ROLE_OPT: Role.VIEWER})
     async def active_runs(self, clients: Clients, dataset_id: str = "") -> dict[str, list[RunView]]:
         reply = await clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id, active_only=True))
         return {"runs": [run_view(r) for r in reply.runs]}
 
-    @get("/", operation_id="listRuns")
+    @get("/", operation_id="listRuns", opt={ROLE_OPT: Role.VIEWER})
     async def list_runs(
         self, clients: Clients, dataset_id: str = Parameter(default="", description="empty: every dataset")
     ) -> dict[str, list[RunView]]:
         reply = await clients.inference.ListRuns(inf.ListRunsRequest(dataset_id=dataset_id))
         return {"runs": [run_view(r) for r in reply.runs]}
 
-    @get("/{run_id:str}", operation_id="getRun")
+    @get("/{run_id:str}", operation_id="getRun", opt={ROLE_OPT: Role.VIEWER})
     async def get_run(self, clients: Clients, run_id: str) -> dict[str, RunView]:
         """One run, with what reproduces it and, while queued, what it waits for."""
         reply = await clients.inference.GetRun(inf.GetRunRequest(run_id=run_id))
         return {"run": run_view(reply.run)}
 
-    @post("/{run_id:str}/cancel", operation_id="cancelRun", status_code=200)
+    @post("/{run_id:str}/cancel", operation_id="cancelRun", opt={ROLE_OPT: Role.ADMIN}, status_code=200)
     async def cancel_run(self, clients: Clients, run_id: str) -> dict[str, RunView]:
         """Cancels a queued or running run; its recorded results stay. 409 when it has already ended."""
         reply = await clients.inference.CancelRun(inf.CancelRunRequest(run_id=run_id))
         return {"run": run_view(reply.run)}
 
-    @get("/{run_id:str}/results", operation_id="listRunResults")
+    @get("/{run_id:str}/results", operation_id="listRunResults", opt={ROLE_OPT: Role.VIEWER})
     async def run_results(
         self,
         clients: Clients,

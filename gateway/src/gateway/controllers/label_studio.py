@@ -6,6 +6,8 @@ import msgspec
 from litestar import Controller, get, post
 
 from eventlog import from_timestamp
+from gateway.access import Role
+from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
 from workbench.annotations.v1 import annotations_pb2 as ann
 
@@ -55,7 +57,7 @@ class LabelStudioController(Controller):
     path = "/label-studio"
     tags = ["label studio"]
 
-    @get("/{dataset_id:str}", operation_id="getLabelStudioLink")
+    @get("/{dataset_id:str}", operation_id="getLabelStudioLink", opt={ROLE_OPT: Role.VIEWER})
     async def show(self, clients: Clients, dataset_id: str) -> LinkStatusView:
         """The dataset's Label Studio project (link null: not linked) and whether a server is configured."""
         reply = await clients.annotations.GetLabelStudioLink(ann.GetLabelStudioLinkRequest(dataset_id=dataset_id))
@@ -63,21 +65,21 @@ class LabelStudioController(Controller):
             configured=reply.configured, link=link_view(reply.link) if reply.HasField("link") else None
         )
 
-    @post("/{dataset_id:str}/link", operation_id="linkLabelStudio", status_code=200)
+    @post("/{dataset_id:str}/link", operation_id="linkLabelStudio", opt={ROLE_OPT: Role.ADMIN}, status_code=200)
     async def link(self, clients: Clients, dataset_id: str, data: LinkBody | None = None) -> LinkView:
         """Links the dataset to an existing project, or to a new one with the config comparing the models."""
         body = data or LinkBody()
         request = ann.LinkLabelStudioRequest(dataset_id=dataset_id, project_id=body.project_id, title=body.title)
         return link_view((await clients.annotations.LinkLabelStudio(request)).link)
 
-    @post("/{dataset_id:str}/push", operation_id="pushToLabelStudio", status_code=200)
+    @post("/{dataset_id:str}/push", operation_id="pushToLabelStudio", opt={ROLE_OPT: Role.ANNOTATOR}, status_code=200)
     async def push(self, clients: Clients, dataset_id: str) -> PushedView:
         """Creates a task per record not pushed yet, most-disagreed first."""
         request = ann.PushToLabelStudioRequest(dataset_id=dataset_id)
         reply = await clients.annotations.PushToLabelStudio(request, timeout=SYNC_TIMEOUT_S)
         return PushedView(pushed=reply.pushed, skipped=reply.skipped)
 
-    @post("/{dataset_id:str}/pull", operation_id="pullFromLabelStudio", status_code=200)
+    @post("/{dataset_id:str}/pull", operation_id="pullFromLabelStudio", opt={ROLE_OPT: Role.ANNOTATOR}, status_code=200)
     async def pull(self, clients: Clients, dataset_id: str) -> PulledView:
         """Records the marks made in Label Studio as annotations; pulling again changes nothing."""
         request = ann.PullFromLabelStudioRequest(dataset_id=dataset_id)

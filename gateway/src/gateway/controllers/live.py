@@ -15,13 +15,15 @@ from typing import Any
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from gateway.auth import token_is_valid
+from gateway.auth import Unavailable, authenticate, same_origin
 from gateway.live import CLOSE_RELOAD, CLOSE_UNAUTHORIZED, ClientQueue, LiveHub
 from gateway.relay import CannotResume, NatsRelay, hello_frame
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
+# "Try again later" (RFC 6455 registry): the access list is still loading.
+CLOSE_TRY_AGAIN = 1013
 # A page resuming from a gateway that has just started waits this long for its relay to follow the stream.
 WAIT_FOR_RELAY_S = 5.0
 
@@ -71,8 +73,14 @@ async def workbench_socket(
 ) -> None:
     await socket.accept()
     # Checked after accept: a browser sees the close code (4401), never the HTTP status of a refused handshake.
-    if not token_is_valid(socket, settings.api_token, allow_query=True):
-        await socket.close(code=CLOSE_UNAUTHORIZED, reason="missing or wrong token")
+    # The page's session cookie (or a bearer header, from other clients) says who it is; any role may watch.
+    try:
+        principal = authenticate(socket) if same_origin(socket) else None
+    except Unavailable:
+        await socket.close(code=CLOSE_TRY_AGAIN, reason="the gateway is starting: try again")
+        return
+    if principal is None:
+        await socket.close(code=CLOSE_UNAUTHORIZED, reason="not logged in (or from another site)")
         return
     if since is not None:
         await hub.following(WAIT_FOR_RELAY_S)

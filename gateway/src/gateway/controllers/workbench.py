@@ -6,6 +6,8 @@ from litestar import Controller, get
 from litestar.exceptions import ClientException
 from litestar.params import Parameter
 
+from gateway.access import Role
+from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
 from gateway.curation import RECORD_FILTERS, StatsView, fetch_stats
 from gateway.results import WorkbenchResults, merge_results
@@ -95,7 +97,7 @@ class WorkbenchController(Controller):
     path = "/workbench"
     tags = ["workbench"]
 
-    @get("/results", operation_id="getWorkbenchResults")
+    @get("/results", operation_id="getWorkbenchResults", opt={ROLE_OPT: Role.VIEWER})
     async def results(
         self,
         clients: Clients,
@@ -126,7 +128,7 @@ class WorkbenchController(Controller):
             dataset.dataset, records, results, annotations, runs.runs, offset, limit, disagreements=disagreements
         )
 
-    @get("/stats", operation_id="getWorkbenchStats")
+    @get("/stats", operation_id="getWorkbenchStats", opt={ROLE_OPT: Role.VIEWER})
     async def stats(self, clients: Clients, dataset_id: str) -> StatsView:
         """Counts of the dataset's records: total, golden, fixed, wrong, needs_review, differing; per model too."""
         return await fetch_stats(clients, dataset_id)

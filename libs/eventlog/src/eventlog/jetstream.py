@@ -20,7 +20,7 @@ from eventlog.store import EventStore, Subjects, subject_list
 log = logging.getLogger(__name__)
 
 DEFAULT_STREAM = "WB_EVENTS"
-DEFAULT_SUBJECTS = ("wb.datasets.>", "wb.runs.>", "wb.results.>", "wb.annotations.>", "wb.workers.>")
+DEFAULT_SUBJECTS = ("wb.datasets.>", "wb.runs.>", "wb.results.>", "wb.annotations.>", "wb.workers.>", "wb.access.>")
 DEFAULT_ACK_TIMEOUT_S = 30.0
 # JetStream's error code for "wrong last sequence" on Nats-Expected-Last-Subject-Sequence.
 _WRONG_LAST_SEQUENCE = 10071
