@@ -1,35 +1,25 @@
-// HTTP calls to the gateway with the bearer token; errors carry the server's own detail.
+// HTTP calls to the gateway; the page's session cookie (HttpOnly: no script can read it) says who
+// calls. Errors carry the server's own detail.
 
-const TOKEN_KEY = "workbench.token";
-
-let token = "";
-
-/** Takes #token=... from the URL into sessionStorage (and out of the address bar); returns the token. */
-export function readToken() {
+/** Takes #login=<code> (a one-time login link) out of the address bar; returns the code, or "". */
+export function takeLoginCode() {
   const fragment = new URLSearchParams(location.hash.slice(1));
-  const fromUrl = fragment.get("token");
-  if (fromUrl) {
-    sessionStorage.setItem(TOKEN_KEY, fromUrl);
-    fragment.delete("token"); // the rest (the dataset shown) stays in the address
+  const code = fragment.get("login") || "";
+  if (code) {
+    fragment.delete("login"); // the rest (the dataset shown) stays in the address
     const rest = fragment.toString();
     history.replaceState(null, "", location.pathname + location.search + (rest ? `#${rest}` : ""));
   }
-  token = sessionStorage.getItem(TOKEN_KEY) || "";
-  return token;
+  return code;
 }
 
-export function setToken(value) {
-  token = value;
-  sessionStorage.setItem(TOKEN_KEY, value);
+/** Exchanges a login code or an API token for the session cookie; answers {name, role}. */
+export function logIn({ code = "", token = "" }) {
+  return api("/auth/login", { method: "POST", json: code ? { code } : { token } });
 }
 
-export function forgetToken() {
-  token = "";
-  sessionStorage.removeItem(TOKEN_KEY);
-}
-
-export function currentToken() {
-  return token;
+export function logOut() {
+  return api("/auth/logout", { method: "POST" });
 }
 
 export class ApiError extends Error {
@@ -44,7 +34,7 @@ export class ApiError extends Error {
 
 /** fetch() against the API: JSON in (json: ...) or a FormData body (form: ...), JSON out. */
 export async function api(path, { method = "GET", json, form } = {}) {
-  const headers = { Authorization: `Bearer ${token}` };
+  const headers = {};
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -54,7 +44,7 @@ export async function api(path, { method = "GET", json, form } = {}) {
   }
   let response;
   try {
-    response = await fetch(path, { method, headers, body });
+    response = await fetch(path, { method, headers, body, credentials: "same-origin" });
   } catch (error) {
     throw new ApiError(0, "NETWORK", `the gateway cannot be reached (${error.message})`);
   }
@@ -80,7 +70,6 @@ export function uploadWithProgress(path, form, onProgress) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
     request.open("POST", path);
-    request.setRequestHeader("Authorization", `Bearer ${token}`);
     request.responseType = "text";
     request.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded, event.total);

@@ -1,7 +1,7 @@
 // The workbench page: datasets (left), models, review grid and exports (centre), counts and runs (right).
 // Everything a model or a record says is text: it reaches the page through textContent only.
 
-import { ApiError, api, currentToken, forgetToken, query, readToken, setToken, uploadWithProgress } from "./api.js";
+import { ApiError, api, logIn, logOut, query, takeLoginCode, uploadWithProgress } from "./api.js";
 import { answerView } from "./answers.js";
 import { el } from "./dom.js";
 import { PAGE_SIZE, ResultsGrid, inputText } from "./grid.js";
@@ -33,6 +33,7 @@ const state = {
   live: false,
   polling: 0,
   labelStudio: null,
+  me: null, // {name, role} of the session
 };
 
 function notify(message) {
@@ -47,8 +48,7 @@ function describe(error) {
 
 function handleAuth(error) {
   if (error instanceof ApiError && error.status === 401) {
-    forgetToken();
-    showTokenForm("The token was refused; enter the right one.");
+    showLoginForm("Your session has ended or was revoked: open a new login link, or paste an API token.");
     return true;
   }
   return false;
@@ -62,11 +62,7 @@ function count(n, word) {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function annotatorName() {
-  return $("annotator-name").value.trim();
-}
-
-// ---- the address: #token=...&dataset=... -------------------------------------------------------
+// ---- the address: #dataset=... (and, once, #login=...) -------------------------------------------------------
 
 function datasetFromAddress() {
   return new URLSearchParams(location.hash.slice(1)).get("dataset") || "";
@@ -114,8 +110,10 @@ function datasetTools(dataset) {
   const tools = el("div", "dataset-tools");
   const rename = el("button", "rename-dataset", "Rename");
   rename.type = "button";
+  rename.dataset.needs = "admin";
   rename.addEventListener("click", () => renameDataset(dataset));
   const remove = el("button", "delete-dataset", "Delete");
+  remove.dataset.needs = "admin";
   remove.type = "button";
   remove.addEventListener("click", () => deleteDataset(dataset));
   tools.append(rename, remove);
@@ -422,6 +420,7 @@ function runCard(run) {
   if (ACTIVE.has(run.status)) {
     const cancel = el("button", "cancel", "Cancel");
     cancel.type = "button";
+    cancel.dataset.needs = "admin";
     cancel.addEventListener("click", () => cancelRun(run));
     item.append(cancel);
   }
@@ -605,8 +604,6 @@ function markBody(record, modelId) {
     model_id: modelId,
     expected_version: state.grid.annotationVersion(record.record_id),
   };
-  const annotator = annotatorName();
-  if (annotator) body.annotator = annotator; // who marked it: recorded on the mark and in its history
   return body;
 }
 
@@ -873,7 +870,7 @@ function updateExportLinks() {
       link.setAttribute("aria-disabled", "true");
       continue;
     }
-    const params = { format: link.dataset.format, kinds, token: currentToken() };
+    const params = { format: link.dataset.format, kinds }; // the session cookie goes along
     link.href = `/admin/export/${encodeURIComponent(state.datasetId)}${query(params)}`;
     link.removeAttribute("aria-disabled");
   }
@@ -1003,15 +1000,19 @@ function onLiveState(liveState) {
   if (liveState === "polling") state.polling = setInterval(() => loadRuns().catch(failed), POLL_MS);
   if (liveState === "unauthorized") {
     state.live = false;
-    showTokenForm("The token was refused; enter the right one.");
+    showLoginForm("Your session has ended or was revoked: open a new login link, or paste an API token.");
   }
 }
 
 function onLiveOpen({ resumed } = {}) {
-  // Resumed: the socket replayed what was missed, nothing to refetch. Otherwise refetch what is on
-  // screen: the runs, the counts and the grid's visible pages (a filtered view from its start, as
-  // what passes the filter may have changed).
-  if (resumed) return;
+  // Resumed: the socket replays the stored events that were missed; only the counts are fetched
+  // again (their frames are not stored, so a page that fell behind or was away lost them).
+  // Otherwise refetch what is on screen: the runs, the counts and the grid's visible pages (a
+  // filtered view from its start, as what passes the filter may have changed).
+  if (resumed) {
+    if (state.datasetId) loadStats().catch(failed);
+    return;
+  }
   const reloads = [loadRuns(), loadModels()];
   if (state.datasetId) {
     const { filter, modelId, q } = state.view;
@@ -1022,14 +1023,41 @@ function onLiveOpen({ resumed } = {}) {
 
 // ---- start ------------------------------------------------------------------------------------
 
-function showTokenForm(message) {
+function showLoginForm(message) {
   $("workbench").hidden = true;
-  $("token-form").hidden = false;
+  $("login-form").hidden = false;
+  $("whoami").hidden = true;
   notify(message || "");
 }
 
+function showWho(me) {
+  state.me = me;
+  $("whoami-name").textContent = `${me.name} (${me.role})`;
+  $("whoami").hidden = false;
+  // What the role may not do is hidden (the gateway refuses it anyway, with a 403 that says why).
+  document.body.dataset.role = me.role;
+}
+
+/** Logs in with the one-time code in the address, if any, then asks who the session is. */
+async function logInAndStart() {
+  const code = takeLoginCode();
+  try {
+    if (code) showWho(await logIn({ code }));
+    else showWho(await api("/admin/me"));
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      showLoginForm(code ? error.detail : "");
+      return;
+    }
+    notify(describe(error));
+    return;
+  }
+  notify("");
+  start();
+}
+
 async function start() {
-  $("token-form").hidden = true;
+  $("login-form").hidden = true;
   $("workbench").hidden = false;
   try {
     await Promise.all([loadDatasets(), loadModels(), loadRuns()]);
@@ -1042,7 +1070,7 @@ async function start() {
   else renderCounts();
   if (state.live) return;
   state.live = true;
-  connectLive({ token: currentToken(), onFrame, onOpen: onLiveOpen, onState: onLiveState });
+  connectLive({ onFrame, onOpen: onLiveOpen, onState: onLiveState });
 }
 
 function wireDialogs() {
@@ -1072,18 +1100,26 @@ function main() {
     modelName,
   });
   document.addEventListener("keydown", onKey);
-  // The name is the browser's to remember (until users log in, it is what the page says it is).
-  const name = $("annotator-name");
-  name.value = localStorage.getItem("wb-annotator") || "";
-  name.addEventListener("change", () => localStorage.setItem("wb-annotator", name.value.trim()));
   $("run-button").addEventListener("click", runSelected);
-  $("token-form").addEventListener("submit", (event) => {
+  $("login-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    setToken($("token-input").value.trim());
+    const input = $("token-input");
+    try {
+      showWho(await logIn({ token: input.value.trim() }));
+    } catch (error) {
+      notify(describe(error));
+      return;
+    } finally {
+      input.value = ""; // the token is not kept anywhere: the session cookie replaces it
+    }
+    notify("");
     start();
   });
-  if (readToken()) start();
-  else showTokenForm("");
+  $("logout-button").addEventListener("click", async () => {
+    await logOut().catch(() => {});
+    location.reload();
+  });
+  logInAndStart();
 }
 
 main();

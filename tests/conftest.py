@@ -20,7 +20,8 @@ import pytest
 
 from devstack import Stack, StackPorts
 from devstack.natsserver import NatsServer, free_port
-from eventlog import JetStreamEventStore, StreamSettings
+from eventlog import JetStreamEventStore, NewEvent, StreamSettings
+from workbench.inference.v1 import inference_pb2 as inf
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -239,3 +240,30 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     finally:
         if timer is not None:
             timer.cancel()
+
+
+async def upload_records(api: httpx.AsyncClient, name: str, records: list[dict[str, object]]) -> str:
+    upload = await api.post("/admin/datasets/upload", files={"file": (name, jsonl(records))})
+    assert upload.status_code == 201, upload.text
+    return str(upload.json()["dataset"]["dataset_id"])
+
+
+async def store_answers(stack: Stack, dataset_id: str, answers: dict[str, dict[str, str]]) -> None:
+    """Stores answers (record id -> model id -> text) as a run of each model stores its results."""
+    events = await JetStreamEventStore.connect(stack.nats_url)
+    try:
+        for model_id in sorted({model for by_model in answers.values() for model in by_model}):
+            run_id = f"run_{uuid.uuid4().hex[:12]}"
+            for record_id, by_model in answers.items():
+                result = inf.ResultRecorded(
+                    run_id=run_id,
+                    dataset_id=dataset_id,
+                    model_id=model_id,
+                    record_id=record_id,
+                    output_text=by_model[model_id],
+                    finish_reason="stop",
+                    output_tokens=9,
+                )
+                await events.append(NewEvent(f"wb.results.{run_id}", result, msg_id=f"{run_id}:{record_id}"))
+    finally:
+        await events.close()

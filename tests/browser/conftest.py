@@ -34,12 +34,18 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
         await browser.close()
 
 
+def signed_in(stack: Stack, fragment: str = "") -> str:
+    """The page's address as a one-time login link (the bootstrap admin's), plus `fragment` (e.g. dataset=<id>)."""
+    link = stack.login_link()
+    return f"{link}&{fragment}" if fragment else link
+
+
 @pytest.fixture
 async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
     page = await browser.new_page(viewport=VIEWPORT, accept_downloads=True)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"{stack.url}/#token={stack.token}")
+    await page.goto(signed_in(stack))
     yield page
     await page.close()
     assert not errors, f"the page raised: {errors}"

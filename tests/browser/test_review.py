@@ -10,7 +10,6 @@ import io
 import json
 import re
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -20,10 +19,8 @@ from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from annotations_service.domain.label_studio_tasks import model_key
 from devstack import Stack
-from eventlog import JetStreamEventStore, NewEvent
-from tests.browser.conftest import VIEWPORT, screenshot
-from tests.conftest import LabelStudioServer
-from workbench.inference.v1 import inference_pb2 as inf
+from tests.browser.conftest import VIEWPORT, screenshot, signed_in
+from tests.conftest import LabelStudioServer, store_answers, upload_records
 
 pytestmark = [pytest.mark.browser]
 
@@ -47,33 +44,6 @@ async def drop_file(page: Page, name: str, text: str) -> None:
 
 def lines(records: list[dict[str, object]]) -> str:
     return "".join(json.dumps(r) + "\n" for r in records)
-
-
-async def upload_records(api: httpx.AsyncClient, name: str, records: list[dict[str, object]]) -> str:
-    upload = await api.post("/admin/datasets/upload", files={"file": (name, lines(records))})
-    assert upload.status_code == 201, upload.text
-    return str(upload.json()["dataset"]["dataset_id"])
-
-
-async def store_answers(stack: Stack, dataset_id: str, answers: dict[str, dict[str, str]]) -> None:
-    """Stores answers (record id -> model id -> text) as a run of each model stores its results."""
-    events = await JetStreamEventStore.connect(stack.nats_url)
-    try:
-        for model_id in sorted({model for by_model in answers.values() for model in by_model}):
-            run_id = f"run_{uuid.uuid4().hex[:12]}"
-            for record_id, by_model in answers.items():
-                result = inf.ResultRecorded(
-                    run_id=run_id,
-                    dataset_id=dataset_id,
-                    model_id=model_id,
-                    record_id=record_id,
-                    output_text=by_model[model_id],
-                    finish_reason="stop",
-                    output_tokens=9,
-                )
-                await events.append(NewEvent(f"wb.results.{run_id}", result, msg_id=f"{run_id}:{record_id}"))
-    finally:
-        await events.close()
 
 
 async def download(page: Page, export_format: str) -> str:
@@ -220,7 +190,7 @@ async def test_hostile_answers_are_text_and_the_differing_json_field_is_highligh
     }
     await store_answers(stack, dataset_id, answers)
 
-    await page.goto(f"{stack.url}/#token={stack.token}&dataset={dataset_id}")
+    await page.goto(signed_in(stack, f"dataset={dataset_id}"))
     await page.reload()  # the fragment alone does not load a page again
     results = page.locator("#results")
     await expect(page.locator('.cell[data-record-id="h2"][data-model-id="tiny-b"] .output')).to_have_text(
@@ -294,13 +264,15 @@ async def test_a_mark_made_meanwhile_by_someone_else_is_shown_with_theirs_and_mi
         server.on_message(lambda message: None if '"type":"annotation"' in str(message) else socket.send(message))
 
     await page.route_web_socket(re.compile(r"/ws/workbench"), without_annotation_frames)
-    await page.goto(f"{stack.url}/#token={stack.token}&dataset={dataset_id}")
+    await page.goto(signed_in(stack, f"dataset={dataset_id}"))
     cell = page.locator('.cell[data-record-id="c0"][data-model-id="tiny-a"]')
     await expect(cell.locator(".output")).to_have_text("accept", timeout=30_000)
     await expect(page.locator("#live-status")).to_have_text("live")
     await page.wait_for_load_state("networkidle")  # the page has fetched what it shows
 
     # Someone else flags the answer wrong; then this page, still showing it unmarked, stars it.
+    added = await api.post("/admin/users", json={"name": "Mallory", "role": "annotator"})
+    assert added.status_code == 201, added.text
     theirs = await api.post(
         "/admin/annotations",
         json={
@@ -308,9 +280,9 @@ async def test_a_mark_made_meanwhile_by_someone_else_is_shown_with_theirs_and_mi
             "dataset_id": dataset_id,
             "record_id": "c0",
             "model_id": "tiny-a",
-            "annotator": "Mallory",
             "expected_version": 0,
         },
+        headers={"Authorization": f"Bearer {added.json()['token']}"},
     )
     assert theirs.status_code == 201, theirs.text
     await page.locator("#results").focus()
@@ -351,7 +323,7 @@ async def test_where_no_websocket_opens_the_page_says_so_and_polls_the_active_ru
     page.on(
         "request", lambda request: polls.append(time.monotonic()) if "/admin/benchmarks/active" in request.url else None
     )
-    await page.goto(f"{stack.url}/#token={stack.token}")
+    await page.goto(signed_in(stack))
 
     await expect(page.locator("#live-status")).to_have_text("polling", timeout=20_000)
     await expect(page.locator("#live-banner")).to_contain_text("refreshed every 2 seconds")
@@ -377,7 +349,7 @@ async def test_label_studio_link_push_and_pull_from_the_export_menu(
         )
         answers = {"s0": {"tiny-a": "Paris", "tiny-b": "Lyon"}, "s1": {"tiny-a": "Seine", "tiny-b": "Loire"}}
         await store_answers(stack, dataset_id, answers)
-        await page.goto(f"{stack.url}/#token={stack.token}&dataset={dataset_id}")
+        await page.goto(signed_in(stack, f"dataset={dataset_id}"))
         cell = page.locator('.cell[data-record-id="s0"][data-model-id="tiny-a"]')
         await expect(cell.locator(".output")).to_have_text("Paris", timeout=30_000)
 

@@ -58,7 +58,7 @@ async def test_every_export_format_downloads_dated_and_parses_back(stack: Stack,
         ("wrong", "r2", "tiny-a", {}),
     ]:
         body = {"kind": kind, "dataset_id": dataset_id, "record_id": record_id, "model_id": model_id, **extra}
-        marked = await api.post("/admin/annotations", json={**body, "annotator": "ann"})
+        marked = await api.post("/admin/annotations", json=body)
         assert marked.status_code == 201, marked.text
 
     jsonl_export = await api.get(f"/admin/export/{dataset_id}", params={"format": "jsonl"})
@@ -68,7 +68,7 @@ async def test_every_export_format_downloads_dated_and_parses_back(stack: Stack,
         ("r0", "tiny-a", "golden"),
         ("r1", "tiny-b", "fixed"),
     ]
-    assert (lines[0]["answer"], lines[0]["note"], lines[0]["annotator"]) == (answers[("r0", "tiny-a")], "fine", "ann")
+    assert (lines[0]["answer"], lines[0]["note"], lines[0]["annotator"]) == (answers[("r0", "tiny-a")], "fine", "admin")
     assert (lines[1]["answer"], lines[1]["fixed_text"]) == (answers[("r1", "tiny-b")], "=cmd()")
     assert lines[0]["metadata"] == {"topic": "colours"} and lines[0]["run"]["model_id"] == "tiny-a"
 

@@ -47,7 +47,8 @@ async def test_upload_run_two_models_watch_results_mark_golden_and_export(stack:
     model_ids = sorted(m["model_id"] for m in models)
     assert model_ids == ["tiny-a", "tiny-b"]
 
-    async with connect(f"ws://127.0.0.1:{stack.ports.gateway}/ws/workbench?token={stack.token}") as ws:
+    bearer = {"Authorization": f"Bearer {stack.token}"}
+    async with connect(f"ws://127.0.0.1:{stack.ports.gateway}/ws/workbench", additional_headers=bearer) as ws:
         upload = await api.post(
             "/admin/datasets/upload", files={"file": ("fifty.jsonl", jsonl(fifty_records()), "application/x-ndjson")}
         )
@@ -110,7 +111,7 @@ async def test_upload_run_two_models_watch_results_mark_golden_and_export(stack:
             "input": [{"role": "user", "content": "Say something about the number 1."}],
             "answer": seen[("tiny-b", "rec-1")]["output_text"],
             "fixed_text": "",
-            "annotator": "anonymous",  # the golden call named nobody: the service's stand-in
+            "annotator": "admin",  # who called: the bootstrap admin (WB_ADMIN_NAME)
             "note": "",
         }
     ]

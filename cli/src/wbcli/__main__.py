@@ -10,6 +10,9 @@ from wbcli.api import ApiError, Settings
 from wbcli.args import parse
 from wbcli.commands import COMMANDS, INTERRUPTED, Context
 from wbcli.show import error_text
+from wbcli.users import users
+
+HANDLERS = {**COMMANDS, "users": users}
 
 
 def main(argv: Sequence[str] | None = None, transport: httpx.AsyncBaseTransport | None = None) -> int:
@@ -17,7 +20,7 @@ def main(argv: Sequence[str] | None = None, transport: httpx.AsyncBaseTransport 
     args = parse(argv)
     try:
         settings = Settings.resolve(args.url, args.token)
-        return COMMANDS[args.command](Context(settings, transport), args)
+        return HANDLERS[args.command](Context(settings, transport), args)
     except ApiError as error:
         print(error_text(error), file=sys.stderr)
         return 1

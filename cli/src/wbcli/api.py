@@ -127,11 +127,15 @@ class Settings:
 
     @property
     def websocket_url(self) -> str:
-        """WS /ws/workbench on the same host, the token in the query (a socket carries no header of ours)."""
+        """WS /ws/workbench on the same host (the token goes in a header: see auth_headers)."""
         parts = urlsplit(self.url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = parts.path.rstrip("/") + "/ws/workbench"
-        return urlunsplit((scheme, parts.netloc, path, f"token={quote(self.token, safe='')}", ""))
+        return urlunsplit((scheme, parts.netloc, path, "", ""))
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @dataclass
@@ -168,6 +172,8 @@ class Api:
                 raise ApiError(unreachable(self.settings.url, error)) from None
         if not response.is_success:
             raise error_from_response(response)
+        if response.status_code == 204:  # done, nothing to say
+            return 204, {}
         try:
             body = response.json()
         except ValueError:

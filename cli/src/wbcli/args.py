@@ -4,6 +4,7 @@ import argparse
 from collections.abc import Sequence
 
 FORMATS = ("openai-batch", "jsonl")
+ROLES = ("viewer", "annotator", "admin")
 
 DESCRIPTION = """\
 The LLM batch workbench from the command line: upload a dataset, run models over it, watch them,
@@ -71,6 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="openai-batch: the OpenAI Batch API's output lines (default); jsonl: the results as the API gives them",
     )
     results.add_argument("-o", "--output", metavar="FILE", default="-", help="the file to write (default: stdout)")
+
+    users = command("users", "manage who may use the workbench (admin): add, list, role, revoke, token, link")
+    actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add a user; prints their API token once")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--role", choices=ROLES, default="annotator", help="what they may do (default: annotator)")
+    actions.add_parser("list", help="the users, their roles and token ids")
+    role = actions.add_parser("role", help="change a user's role (takes effect at once)")
+    role.add_argument("name", metavar="NAME")
+    role.add_argument("role", choices=ROLES, metavar="ROLE", help=" | ".join(ROLES))
+    revoke = actions.add_parser("revoke", help="revoke a user: their tokens and sessions stop working at once")
+    revoke.add_argument("name", metavar="NAME")
+    token = actions.add_parser("token", help="issue another API token for a user (to rotate, then revoke-token)")
+    token.add_argument("name", metavar="NAME")
+    revoke_token = actions.add_parser("revoke-token", help="revoke one of a user's tokens by its id (`users list`)")
+    revoke_token.add_argument("name", metavar="NAME")
+    revoke_token.add_argument("token_id", metavar="TOKEN_ID")
+    link = actions.add_parser("link", help="a one-time link that logs the user's browser in")
+    link.add_argument("name", metavar="NAME")
     return parser
 
 

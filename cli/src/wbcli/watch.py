@@ -120,7 +120,9 @@ class Watcher:
         url = self.api.settings.websocket_url
         while not self.board.finished:
             try:
-                socket = await connect(url, open_timeout=OPEN_TIMEOUT_S, max_size=None)
+                socket = await connect(
+                    url, additional_headers=self.api.settings.auth_headers, open_timeout=OPEN_TIMEOUT_S, max_size=None
+                )
             except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as error:
                 raise SocketUnavailable(str(error) or type(error).__name__) from None
             try:

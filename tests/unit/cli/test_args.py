@@ -99,7 +99,8 @@ def test_settings_come_from_the_options_else_the_environment() -> None:
     assert Settings.resolve(None, None, environ) == Settings("http://gw:9000", "env-token")
     assert Settings.resolve("https://x", "t", environ) == Settings("https://x", "t")
     assert Settings.resolve(None, "t", {}).url == "http://127.0.0.1:4080"
-    assert Settings("https://x/wb", "a b").websocket_url == "wss://x/wb/ws/workbench?token=a%20b"
+    assert Settings("https://x/wb", "a b").websocket_url == "wss://x/wb/ws/workbench"  # no token in a URL
+    assert Settings("https://x/wb", "a b").auth_headers == {"Authorization": "Bearer a b"}
 
 
 def test_a_missing_token_or_a_url_without_scheme_is_an_error() -> None:

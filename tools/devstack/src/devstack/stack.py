@@ -82,6 +82,14 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.gateway}"
 
+    def login_link(self, name: str = "admin") -> str:
+        """A one-time link that logs a browser in as the user (default: the bootstrap admin)."""
+        response = httpx.post(
+            f"{self.url}/admin/users/{name}/login-link", headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+        response.raise_for_status()
+        return str(response.json()["url"])
+
     @property
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.ports.nats}"
