@@ -43,6 +43,26 @@ def test_a_line_of_exactly_the_limit_is_accepted_with_either_line_end(uploads: U
     assert [record.prompt for record in records] == ["y" * 86, "z" * 86, "w" * 86]
 
 
+def test_a_first_line_over_the_limit_after_a_byte_order_mark_is_refused_whole(uploads: Uploads) -> None:
+    # Found by tests/fuzz: the limit was checked after the mark was cut off, so the first line's
+    # first 99 bytes passed for a whole line, and its tail was read as line 2 (here, a record).
+    data = b"\xef\xbb\xbf" + b"x" * 99 + b'{"prompt": "smuggled"}\n{"prompt": "real"}\n'
+
+    checked, records = uploads.check(data, skip_invalid=True, limits=Limits(max_line_bytes=100))
+
+    assert [str(problem) for problem in checked.report.problems] == [f"line 1: {TOO_LONG.format('line')}"]
+    assert [(record.record_id, record.prompt) for record in records] == [("line-2", "real")]
+
+
+def test_a_first_line_of_exactly_the_limit_after_a_byte_order_mark_is_accepted(uploads: Uploads) -> None:
+    line = b'{"prompt": "' + b"y" * 60 + b'"' + b" " * 26 + b"}"  # stored without the spaces: under the limit too
+    assert len(line) == 100
+
+    records = uploads.check(b"\xef\xbb\xbf" + line + b"\n" + line, limits=Limits(max_line_bytes=100))[1]
+
+    assert [record.prompt for record in records] == ["y" * 60, "y" * 60]
+
+
 def test_a_csv_row_over_the_limit_is_refused(uploads: Uploads) -> None:
     data = b"prompt\nshort\n" + b"x" * 300 + b"\nafter\n"
 

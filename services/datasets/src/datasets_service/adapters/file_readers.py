@@ -53,11 +53,13 @@ def read_records(path: Path, kind: FileKind, max_line_bytes: int) -> Iterator[tu
 
 def _jsonl(path: Path, limit: int) -> Iterator[tuple[int, RawRecord]]:
     with open(path, "rb", buffering=READ_BUFFER) as file:
+        # Off before the first read: cut off after it, the mark made a first line over the limit
+        # look whole (its tail then read as the next line) and one of exactly the limit look cut.
+        if file.read(len(BOM)) != BOM:
+            file.seek(0)
         number = 0
         while line := file.readline(limit + 2):
             number += 1
-            if number == 1:
-                line = line.removeprefix(BOM)
             complete = line.endswith(b"\n")
             if not complete and len(line) >= limit + 2:  # cut off: the line goes on
                 _skip_line(file)
