@@ -219,6 +219,10 @@ def test_each_kind_of_bad_line_names_its_line_field_and_reason(uploads: Uploads,
         ({"max_completion_tokens": 0}, 'field "body.max_completion_tokens" must be at least 1 (found 0)'),
         ({"seed": "7"}, 'field "body.seed" must be an integer (found a string)'),
         ({"seed": 2**64}, 'field "body.seed" is too large (found 18446744073709551616)'),
+        # Found by tests/fuzz: float() of a huge integer raised OverflowError, an unhandled error (a 500).
+        ({"temperature": 10**400}, f'field "body.temperature" is too large (found {"1" + "0" * 39}... (401 digits))'),
+        ({"top_p": -(10**309)}, f'field "body.top_p" is too large (found -1{"0" * 38}... (310 digits))'),
+        ({"max_tokens": 10**50}, f'field "body.max_tokens" is too large (found {"1" + "0" * 39}... (51 digits))'),
     ],
 )
 def test_the_sampling_of_a_batch_body_is_type_checked(uploads: Uploads, body: dict[str, object], expected: str) -> None:

@@ -58,6 +58,7 @@ _TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 TEXT_RULE = "a prompt or a message may hold tabs and line breaks, but no other control characters"
 NAME_RULE = "a field's name may hold no control characters"
 SHOWN_NAME_CHARACTERS = 80  # of a field's name in a problem (a name may be as long as a line)
+SHOWN_NUMBER_CHARACTERS = 40
 _INT64 = 2**63
 # Looked up once: attribute access on a generated enum is slow, and this runs for every record.
 _PROMPT = RecordFormat.RECORD_FORMAT_PROMPT
@@ -272,17 +273,28 @@ def _sampling(body: dict[str, Any]) -> Sampling:
             if not isinstance(raw, int):
                 raise Invalid(field, f"must be an integer (found {raw})")
             if not -_INT64 <= raw < _INT64:
-                raise Invalid(field, f"is too large (found {raw})")
+                raise Invalid(field, f"is too large (found {_shown_number(raw)})")
             if name == "max_tokens" and raw < 1:
                 raise Invalid(field, f"must be at least 1 (found {raw})")
             values[name] = raw
             continue
-        number = float(raw)
+        try:
+            number = float(raw)
+        except OverflowError:  # an integer past float's range (JSON integers have no bound)
+            raise Invalid(field, f"is too large (found {_shown_number(raw)})") from None
         if not math.isfinite(number) or number < 0 or (name == "top_p" and not 0 < number <= 1):
             allowed = "more than 0 and at most 1" if name == "top_p" else "0 or more"
             raise Invalid(field, f"must be {allowed} (found {raw})")
         values[name] = number
     return Sampling(**values) if values else NO_SAMPLING  # type: ignore[arg-type]
+
+
+def _shown_number(number: int) -> str:
+    """An integer for a problem: a long one cut short (JSON integers may have 4,300 digits)."""
+    text = str(number)
+    if len(text) <= SHOWN_NUMBER_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_NUMBER_CHARACTERS]}... ({len(text.lstrip('-'))} digits)"
 
 
 def _json_schema(raw: object, field: str) -> dict[str, Any] | None:
