@@ -289,8 +289,8 @@ def _sampling(body: dict[str, Any]) -> Sampling:
     return Sampling(**values) if values else NO_SAMPLING  # type: ignore[arg-type]
 
 
-def _shown_number(number: int) -> str:
-    """An integer for a problem: a long one cut short (JSON integers may have 4,300 digits)."""
+def _shown_number(number: float) -> str:
+    """A number for a problem: a long one cut short (JSON integers may have 4,300 digits)."""
     text = str(number)
     if len(text) <= SHOWN_NUMBER_CHARACTERS:
         return text
