@@ -94,6 +94,17 @@ def test_a_field_whose_name_holds_a_control_character_is_refused_and_named_escap
     assert problem.reason == f"holds a control character in its name ({position}); {NAME_RULE}"
 
 
+def test_a_field_named_with_a_lone_surrogate_is_shown_escaped_in_a_problem(uploads: Uploads) -> None:
+    # Found by tests/fuzz: a problem naming such a field could not be encoded for its report (UTF-8
+    # has no lone surrogates): the refusal itself failed, with an unhandled UnicodeEncodeError.
+    too_deep = b'{"prompt": "x", "a\\ud800": ' + b"[" * 70 + b"]" * 70 + b"}"
+    control = b'{"prompt": "x", "\\u0000\\udfff": 1}'
+
+    problems = uploads.refusal(too_deep + b"\n" + control).report.problems
+
+    assert [(problem.line, problem.field) for problem in problems] == [(1, "a\\ud800"), (2, "\\u0000\\udfff")]
+
+
 def test_a_csv_prompt_cell_or_message_with_a_control_character_is_refused_naming_row_and_field(
     uploads: Uploads,
 ) -> None:

@@ -55,6 +55,7 @@ JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}  # what {"type": "json_o
 # goes on to: a Postgres text column, a C string in a tokenizer, a terminal showing a result.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 TEXT_RULE = "a prompt or a message may hold tabs and line breaks, but no other control characters"
 NAME_RULE = "a field's name may hold no control characters"
 SHOWN_NAME_CHARACTERS = 80  # of a field's name in a problem (a name may be as long as a line)
@@ -350,9 +351,10 @@ def name_problem(name: str) -> tuple[str, str] | None:
 
 
 def shown_name(name: str) -> str:
-    """A field's name for a problem: control characters escaped (\\u0000), a long one cut short."""
+    """A field's name for a problem: control characters and lone surrogates escaped (\\u0000, as
+    JSON writes them; a surrogate cannot even be sent), a long one cut short."""
     cut = name[:SHOWN_NAME_CHARACTERS] + ("..." if len(name) > SHOWN_NAME_CHARACTERS else "")
-    return _CONTROL.sub(lambda control: f"\\u{ord(control[0]):04x}", cut)
+    return _UNSHOWABLE.sub(lambda control: f"\\u{ord(control[0]):04x}", cut)
 
 
 def _check_names(fields: Mapping[str, object], prefix: str = "") -> None:
