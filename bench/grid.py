@@ -15,7 +15,7 @@ script waits until the results view, the runs and the stats show every record wi
 
 Measured inside the page, Chromium at 1440x900 (the first two in one fresh browser context, the
 third in another):
-  first_render_ms      open {url}/#token=...&dataset=<id>; from navigation start to the first
+  first_render_ms      open {url}/#login=...&dataset=<id>; from navigation start to the first
                        animation frame at which every row visible in #results has its three model
                        cells answered (an .output or .error in each): an rAF poll installed with
                        add_init_script reads performance.now().
@@ -425,7 +425,8 @@ class Workbench:
     live_ids: list[str]
 
     def page_url(self, dataset: dict[str, Any]) -> str:
-        return f"{self.stack.url}/#token={self.stack.token}&dataset={dataset['dataset_id']}"
+        # A fresh one-time login link each time, as a user opens the page (the login is part of the figure).
+        return f"{self.stack.login_link()}&dataset={dataset['dataset_id']}"
 
 
 async def set_up(stack: Stack, store: JetStreamEventStore, api: httpx.AsyncClient, count: int, live: int) -> Workbench:
