@@ -28,6 +28,7 @@ from inference_service.domain.state import (
     RunStatus,
     decide,
     evolve,
+    is_run_id,
     run_id_for_request,
     run_subject,
     sampling_to_proto,
@@ -212,6 +213,8 @@ class InferenceApplication:
         NotFound for an unknown run; FailedPrecondition when it has already ended; cancelling a
         cancelled run again is a no-op.
         """
+        if not is_run_id(run_id):
+            raise NotFound(f"run {run_id!r} not found; ListRuns shows the runs that exist")
         new_events = decide(await self._load(run_id), CancelRun(run_id, self.clock()))
         sequence = await self._append(run_id, new_events)
         with contextlib.suppress(TimeoutError):

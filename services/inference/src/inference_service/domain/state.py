@@ -6,6 +6,7 @@ so a retried append (a redelivered shard, a restarted worker) is dropped by JetS
 """
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
@@ -30,6 +31,16 @@ from inference_service.domain.progress import rates
 from workbench.inference.v1 import inference_pb2 as pb
 
 EventT = TypeVar("EventT", bound=Message)
+
+
+# Run ids this service hands out (new_run_id, run_id_for_request) are one subject token. Anything else
+# names no run; in a subject it would be a wildcard ("*"), several tokens ("a.b") or invalid (".x").
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_run_id(value: str) -> bool:
+    """False for what cannot be a run's id, so it never reaches a subject."""
+    return _RUN_ID.fullmatch(value) is not None
 
 
 def run_subject(run_id: str) -> str:
