@@ -13,6 +13,7 @@ from litestar.response import Stream
 from gateway.access import Principal, Role
 from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
+from gateway.integers import Int64
 from gateway.views import AnnotationView, HistoryEntryView, annotation_view, history_entry_view
 from workbench.annotations.v1 import annotations_pb2 as ann
 
@@ -44,7 +45,7 @@ KINDS = {
 class AnnotationBody(msgspec.Struct, forbid_unknown_fields=True):
     model_id: str
     note: str = ""
-    expected_version: int | None = None  # the record's annotation_version as last seen
+    expected_version: Int64 | None = None  # the record's annotation_version as last seen
     run_id: str = ""  # the run whose answer was shown and judged ("": the model's latest)
 
 
@@ -54,7 +55,7 @@ class ClearBody(msgspec.Struct, forbid_unknown_fields=True):
     dataset_id: str
     record_id: str
     model_id: str
-    expected_version: int | None = None
+    expected_version: Int64 | None = None
 
 
 class ClearedView(msgspec.Struct):

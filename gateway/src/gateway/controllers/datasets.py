@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from gateway.access import Role
 from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
+from gateway.integers import INT64_MAX
 from gateway.settings import GatewaySettings
 from gateway.upload import received_file, upload_dataset
 from gateway.views import DatasetView, RecordsPage, UploadView, dataset_view, record_view, upload_view
@@ -86,7 +87,7 @@ class DatasetController(Controller):
         self,
         clients: Clients,
         dataset_id: str,
-        offset: int = Parameter(default=0, ge=0),
+        offset: int = Parameter(default=0, ge=0, le=INT64_MAX),
         limit: int = Parameter(default=50, ge=1, le=MAX_RECORDS_PAGE),
         q: str = Parameter(default="", description="only records whose id, input or metadata hold this text"),
     ) -> RecordsPage:

@@ -14,6 +14,7 @@ from gateway.access import Role
 from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
 from gateway.errors import ErrorResponse, error_parts
+from gateway.integers import INT64_MAX, Int32, Int64
 from gateway.views import ModelView, ResultView, RunView, model_view, result_view, run_view
 from workbench.inference.v1 import inference_pb2 as inf
 
@@ -23,8 +24,8 @@ class SamplingBody(msgspec.Struct, forbid_unknown_fields=True):
 
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
+    max_tokens: Int32 | None = None
+    seed: Int64 | None = None
 
 
 class StartRunsBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -161,7 +162,7 @@ class RunController(Controller):
         self,
         clients: Clients,
         run_id: str,
-        offset: int = Parameter(default=0, ge=0),
+        offset: int = Parameter(default=0, ge=0, le=INT64_MAX),
         limit: int = Parameter(default=100, ge=1, le=1000),
     ) -> ResultsPage:
         """A run's results in the order they were recorded, a page at a time."""

@@ -9,6 +9,7 @@ from eventlog import from_timestamp
 from gateway.access import Role
 from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
+from gateway.integers import Int64
 from workbench.annotations.v1 import annotations_pb2 as ann
 
 # A push or pull goes through every record or task of a dataset: more than an ordinary call's deadline.
@@ -16,7 +17,7 @@ SYNC_TIMEOUT_S = 600.0
 
 
 class LinkBody(msgspec.Struct, forbid_unknown_fields=True):
-    project_id: int = 0  # an existing project; 0 (or left out): create one
+    project_id: Int64 = 0  # an existing project; 0 (or left out): create one
     title: str = ""  # of a created project; empty: the dataset's name
 
 

@@ -10,6 +10,7 @@ from gateway.access import Role
 from gateway.auth import ROLE_OPT
 from gateway.clients import Clients
 from gateway.curation import RECORD_FILTERS, StatsView, fetch_stats
+from gateway.integers import INT64_MAX
 from gateway.results import WorkbenchResults, merge_results
 from workbench.annotations.v1 import annotations_pb2 as ann
 from workbench.datasets.v1 import datasets_pb2 as ds
@@ -102,7 +103,7 @@ class WorkbenchController(Controller):
         self,
         clients: Clients,
         dataset_id: str,
-        offset: int = Parameter(default=0, ge=0),
+        offset: int = Parameter(default=0, ge=0, le=INT64_MAX),
         limit: int | None = Parameter(default=None, ge=1, le=MAX_PAGE, description="records per page; unset: all"),
         record_filter: str | None = Parameter(
             query="filter", default=None, description="differences, golden, fixed, wrong or needs_review"
