@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from devstack import Stack
 
@@ -46,6 +46,9 @@ async def page(browser: Browser, stack: Stack) -> AsyncIterator[Page]:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(signed_in(stack))
+    # Signed in and following the live socket before the test acts: a result recorded earlier
+    # would reach the grid by a fetch, not live (a test counting live frames would race the login).
+    await expect(page.locator("#live-status")).to_have_text("live", timeout=30_000)
     yield page
     await page.close()
     assert not errors, f"the page raised: {errors}"
