@@ -41,7 +41,10 @@ revision = "local"
 max_model_len = 512
 """
 SERVICES_AND_GATEWAY = ("datasets", "inference", "annotations", "gateway")
-SEED_RECORDS = [{"id": "r/1", "prompt": "Say one"}, {"id": "r 2", "prompt": "Say two", "name": "Ada"}]
+SEED_RECORDS: list[dict[str, object]] = [
+    {"id": "r/1", "prompt": "Say one"},
+    {"id": "r 2", "prompt": "Say two", "name": "Ada"},
+]
 SECONDS_PER_PASS = 30
 EXAMPLES_PER_ROUTE = 25  # per phase; the fuzzing phase repeats until the pass's time is spent
 CI_SEED = "20261127"
