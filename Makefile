@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/upload.py
 	$(PY) bench/inference_overhead.py
 	$(PY) bench/grid.py
+	$(PY) bench/faults.py
 
 $(STAMP): $(INSTALL_INPUTS)
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
