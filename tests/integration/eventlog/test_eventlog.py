@@ -2,8 +2,10 @@
 acknowledgement never comes, a message no imported module can decode."""
 
 import asyncio
+import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,13 +58,26 @@ async def test_a_projector_killed_midway_applies_every_event_exactly_once(
     assert applied(engine) == total
 
 
+def freeze(pid: int) -> None:
+    """SIGSTOP, then wait until the kernel shows the process stopped: kill() returns before a
+    process running on another core has stopped, and a publish sent meanwhile still gets its ack."""
+    os.kill(pid, signal.SIGSTOP)
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(1000):
+        # The state is the field after the parenthesised command name.
+        if stat.read_text().rpartition(")")[2].split()[0] in ("T", "t"):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop")
+
+
 async def test_an_append_whose_acknowledgement_never_comes_times_out(fresh_nats: NatsServer) -> None:
     """nats-py never fails a publish whose answer is lost; a frozen server must not hang the caller."""
     log = await JetStreamEventStore.connect(fresh_nats.url, stream="FROZEN")
     await log.ensure_stream(StreamSettings(subjects=["frozen.>"]))
     log.ack_timeout = 0.5
     assert fresh_nats.process is not None
-    fresh_nats.process.send_signal(signal.SIGSTOP)
+    freeze(fresh_nats.process.pid)
     try:
         with pytest.raises(AppendTimeout):
             await log.append_many([NewEvent("frozen.a", event("lost"), msg_id="lost-1")])
