@@ -31,8 +31,15 @@ EVERY_SERVICE_HAS = [
     "grpc/convert.py",
 ]
 # What a domain may import besides the standard library and itself: the contracts, and the pure
-# parts of the shared libraries (events, subject tokens, error kinds).
-DOMAIN_MAY_IMPORT = ("google.protobuf", "workbench.", "eventlog.events", "eventlog.subjects", "servicehost.errors")
+# parts of the shared libraries (events, subject tokens, error kinds, the text rules).
+DOMAIN_MAY_IMPORT = (
+    "google.protobuf",
+    "workbench.",
+    "eventlog.events",
+    "eventlog.subjects",
+    "servicehost.errors",
+    "servicehost.text",
+)
 
 
 def modules(root: Path) -> Iterator[tuple[Path, ast.Module]]:

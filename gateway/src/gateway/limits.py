@@ -12,31 +12,17 @@ The refusal is a 400 that names the field (`note`, `sampling.guided_json.title`,
 """
 
 import json
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 from litestar import Request
 from litestar.exceptions import ClientException
 
-FREE_TEXT_CONTROLS = frozenset("\t\n\r")
+from servicehost.text import text_problem
 
 
 def is_id_field(key: str) -> bool:
     return key == "name" or key.endswith("_id")
-
-
-def text_problem(value: str, limit: int, allowed_controls: frozenset[str]) -> str | None:
-    """Why value is refused, or None."""
-    if len(value) > limit:
-        return f"is {len(value):,} characters long; the limit is {limit:,}"
-    for position, char in enumerate(value):
-        category = unicodedata.category(char)
-        if category == "Cc" and char not in allowed_controls:
-            return f"holds the control character U+{ord(char):04X} at position {position}"
-        if category == "Cs":
-            return f"holds a lone surrogate U+{ord(char):04X} at position {position}"
-    return None
 
 
 def strings(value: Any, path: str, key: str) -> Iterator[tuple[str, str, str]]:
@@ -60,8 +46,8 @@ class TextRules:
 
     def problem(self, key: str, value: str) -> str | None:
         if is_id_field(key):
-            return text_problem(value, self.max_id_chars, frozenset())
-        return text_problem(value, self.max_text_chars, FREE_TEXT_CONTROLS)
+            return text_problem(value, self.max_id_chars, free_text=False)
+        return text_problem(value, self.max_text_chars, free_text=True)
 
     def check(self, field: str, key: str, value: str) -> None:
         reason = self.problem(key, value)
@@ -72,7 +58,7 @@ class TextRules:
         """A before_request hook: refuses the request (400) at its first unsafe string."""
         for name, value in request.path_params.items():
             if isinstance(value, str):
-                reason = text_problem(value, self.max_id_chars, frozenset())
+                reason = text_problem(value, self.max_id_chars, free_text=False)
                 if reason is not None:
                     raise ClientException(f"path {name} {reason}", extra={"field": name})
         for name, value in request.query_params.multi_items():

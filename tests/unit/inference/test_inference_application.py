@@ -351,3 +351,23 @@ async def test_the_reconciler_stops_when_cancelled_even_if_the_queue_swallows_it
 
     await asyncio.wait({reconciling}, timeout=2)
     assert reconciling.cancelled()  # not caught and retried: whoever stops the service is not held up
+
+
+def test_a_nul_in_model_output_is_recorded_as_a_replacement_character() -> None:
+    command = RecordResult(
+        run_id="run_1",
+        dataset_id="ds",
+        model_id="m",
+        record_id="r",
+        output_text="a\x00b",
+        finish_reason="stop",
+        prompt_tokens=1,
+        output_tokens=2,
+        latency_ms=1.0,
+        error="",
+        recorded_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+    event = record_result(command).event
+
+    assert isinstance(event, pb.ResultRecorded) and event.output_text == "a\ufffdb"

@@ -37,6 +37,7 @@ from annotations_service.domain.state import evolve as evolve_record
 from eventlog import ConcurrencyConflict, EventStore, NewEvent, ProjectionRunner, StoredEvent, load_aggregate
 from eventlog.codec import CORRELATION_HEADER
 from servicehost.clock import Clock, utc_now
+from servicehost.text import storable
 from workbench.annotations.v1.annotations_pb2 import AnnotationRecorded
 from workbench.datasets.v1.datasets_pb2 import Record
 
@@ -216,8 +217,9 @@ class LabelStudioSync:
             record_id=record_id,
             model_id=model_id,
             kind=mark.kind,
-            fixed_text=mark.fixed_text,
-            annotator=annotation.annotator,
+            # A Label Studio user's text is outside text, as a model's answer is: stored safely.
+            fixed_text=storable(mark.fixed_text),
+            annotator=storable(annotation.annotator),
         )
         judged = await self._shown_output(dataset_id, record_id, model_id, shown)
         subject = record_subject(dataset_id, record_id)

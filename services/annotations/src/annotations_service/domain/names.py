@@ -11,12 +11,12 @@ RESULT_SUBJECTS = "wb.results.>"
 DATASET_SUBJECTS = "wb.datasets.>"
 RUN_SUBJECTS = "wb.runs.>"
 # Dataset ids go into subjects and message ids as they are (the datasets service makes them so).
-_DATASET_ID = re.compile(r"^[A-Za-z0-9_\-]{1,200}$")
+_DATASET_ID = re.compile(r"[A-Za-z0-9_\-]{1,200}")  # fullmatch: "$" would let a trailing newline through
 
 
 def is_dataset_id(value: str) -> bool:
     """True for a value that can stand in a subject as it is (what the datasets service hands out)."""
-    return _DATASET_ID.match(value) is not None
+    return _DATASET_ID.fullmatch(value) is not None
 
 
 def checked_dataset_id(dataset_id: str) -> str:

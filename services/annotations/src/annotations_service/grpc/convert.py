@@ -9,10 +9,27 @@ from annotations_service.domain.errors import InvalidInput
 from annotations_service.domain.history import HistoryEntry
 from annotations_service.domain.label_studio_link import LabelStudioLink
 from eventlog.events import to_timestamp
+from servicehost.text import text_problem
 from workbench.annotations.v1 import annotations_pb2 as pb
+
+# What a note, a fixed answer or an annotator's name may be: the gateway refuses worse at its edge;
+# this service refuses it too, as any gRPC client reaches it and a NUL would stop a Postgres projector.
+MAX_TEXT_CHARS = 1_000_000
+MAX_NAME_CHARS = 1024
+
+
+def _checked(field: str, value: str, free_text: bool) -> str:
+    problem = text_problem(value, MAX_TEXT_CHARS if free_text else MAX_NAME_CHARS, free_text)
+    if problem is not None:
+        raise InvalidInput(f"{field} {problem}")
+    return value
 
 
 def record_annotation_command(request: pb.RecordAnnotationRequest) -> RecordAnnotation:
+    for field in ("record_id", "model_id", "run_id", "annotator"):
+        _checked(field, getattr(request, field), free_text=False)
+    _checked("note", request.note, free_text=True)
+    _checked("fixed_text", request.fixed_text, free_text=True)
     return RecordAnnotation(
         dataset_id=request.dataset_id,
         record_id=request.record_id,
@@ -27,6 +44,8 @@ def record_annotation_command(request: pb.RecordAnnotationRequest) -> RecordAnno
 
 
 def clear_annotation_command(request: pb.ClearAnnotationRequest) -> ClearAnnotation:
+    for field in ("record_id", "model_id", "annotator"):
+        _checked(field, getattr(request, field), free_text=False)
     return ClearAnnotation(
         dataset_id=request.dataset_id,
         record_id=request.record_id,

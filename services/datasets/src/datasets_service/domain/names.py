@@ -6,7 +6,7 @@ import unicodedata
 DEFAULT_NAME = "dataset.jsonl"
 MAX_NAME_LENGTH = 200
 SUBJECT_PREFIX = "wb.datasets"
-_DATASET_ID = re.compile(r"^ds_[0-9a-f]{12}$")
+_DATASET_ID = re.compile(r"ds_[0-9a-f]{12}")  # fullmatch: "$" would let a trailing newline through
 
 
 def clean_name(name: str) -> str:
@@ -30,7 +30,7 @@ def safe_file_name(name: str) -> str:
 
 def is_dataset_id(value: str) -> bool:
     """True for ids this service hands out; anything else cannot name a dataset (or a subject)."""
-    return _DATASET_ID.match(value) is not None
+    return _DATASET_ID.fullmatch(value) is not None
 
 
 def dataset_subject(dataset_id: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from datasets_service.domain.formats import FileKind
 from datasets_service.domain.records import NO_SAMPLING, ChatMessage, Sampling, normalized_line
+from servicehost.text import CONTROL, TEXT_CONTROL
 from workbench.datasets.v1.datasets_pb2 import RecordFormat
 
 MAX_RECORD_ID_BYTES = 256
@@ -53,8 +54,7 @@ JSON_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}  # what {"type": "json_o
 # Unicode category Cc, exactly: C0 controls, DEL and C1 controls. Ids and field names hold none; a
 # prompt or a message (free text) may hold tabs and line breaks. NUL in particular breaks what text
 # goes on to: a Postgres text column, a C string in a tokenizer, a terminal showing a result.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# (CONTROL and TEXT_CONTROL: servicehost.text, the one rule the gateway and the other services apply.)
 _UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 TEXT_RULE = "a prompt or a message may hold tabs and line breaks, but no other control characters"
 NAME_RULE = "a field's name may hold no control characters"
@@ -247,7 +247,7 @@ def _id(raw: object, field: str) -> str:
     if not isinstance(raw, str) or not raw.strip():
         kind = "a non-empty string or an integer" if field == "id" else "a non-empty string"
         raise Invalid(field, f"must be {kind} (found {json_type(raw)})")
-    control = _CONTROL.search(raw)
+    control = CONTROL.search(raw)
     if control is not None:
         raise Invalid(field, f"{_control_at(control)}; an id may hold any character but control characters")
     try:
@@ -336,7 +336,7 @@ def _prompt(raw: object, field: str) -> str:
 
 
 def _check_text(text: str, field: str) -> None:
-    control = _TEXT_CONTROL.search(text)
+    control = TEXT_CONTROL.search(text)
     if control is not None:
         raise Invalid(field, f"{_control_at(control)}; {TEXT_RULE}")
 
@@ -344,7 +344,7 @@ def _check_text(text: str, field: str) -> None:
 def name_problem(name: str) -> tuple[str, str] | None:
     """Why a field's (or a column's) name cannot be kept: the name as a problem shows it (control
     characters escaped as JSON writes them), and the reason; None when it can."""
-    control = _CONTROL.search(name)
+    control = CONTROL.search(name)
     if control is None:
         return None
     return shown_name(name), f"holds a control character in its name ({_where(control)}); {NAME_RULE}"

@@ -37,7 +37,7 @@ from inference_service.domain.errors import InvalidInput
 
 BACKENDS = ("vllm", "openai")
 # Model ids appear in NATS subjects (wb.work.<model_id>) and consumer names (worker-<model_id>).
-_MODEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MODEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # fullmatch: "$" would let a trailing newline through
 _MODEL_FIELDS = {"id", "display_name", "backend", "path", "revision", "max_model_len", "sampling"}
 _OPENAI_FIELDS = {"base_url", "max_concurrency"}  # backend "openai" only
 DEFAULT_MAX_CONCURRENCY = 16
@@ -124,7 +124,7 @@ def parse_models(text: str, base_dir: PurePath, source: str = "models file") -> 
 def _parse_model(entry: dict[str, Any], base_dir: PurePath, where: str) -> ModelSpec:
     _reject_unknown(entry, _MODEL_FIELDS | _OPENAI_FIELDS, where)
     model_id = _string(entry, "id", where)
-    if not _MODEL_ID.match(model_id):
+    if not _MODEL_ID.fullmatch(model_id):
         raise InvalidInput(f"{where}: field 'id' may hold only letters, digits, '-' and '_' (at most 64)")
     backend = _string(entry, "backend", where)
     if backend not in BACKENDS:

@@ -28,6 +28,7 @@ from inference_service.domain.commands import (
 from inference_service.domain.errors import Conflict, FailedPrecondition, NotFound
 from inference_service.domain.models import SAMPLING_FIELDS, Sampling
 from inference_service.domain.progress import rates
+from servicehost.text import storable
 from workbench.inference.v1 import inference_pb2 as pb
 
 EventT = TypeVar("EventT", bound=Message)
@@ -217,8 +218,14 @@ def decide(state: RunState, command: Command) -> list[NewEvent]:
 
 
 def record_result(command: RecordResult) -> NewEvent:
-    """A result needs no run state: it is keyed by run and record, so a repeat is deduplicated."""
+    """A result needs no run state: it is keyed by run and record, so a repeat is deduplicated.
+
+    Model output is untrusted text: a NUL in it is recorded as U+FFFD (servicehost.text.storable),
+    because no Postgres text column takes a NUL, and a projector storing one would fail on that event
+    at every restart.
+    """
     event = _event(pb.ResultRecorded, command)
+    event.output_text = storable(event.output_text)
     return NewEvent(results_subject(command.run_id), event, result_msg_id(command.run_id, command.record_id))
 
 
