@@ -94,7 +94,13 @@ def create_app(settings: GatewaySettings, access_store: EventStore | None = None
     async def open_access_store() -> EventStore:
         if access_store is not None:
             return access_store
-        return await JetStreamEventStore.connect(settings.nats_url, settings.event_stream, name="wb-gateway-access")
+        return await JetStreamEventStore.connect(
+            settings.nats_url,
+            settings.event_stream,
+            name="wb-gateway-access",
+            user=settings.nats_user,
+            password=settings.nats_password,
+        )
 
     access = AccessBook(open_access_store, settings.api_token, settings.admin_name)
 
@@ -105,7 +111,14 @@ def create_app(settings: GatewaySettings, access_store: EventStore | None = None
         clients = Clients.open(settings)
 
         feed = StatsFeed(hub, functools.partial(fetch_stats, clients))
-        relay = NatsRelay(settings.nats_url, settings.event_stream, hub, changed=feed.changed)
+        relay = NatsRelay(
+            settings.nats_url,
+            settings.event_stream,
+            hub,
+            changed=feed.changed,
+            user=settings.nats_user,
+            password=settings.nats_password,
+        )
         app.state.clients = clients
         app.state.hub = hub
         app.state.relay = relay

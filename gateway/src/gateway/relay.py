@@ -167,8 +167,12 @@ class NatsRelay:
         first_backoff_s: float = FIRST_BACKOFF_S,
         changed: Callable[[str], None] | None = None,
         max_replay: int = MAX_REPLAY,
+        user: str = "",
+        password: str = "",
     ) -> None:
         self.url = url
+        self.user = user
+        self.password = password
         self.stream = stream
         self.hub = hub
         self.changed = changed  # told the dataset of each result and mark (the live counts)
@@ -188,7 +192,13 @@ class NatsRelay:
 
         # Retries forever (also the first connect), so the gateway serves HTTP while NATS starts.
         self.nc = await nats.connect(
-            self.url, name="wb-gateway", max_reconnect_attempts=-1, reconnect_time_wait=2, error_cb=quiet
+            self.url,
+            name="wb-gateway",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=2,
+            error_cb=quiet,
+            user=self.user or None,
+            password=self.password or None,
         )
         log.info("live updates: connected to NATS at %s", self.url)
         try:

@@ -47,8 +47,13 @@ class JetStreamEventStore(EventStore):
         self.ack_timeout = ack_timeout
 
     @classmethod
-    async def connect(cls, url: str, stream: str = DEFAULT_STREAM, name: str | None = None) -> "JetStreamEventStore":
-        nc = await nats.connect(url, name=name, max_reconnect_attempts=-1, connect_timeout=5)
+    async def connect(
+        cls, url: str, stream: str = DEFAULT_STREAM, name: str | None = None, *, user: str = "", password: str = ""
+    ) -> "JetStreamEventStore":
+        """Connects to NATS at url, as user when one is given (a server with users refuses anyone else)."""
+        nc = await nats.connect(
+            url, name=name, max_reconnect_attempts=-1, connect_timeout=5, user=user or None, password=password or None
+        )
         return cls(nc, stream)
 
     async def close(self) -> None:

@@ -72,7 +72,13 @@ class ServiceHost:
         opens the read-model database of a service (settings.db_url)."""
         jetstream = None
         if store is None:
-            jetstream = await JetStreamEventStore.connect(settings.nats_url, settings.event_stream, name=f"wb-{name}")
+            jetstream = await JetStreamEventStore.connect(
+                settings.nats_url,
+                settings.event_stream,
+                name=f"wb-{name}",
+                user=settings.nats_user,
+                password=settings.nats_password,
+            )
             try:
                 await jetstream.ensure_stream(StreamSettings(replicas=settings.stream_replicas))
             except BaseException:

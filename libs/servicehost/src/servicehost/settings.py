@@ -55,6 +55,9 @@ class CommonSettings(Settings):
     """What every workbench process needs: where the event log is, deadlines, logging."""
 
     nats_url: str = setting("WB_NATS_URL", DEFAULT_NATS_URL, "NATS server (JetStream) holding the event log")
+    # Apart from the URL so the password stays out of logs that print the URL.
+    nats_user: str = setting("WB_NATS_USER", "", "the NATS user this process connects as (empty: none)")
+    nats_password: str = setting("WB_NATS_PASSWORD", "", "that NATS user's password (never logged)", repr=False)
     event_stream: str = setting("WB_EVENT_STREAM", DEFAULT_EVENT_STREAM, "the event-log stream")
     rpc_timeout_s: float = setting("WB_RPC_TIMEOUT_S", 30.0, "deadline of a call to another service, in seconds", gt=0)
     log_level: str = setting("WB_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
