@@ -15,14 +15,19 @@ STAMP := $(VENV)/.installed
 LABEL_STUDIO_VENV := .venv-labelstudio
 LABEL_STUDIO := $(LABEL_STUDIO_VENV)/bin/label-studio
 LABEL_STUDIO_SPEC ?= label-studio==1.23.2
+# checkov scans the rendered Kubernetes manifests (tests/unit/test_deploy_checkov.py); it pins
+# libraries of its own, so it lives in a venv of its own too.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_SPEC ?= checkov==3.3.30
 INSTALL_INPUTS := Makefile requirements-dev.txt $(addsuffix /pyproject.toml,$(PARTS))
 
-.PHONY: run test lint proto install chromium bench clean
+.PHONY: run test lint proto install chromium kubectl checkov bench clean
 
 run: $(STAMP)
 	$(PY) -m devstack run
 
-test: $(STAMP) $(LABEL_STUDIO) chromium
+test: $(STAMP) $(LABEL_STUDIO) $(CHECKOV) chromium kubectl
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest tests
 
@@ -36,7 +41,7 @@ lint: $(STAMP)
 proto: $(STAMP)
 	PYTHON=$(PY) scripts/gen_proto.sh
 
-install: $(STAMP) $(LABEL_STUDIO)
+install: $(STAMP) $(LABEL_STUDIO) $(CHECKOV)
 
 bench: $(STAMP)
 	$(PY) bench/eventlog.py
@@ -61,6 +66,24 @@ $(STAMP): $(INSTALL_INPUTS)
 $(LABEL_STUDIO):
 	$(PYTHON_BOOT) -m venv $(LABEL_STUDIO_VENV)
 	$(LABEL_STUDIO_VENV)/bin/python -m pip install -q "$(LABEL_STUDIO_SPEC)"
+
+checkov: $(CHECKOV)
+
+$(CHECKOV):
+	$(PYTHON_BOOT) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q "$(CHECKOV_SPEC)"
+
+# The deploy checks render deploy/overlays/* with `kubectl kustomize`, which needs kustomize v4.5 or
+# later (kubectl 1.24+): the package `kubectl` where the Kubernetes apt repository is set up, as on
+# this project's machines; Debian's own `kubernetes-client` is tried last (bookworm's is 1.20, too old).
+KUSTOMIZE_OK := kubectl version --client -o json 2>/dev/null | grep -qE '"kustomizeVersion": "v(4\.[5-9]|[5-9])'
+kubectl:
+	@$(KUSTOMIZE_OK) || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl \
+	    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client; fi; \
+	  $(KUSTOMIZE_OK) || { echo "kubectl 1.24 or later is needed to render deploy/ (kubectl kustomize):" \
+	    "install it from the Kubernetes apt repository" >&2; exit 1; }; }
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 chromium:
