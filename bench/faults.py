@@ -38,11 +38,7 @@ async def run_rounds(stack: Stack, rounds: int, kinds: list[str], seed: str) -> 
     outcomes = []
     for round_number in range(rounds):
         for kind in kinds:
-            try:
-                outcome = await run_fault(stack, kind, f"{seed}-{round_number}")
-            except Exception as error:  # a hang or a process that did not come back: a finding, go on
-                outcome = FaultOutcome(kind, f"{seed}-{round_number}", point="did not finish")
-                outcome.problem(f"{type(error).__name__}: {error}")
+            outcome = await run_fault(stack, kind, f"{seed}-{round_number}")
             print(outcome.report(), flush=True)
             outcomes.append(outcome)
     return outcomes

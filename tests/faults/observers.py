@@ -153,7 +153,8 @@ class SocketWatch:
             try:
                 async with connect(url, additional_headers=self.headers, open_timeout=5, max_size=None) as socket:
                     async for text in socket:
-                        self._take(json.loads(text))
+                        if not self._take(json.loads(text)):
+                            break  # a gateway that does not follow the stream yet: ask again
             except ConnectionClosed as closed:
                 if closed.rcvd is not None and closed.rcvd.code == CLOSE_RELOAD:
                     self.reloads += 1
@@ -162,19 +163,23 @@ class SocketWatch:
                 pass  # the gateway is away: try again
             await asyncio.sleep(RECONNECT_EVERY_S)
 
-    def _take(self, frame: dict[str, Any]) -> None:
+    def _take(self, frame: dict[str, Any]) -> bool:
+        """Notes a frame's sequence; False for a hello without one (no point to resume from)."""
         seq = frame.get("seq")
         if frame.get("type") == "hello":
-            if seq is not None and self.start is None:
+            if seq is None:
+                return False
+            if self.start is None:
                 self.start = seq
                 self._hello.set()
-            if seq is not None and self.last is None:
+            if self.last is None:
                 self.last = seq
-            return
+            return True
         if seq is not None:
             self.sequences.append(seq)
             self.last = max(seq, self.last or 0)
             self._more.set()
+        return True
 
     async def compare_with_log(self, nats_url: str, within_s: float = 30.0) -> tuple[list[int], list[int]]:
         """The stored-event frames due since the first hello that never came, and those that came twice.

@@ -67,21 +67,27 @@ REQUEST_TIMEOUT_S = DEFAULT_ACK_TIMEOUT_S + 30.0  # longer than any answer a fro
 
 
 async def run_fault(stack: Stack, kind: str, seed: str) -> FaultOutcome:
-    """One fault of this kind at a point drawn from seed; the stack is whole again when it returns."""
+    """One fault of this kind at a point drawn from seed. A run that does not end, an API that does
+    not come back, is a problem of the outcome (with its timeline), not an exception; the stack is
+    whole again when it returns."""
     if kind not in KINDS:
         raise ValueError(f"unknown fault kind {kind!r}; one of {', '.join(KINDS)}")
     rng = random.Random(f"{seed}/{kind}")
     outcome = FaultOutcome(kind, seed)
     headers = {"Authorization": f"Bearer {stack.token}"}
-    async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=REQUEST_TIMEOUT_S) as api:
-        dataset_id = await upload(api, f"{kind} {seed}")
-        socket = SocketWatch(stack.ports.gateway, stack.token)
-        async with background(socket.run()):
-            await socket.following()
-            outcome.note(f"dataset {dataset_id} uploaded; the socket follows from sequence {socket.start}")
-            marks = await run_with_fault(stack, api, dataset_id, kind, rng, outcome)
-            wanted = [(f"r{i}", model_id) for i in range(RECORDS) for model_id in MODELS]
-            await check_everything(stack, api, dataset_id, wanted, marks, socket, outcome)
+    try:
+        async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=REQUEST_TIMEOUT_S) as api:
+            dataset_id = await upload(api, f"{kind} {seed}")
+            socket = SocketWatch(stack.ports.gateway, stack.token)
+            async with background(socket.run()):
+                await socket.following()
+                outcome.note(f"dataset {dataset_id} uploaded; the socket follows from sequence {socket.start}")
+                marks = await run_with_fault(stack, api, dataset_id, kind, rng, outcome)
+                wanted = [(f"r{i}", model_id) for i in range(RECORDS) for model_id in MODELS]
+                await check_everything(stack, api, dataset_id, wanted, marks, socket, outcome)
+    except (TimeoutError, RuntimeError, httpx.HTTPError) as error:
+        outcome.problem(f"did not finish: {type(error).__name__}: {error}")
+        await asyncio.to_thread(make_whole, stack)
     outcome.seconds = time.monotonic() - outcome.began
     return outcome
 
@@ -240,6 +246,15 @@ async def kill_and_restart(stack: Stack, kind: str) -> None:
         await asyncio.to_thread(restart_nats, stack)
     else:
         raise ValueError(f"{kind} is not a process of the stack")
+
+
+def make_whole(stack: Stack) -> None:
+    """Starts again whatever a fault run that did not finish left stopped."""
+    if stack.nats is None or stack.nats.process is None or stack.nats.process.poll() is not None:
+        restart_nats(stack)
+    stopped = tuple(name for name in PROCESSES if not stack.running(name))
+    if stopped:
+        stack.start(stopped, RESTART_TIMEOUT_S)
 
 
 async def wait_for_runs(
