@@ -8,13 +8,16 @@ load fails the run.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import nats
 import pytest
 
 from devstack.natsserver import NatsServer
-from eventlog import JetStreamEventStore
+from eventlog import AppendTimeout, JetStreamEventStore, NewEvent, PendingAppend
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import (
     Engine,
@@ -334,3 +337,55 @@ async def test_record_ids_that_differ_only_in_whitespace_each_get_a_result_and_t
 
     assert sorted(result.record_id for result in await results_of(events, "run_1")) == ["a\nb", "a b", "q1", "q1 "]
     assert isinstance((await events.read("wb.runs.run_1"))[-1].event, pb.RunCompleted)
+
+
+class LostAcks(JetStreamEventStore):
+    """The real log, except that results are never acknowledged (the nats-server that had them was
+    killed) and, when asked, the publish of record r0's result fails outright (the client
+    reconnecting with its outbound buffer full): what a worker sees when nats-server dies under it."""
+
+    def __init__(self, events: JetStreamEventStore, ack_timeout_s: float, r0_fails: bool) -> None:
+        super().__init__(events.nc)
+        self.ack_timeout_s = ack_timeout_s
+        self.r0_fails = r0_fails
+        self.started: list[str] = []
+        self.waited: list[str] = []
+
+    async def start_append(self, new: NewEvent) -> PendingAppend:  # type: ignore[override]  # the port's type
+        if not new.subject.startswith("wb.results."):
+            return await super().start_append(new)
+        record_id = getattr(new.event, "record_id", "")
+        if self.r0_fails and record_id == "r0":
+            raise nats.errors.OutboundBufferLimitError
+        self.started.append(record_id)
+        return Unacknowledged(new, record_id, self)
+
+
+@dataclass
+class Unacknowledged:
+    new: NewEvent
+    record_id: str
+    store: LostAcks
+
+    async def confirm(self) -> int:
+        self.store.waited.append(self.record_id)
+        await asyncio.sleep(self.store.ack_timeout_s)
+        raise AppendTimeout(self.new.subject, self.store.ack_timeout_s)
+
+
+@pytest.mark.parametrize("r0_fails", [True, False], ids=["a publish fails", "acks lost only"])
+async def test_results_lost_with_nats_server_cost_the_shard_one_ack_timeout_and_each_is_waited_for(
+    events: JetStreamEventStore, r0_fails: bool
+) -> None:
+    lossy = LostAcks(events, ack_timeout_s=1.0, r0_fails=r0_fails)
+    job, _ = await job_for(lossy, StandInEngine(expected=8), records(*(f"prompt {n}" for n in range(8))))
+    shard = await requested_run(events, 8)
+
+    began = time.monotonic()
+    with pytest.raises((nats.errors.OutboundBufferLimitError, AppendTimeout)):
+        await job.process(shard, redelivered=False)
+
+    # Back to the queue after one ack timeout, not one per result (the shard's keep-alive holds it meanwhile),
+    # and no append is left unconfirmed (the store lets go of an append's future when it is confirmed).
+    assert time.monotonic() - began < 3
+    assert lossy.started and sorted(lossy.waited) == sorted(lossy.started)

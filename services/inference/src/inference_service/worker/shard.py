@@ -171,8 +171,7 @@ class ShardJob:
             await self.fail(shard.run_id, f"{reason}; its records could not be read either: {error}")
             return
         pending = [await self._record_failure(shard, record, reason) for record in await self._left(shard, records)]
-        for item in pending:
-            await item.confirm()
+        await _confirm_all(pending)
         await self.complete_if_done(shard.run_id)
 
     async def complete_if_done(self, run_id: str) -> None:
@@ -227,8 +226,7 @@ class ShardJob:
             raise
         finally:
             watch.cancel()
-        for item in pending:
-            await item.confirm()
+        await _confirm_all(pending)
 
     async def _isolate(
         self, shard: pb.RunShard, records: Sequence[DatasetRecord], error: EngineUnavailable, tracker: RunTracker
@@ -358,20 +356,33 @@ class ShardJob:
             error=error,
             recorded_at=self.clock(),
         )
-        pending = await self.runs.start_append(record_result(result))
         TOKENS_GENERATED.labels(shard.model_id).inc(generation.output_tokens)
         if tracker is not None:
             await tracker.record(bool(error), generation.output_tokens)
-        return pending
+        # Last: a generation cancelled before this returns (another failed) leaves no append behind unconfirmed.
+        return await self.runs.start_append(record_result(result))
 
 
 def _request_id(run_id: str, record_id: str) -> str:
     return f"{run_id}/{record_id}/{uuid.uuid4().hex[:8]}"
 
 
+async def _confirm_all(pending: Sequence[PendingAppend]) -> None:
+    """Waits for every append at once and raises the first failure.
+
+    All at once: each confirm() is bounded by the log's acknowledgement timeout, and when nats-server
+    dies under a shard every append in flight loses its acknowledgement; one by one, a shard would
+    wait that timeout once per lost result (minutes) while its keep-alive holds it from other
+    workers. And every append is confirmed, so the store lets go of each one's wait for an answer.
+    """
+    outcomes = await asyncio.gather(*(item.confirm() for item in pending), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
 async def _confirm_finished(tasks: Sequence[asyncio.Task[PendingAppend]]) -> None:
     """Waits for the appends of the generations that finished, so a retry sees their results."""
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception() is None:
-            with contextlib.suppress(Exception):
-                await task.result().confirm()
+    finished = [task.result() for task in tasks if task.done() and not task.cancelled() and task.exception() is None]
+    with contextlib.suppress(Exception):
+        await _confirm_all(finished)
