@@ -22,10 +22,14 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_SPEC ?= checkov==3.3.30
 INSTALL_INPUTS := Makefile requirements-dev.txt $(addsuffix /pyproject.toml,$(PARTS))
 
-.PHONY: run test lint proto install chromium kubectl checkov bench clean
+.PHONY: run run-cluster test lint proto install chromium kubectl checkov bench clean
 
 run: $(STAMP)
 	$(PY) -m devstack run
+
+# The same on a JetStream cluster of three nats-servers on loopback, with two workers per model.
+run-cluster: $(STAMP)
+	$(PY) -m devstack run --cluster
 
 test: $(STAMP) $(LABEL_STUDIO) $(CHECKOV) chromium kubectl
 	$(MAKE) --no-print-directory lint

@@ -78,6 +78,7 @@ class Clients:
                 read_models=True,
                 parked_events=sum(p.parked for p in status.projections),
                 projector_lag=sum(p.lag for p in status.projections),
+                storage_warnings=tuple(status.storage_warnings),
             )
 
         answers = await asyncio.gather(*(check(channel) for channel in self.channels.values()))
@@ -90,3 +91,4 @@ class ServiceHealth:
     read_models: bool = False  # whether it told how its read models are doing
     parked_events: int = 0  # events its projections could not apply (`python -m <service> parked`)
     projector_lag: int = 0  # events its projections have not applied yet
+    storage_warnings: tuple[str, ...] = ()  # streams whose replicas differ from its settings

@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from eventlog import EventLogError, JetStreamEventStore, RawEvent, StoredEvent, from_timestamp
+from eventlog import EventLogError, JetStreamEventStore, RawEvent, StoredEvent, from_timestamp, nats_servers
 from gateway.live import Frame, LiveHub
 from gateway.views import annotation_kind_word, message_fields, progress_view, result_view, worker_state_word
 from workbench.annotations.v1 import annotations_pb2 as ann
@@ -192,7 +192,7 @@ class NatsRelay:
 
         # Retries forever (also the first connect), so the gateway serves HTTP while NATS starts.
         self.nc = await nats.connect(
-            self.url,
+            nats_servers(self.url),
             name="wb-gateway",
             max_reconnect_attempts=-1,
             reconnect_time_wait=2,

@@ -540,7 +540,8 @@ class ServerLoop:
 
 
 class FakeOperations(operations_pb2_grpc.OperationsServiceServicer):
-    """What the service host answers about a service's projections (here: one with parked events)."""
+    """What the service host answers about a service's projections (here: one with parked events)
+    and its storage (here: a stream with fewer replicas than its settings ask for)."""
 
     async def GetStatus(
         self, request: operations_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
@@ -548,6 +549,7 @@ class FakeOperations(operations_pb2_grpc.OperationsServiceServicer):
         return operations_pb2.GetStatusResponse(
             service="datasets",
             projections=[operations_pb2.ProjectionStatus(name="datasets.datasets", position=40, lag=3, parked=2)],
+            storage_warnings=["stream WB_EVENTS has 1 replicas where WB_STREAM_REPLICAS asks for 3"],
         )
 
 

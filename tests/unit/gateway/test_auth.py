@@ -54,6 +54,9 @@ async def test_the_page_its_assets_and_health_need_no_token(client: AsyncTestCli
     assert health.json()["status"] == "ok"
     assert health.json()["services"] == {"datasets": "ok", "inference": "ok", "annotations": "ok"}
     assert health.json()["read_models"] == {"datasets": {"parked_events": 2, "projector_lag": 3}}
+    assert health.json()["storage"] == {
+        "datasets": ["stream WB_EVENTS has 1 replicas where WB_STREAM_REPLICAS asks for 3"]
+    }
 
 
 def test_the_gateway_refuses_to_start_without_a_token() -> None:

@@ -5,7 +5,14 @@ from eventlog.aggregate import load_aggregate
 from eventlog.codec import RawEvent, StoredEvent
 from eventlog.errors import AppendTimeout, ConcurrencyConflict, EventLogError, UndecodableEvent, UnknownEventType
 from eventlog.events import NewEvent, from_timestamp, to_timestamp
-from eventlog.jetstream import DEFAULT_STREAM, JetStreamEventStore, StreamSettings
+from eventlog.jetstream import (
+    DEFAULT_STREAM,
+    JetStreamEventStore,
+    ReplicaMismatch,
+    StreamSettings,
+    nats_servers,
+    replica_mismatch,
+)
 from eventlog.memory import InMemoryEventStore
 from eventlog.projection import (
     BatchProjection,
@@ -36,6 +43,7 @@ __all__ = [
     "ProjectionRunner",
     "ProjectionStatus",
     "RawEvent",
+    "ReplicaMismatch",
     "RetryOutcome",
     "StoredEvent",
     "StreamSettings",
@@ -43,6 +51,8 @@ __all__ = [
     "UnknownEventType",
     "from_timestamp",
     "load_aggregate",
+    "nats_servers",
+    "replica_mismatch",
     "to_timestamp",
     "token",
     "untoken",

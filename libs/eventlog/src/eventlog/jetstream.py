@@ -26,6 +26,15 @@ DEFAULT_ACK_TIMEOUT_S = 30.0
 _WRONG_LAST_SEQUENCE = 10071
 
 
+def nats_servers(url: str) -> list[str]:
+    """The server URLs in a WB_NATS_URL: one, or several comma-separated (a cluster's servers; the
+    client moves to another when its server goes away)."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError(f"no NATS server URL in {url!r}: give one, or several separated by commas")
+    return servers
+
+
 @dataclass(frozen=True, slots=True)
 class StreamSettings:
     """How the event stream is created: replicas (1 on one server, 3 in a cluster) and dedup window."""
@@ -33,6 +42,28 @@ class StreamSettings:
     subjects: Sequence[str] = DEFAULT_SUBJECTS
     replicas: int = 1
     duplicate_window_s: float = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaMismatch:
+    """A stream stored with other replicas than the settings ask for: reported, never changed."""
+
+    stream: str
+    replicas: int
+    wanted: int
+
+    def __str__(self) -> str:
+        return (
+            f"stream {self.stream} has {self.replicas} replicas where WB_STREAM_REPLICAS asks for {self.wanted}: "
+            f"change the stream (nats stream edit {self.stream} --replicas {self.wanted}) or the setting"
+        )
+
+
+async def replica_mismatch(js: JetStreamContext, stream: str, wanted: int) -> ReplicaMismatch | None:
+    """How the stream's replicas differ from wanted, as the server has it; None when they agree."""
+    info = await js.stream_info(stream)
+    replicas = info.config.num_replicas or 1
+    return None if replicas == wanted else ReplicaMismatch(stream, replicas, wanted)
 
 
 class JetStreamEventStore(EventStore):
@@ -50,9 +81,15 @@ class JetStreamEventStore(EventStore):
     async def connect(
         cls, url: str, stream: str = DEFAULT_STREAM, name: str | None = None, *, user: str = "", password: str = ""
     ) -> "JetStreamEventStore":
-        """Connects to NATS at url, as user when one is given (a server with users refuses anyone else)."""
+        """Connects to NATS at url (one server, or several comma-separated), as user when one is given
+        (a server with users refuses anyone else)."""
         nc = await nats.connect(
-            url, name=name, max_reconnect_attempts=-1, connect_timeout=5, user=user or None, password=password or None
+            nats_servers(url),
+            name=name,
+            max_reconnect_attempts=-1,
+            connect_timeout=5,
+            user=user or None,
+            password=password or None,
         )
         return cls(nc, stream)
 
@@ -60,7 +97,8 @@ class JetStreamEventStore(EventStore):
         await self.nc.drain()
 
     async def ensure_stream(self, settings: StreamSettings | None = None) -> None:
-        """Creates the stream, or updates its subjects; safe to call from every process at start."""
+        """Creates the stream with settings.replicas, or updates its subjects; safe to call from every
+        process at start. An existing stream keeps its replicas (replica_mismatch tells)."""
         settings = settings or StreamSettings()
         config = api.StreamConfig(
             name=self.stream,
@@ -76,13 +114,8 @@ class JetStreamEventStore(EventStore):
         except NotFoundError:
             await self.js.add_stream(config)
             return
-        if info.config.num_replicas != settings.replicas:
-            log.warning(
-                "stream %s has %s replicas, the settings ask for %d: change it with the NATS CLI, not silently here",
-                self.stream,
-                info.config.num_replicas,
-                settings.replicas,
-            )
+        # Replicas stay as they are (replica_mismatch reports a difference): changing them moves the
+        # log between servers, an operator's step, not something every process start should do.
         if set(info.config.subjects or []) != set(settings.subjects):
             await self.js.update_stream(config.evolve(num_replicas=info.config.num_replicas))
 

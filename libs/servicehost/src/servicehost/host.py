@@ -22,7 +22,15 @@ from wsgiref.simple_server import WSGIServer
 from nats.aio.client import Client as NatsClient
 from sqlalchemy import Engine
 
-from eventlog import EventStore, JetStreamEventStore, Projection, ProjectionRunner, ProjectionStatus, StreamSettings
+from eventlog import (
+    EventStore,
+    JetStreamEventStore,
+    Projection,
+    ProjectionRunner,
+    ProjectionStatus,
+    StreamSettings,
+    replica_mismatch,
+)
 from eventlog.tasks import cancel_and_wait
 from servicehost import metrics
 from servicehost.clock import Clock, utc_now
@@ -55,6 +63,7 @@ class ServiceHost:
         self.clock = clock
         self.runners: dict[str, ProjectionRunner] = {}
         self.metrics_port: int | None = None
+        self.storage_warnings: list[str] = []  # streams whose replicas differ from the settings
         self._engine = engine
         self._jetstream = jetstream
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,7 +95,10 @@ class ServiceHost:
                 raise
             store = jetstream
         engine = create_engine(settings.db_url) if isinstance(settings, ServiceSettings) else None
-        return cls(name, settings, store, engine, jetstream, clock)
+        host = cls(name, settings, store, engine, jetstream, clock)
+        if jetstream is not None:
+            await host.check_replicas(settings.event_stream)
+        return host
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -108,6 +120,16 @@ class ServiceHost:
         if self._jetstream is None:
             raise RuntimeError(f"{self.name} runs on an in-memory event store: there is no NATS connection")
         return self._jetstream.nc
+
+    async def check_replicas(self, *streams: str) -> None:
+        """Compares each stream's replicas (the event log, the work queue, the object store's
+        stream) with settings.stream_replicas; a difference is logged and kept in storage_warnings,
+        which OperationsService and the gateway's /health report. The stream is left as it is."""
+        for stream in streams:
+            mismatch = await replica_mismatch(self.nats.jetstream(), stream, self.settings.stream_replicas)
+            if mismatch is not None:
+                log.warning("%s: %s", self.name, mismatch)
+                self.storage_warnings.append(str(mismatch))
 
     @property
     def database(self) -> Engine:
@@ -148,7 +170,10 @@ class ServiceHost:
         if services:
             if not isinstance(self.settings, ServiceSettings):
                 raise TypeError(f"{self.name} serves gRPC but its settings name no address")
-            every = [*services, GrpcService.of(OperationsServicer(self.name, lambda: self.runners))]
+            every = [
+                *services,
+                GrpcService.of(OperationsServicer(self.name, lambda: self.runners, lambda: self.storage_warnings)),
+            ]
             self._grpc = await start_grpc_server(self.settings.address, every)
             log.info("%s: listening on %s", self.name, self.settings.address)
 

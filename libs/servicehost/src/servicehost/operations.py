@@ -1,6 +1,6 @@
 """OperationsService: what a service answers about its projections (served by every host)."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import grpc
 
@@ -10,9 +10,15 @@ from workbench.common.v1 import operations_pb2_grpc as pb_grpc
 
 
 class OperationsServicer(pb_grpc.OperationsServiceServicer):
-    def __init__(self, service: str, runners: Callable[[], Mapping[str, ProjectionRunner]]) -> None:
+    def __init__(
+        self,
+        service: str,
+        runners: Callable[[], Mapping[str, ProjectionRunner]],
+        storage_warnings: Callable[[], Sequence[str]] = tuple,
+    ) -> None:
         self.service = service
         self.runners = runners
+        self.storage_warnings = storage_warnings
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext) -> pb.GetStatusResponse:
         statuses = [runner.status() for runner in self.runners().values()]
@@ -21,6 +27,7 @@ class OperationsServicer(pb_grpc.OperationsServiceServicer):
             projections=[
                 pb.ProjectionStatus(name=s.name, position=s.position, lag=s.lag, parked=s.parked) for s in statuses
             ],
+            storage_warnings=list(self.storage_warnings()),
         )
 
     async def ListParkedEvents(

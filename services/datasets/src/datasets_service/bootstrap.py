@@ -29,6 +29,7 @@ async def start(settings: DatasetsSettings, store: EventStore | None = None) -> 
         runner = host.project(projection)
         await host.catch_up()
         files = await DatasetFiles.open(host.nats.jetstream(), replicas=settings.stream_replicas)
+        await host.check_replicas(files.stream)
         await asyncio.to_thread(ensure_spool_dir, settings.spool_dir)
         app = DatasetsApplication(
             host.store,

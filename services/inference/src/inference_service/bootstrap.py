@@ -51,6 +51,7 @@ async def start(settings: InferenceSettings, store: EventStore | None = None) ->
         await host.catch_up()
         queue = WorkQueue(host.nats)
         await queue.ensure_stream(replicas=settings.stream_replicas)
+        await host.check_replicas(queue.stream)
         datasets = DatasetsClient(settings.datasets_addr, settings.rpc_timeout_s)
         host.close_on_stop(datasets.close)
         heartbeats = HeartbeatWatch(host.clock)
@@ -93,6 +94,7 @@ async def work(settings: WorkerSettings) -> int:
     async with ServiceHost.starting("inference-worker", settings) as host:
         queue = WorkQueue(host.nats)
         await queue.ensure_stream(replicas=settings.stream_replicas)
+        await host.check_replicas(queue.stream)
         datasets = DatasetsClient(settings.datasets_addr, settings.rpc_timeout_s)
         host.close_on_stop(datasets.close)
         runs = RunLog(host.store)

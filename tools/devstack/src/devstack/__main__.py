@@ -1,5 +1,8 @@
 """`python -m devstack run`: the whole workbench on 127.0.0.1 until Ctrl-C (what `make run` calls).
 
+`python -m devstack run --cluster` (`make run-cluster`): the same on a JetStream cluster of three
+nats-servers (streams with 3 replicas) with two inference workers for every model.
+
 Settings: devstack/settings.py (WB_VAR_DIR, WB_API_TOKEN, WB_MODELS_FILE, the ports); every other
 WB_* variable reaches the services as the user set it.
 """
@@ -13,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from devstack.natsserver import PortInUse
+from devstack.cluster import ClusterPorts, NatsCluster
+from devstack.natsserver import PortInUse, port_is_free
 from devstack.settings import REPO, DevstackSettings
-from devstack.stack import PROCESSES, Stack, StackPorts
+from devstack.stack import Stack, StackPorts
 from servicehost.settings import SettingsError
 
 DEMO_MODELS_FILE = REPO / "config" / "models.toml"
@@ -43,7 +47,16 @@ def build_demo_models(var: Path) -> None:
     subprocess.run([sys.executable, "-m", "devstack.demo_models", str(out)], check=True)
 
 
-def run() -> int:
+def loopback_cluster(var: Path, settings: DevstackSettings) -> NatsCluster:
+    """Three servers on WB_NATS_PORT and the two ports after it (routes 10 above, monitoring 20 above)."""
+    ports = ClusterPorts.from_base(settings.nats_port)
+    for port in (*ports.client, *ports.routes, *ports.monitor):
+        if not port_is_free(port):
+            raise PortInUse(f"nats-server: port {port} on 127.0.0.1 is already in use; set WB_NATS_PORT elsewhere")
+    return NatsCluster(var / "nats-cluster", ports, sync=settings.nats_sync)
+
+
+def run(cluster: bool = False) -> int:
     try:
         settings = DevstackSettings.from_env()
     except SettingsError as error:
@@ -53,6 +66,11 @@ def run() -> int:
     models_file = settings.models_file.resolve()
     if models_file == DEMO_MODELS_FILE.resolve():
         build_demo_models(REPO / "var")
+    try:
+        nats_cluster = loopback_cluster(var, settings) if cluster else None
+    except PortInUse as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     stack = Stack(
         REPO,
         var,
@@ -60,6 +78,9 @@ def run() -> int:
         token=api_token(var, settings.api_token),
         models_file=models_file,
         services_nice=settings.services_nice,
+        nats_sync=settings.nats_sync,
+        cluster=nats_cluster,
+        extra_workers={"worker-2": {}} if cluster else {},
     )
     stopping = False
 
@@ -70,7 +91,12 @@ def run() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        print("starting nats-server, the services, the worker and the gateway ...", flush=True)
+        what = (
+            "a cluster of 3 nats-servers, the services, 2 workers"
+            if cluster
+            else "nats-server, the services, the worker"
+        )
+        print(f"starting {what} and the gateway ...", flush=True)
         stack.start()
     except (PortInUse, RuntimeError, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -90,7 +116,7 @@ def run() -> int:
     )
     try:
         while not stopping:
-            for name in PROCESSES:
+            for name in stack.process_names:
                 if not stack.running(name):
                     print(f"error: {name} stopped unexpectedly; see {var / 'logs' / (name + '.log')}", file=sys.stderr)
                     stopping = True
@@ -104,8 +130,9 @@ def run() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("command", choices=["run"])
-    parser.parse_args()
-    return run()
+    parser.add_argument("--cluster", action="store_true", help="three nats-servers in one cluster, two workers")
+    args = parser.parse_args()
+    return run(cluster=args.cluster)
 
 
 if __name__ == "__main__":

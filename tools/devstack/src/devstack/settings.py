@@ -17,7 +17,19 @@ class DevstackSettings(Settings):
     models_file: Path = setting(
         "WB_MODELS_FILE", REPO / "config" / "models.toml", "the models file (default: two tiny demo models)"
     )
-    nats_port: int = setting("WB_NATS_PORT", 4223, "the embedded nats-server's port (4222 is often a system NATS)")
+    nats_port: int = setting(
+        "WB_NATS_PORT",
+        4223,
+        "the embedded nats-server's port (4222 is often a system NATS); with --cluster the first of three "
+        "client ports, their route ports 10 above and their monitoring ports 20 above",
+    )
+    nats_sync: str = setting(
+        "WB_NATS_SYNC",
+        "default",
+        "when nats-server fsyncs JetStream writes (its sync_interval): default (every 2 minutes), always "
+        "(every write), or a duration such as 1s",
+        pattern=r"^(default|always|[0-9]+(ms|s|m|h))$",
+    )
     datasets_port: int = setting("WB_DATASETS_PORT", 50051, "the datasets service's gRPC port")
     inference_port: int = setting("WB_INFERENCE_PORT", 50052, "the inference service's gRPC port")
     annotations_port: int = setting("WB_ANNOTATIONS_PORT", 50053, "the annotations service's gRPC port")

@@ -4,6 +4,10 @@ nats-server (JetStream under <var>/nats), the datasets, inference and annotation
 inference worker and the gateway. Each logs to <var>/logs/<name>.log. The same class serves
 `make run` and the end-to-end tests, which stop, kill and restart single processes.
 
+With a cluster (devstack/cluster.py, `make run-cluster`) three nats-servers under <var>/nats/n1..n3
+take the one server's place, the processes get all three URLs and WB_STREAM_REPLICAS=3, and
+extra_workers adds inference workers (worker-2, ...) with settings of their own (WB_WORKER_MODELS).
+
 Every child leads its own process group, watched by a guardian process (guardian.py): however the
 launcher ends, SIGKILL included, no child survives it to hold a port.
 """
@@ -22,6 +26,7 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from devstack.cluster import NatsCluster
 from devstack.guardian import Guardian
 from devstack.natsserver import NatsServer, PortInUse, free_port, port_is_free
 from devstack.settings import DevstackSettings
@@ -74,6 +79,9 @@ class Stack:
     models_file: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     services_nice: int = SERVICES_NICE
+    nats_sync: str = "default"  # JetStream's sync_interval (WB_NATS_SYNC): default, always or a duration
+    cluster: NatsCluster | None = None
+    extra_workers: dict[str, dict[str, str]] = field(default_factory=dict)  # "worker-2" -> its own settings
     nats: NatsServer | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     guardian: Guardian = field(default_factory=Guardian)
@@ -92,7 +100,15 @@ class Stack:
 
     @property
     def nats_url(self) -> str:
+        """The NATS server's URL; a cluster's servers' URLs, comma-separated."""
+        if self.cluster is not None:
+            return self.cluster.url
         return f"nats://127.0.0.1:{self.ports.nats}"
+
+    @property
+    def process_names(self) -> tuple[str, ...]:
+        """PROCESSES, with the extra workers after the first."""
+        return (*SERVICES, "worker", *self.extra_workers, "gateway")
 
     def db_path(self, service: str) -> Path:
         return self.var / "db" / f"{service}.db"
@@ -115,6 +131,8 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.cluster is not None:
+            env["WB_STREAM_REPLICAS"] = str(len(self.cluster.servers))
         for name in METERED:
             port = getattr(self.ports, f"{name}_metrics")
             env[f"WB_{name.upper()}_METRICS_ADDR"] = f"127.0.0.1:{port}" if port else "off"
@@ -127,14 +145,18 @@ class Stack:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, names: tuple[str, ...] = PROCESSES, timeout: float = 120.0) -> "Stack":
-        """Starts nats-server if needed, then the named processes, and waits until they are healthy."""
+    def start(self, names: tuple[str, ...] | None = None, timeout: float = 120.0) -> "Stack":
+        """Starts nats-server (or the cluster's servers) if needed, then the named processes (default:
+        all), and waits until they are healthy."""
+        names = self.process_names if names is None else names
         (self.var / "logs").mkdir(parents=True, exist_ok=True)
         (self.var / "db").mkdir(parents=True, exist_ok=True)
         for name in names:  # all before anything starts: a busy port should leave nothing behind
             self._check_port(name)
         self.guardian.start()
-        if self.nats is None or self.nats.process is None or self.nats.process.poll() is not None:
+        if self.cluster is not None:
+            self.start_cluster()
+        elif self.nats is None or self.nats.process is None or self.nats.process.poll() is not None:
             self.start_nats()
         for name in names:
             self.processes[name] = self._spawn(name)
@@ -145,16 +167,42 @@ class Stack:
         return self
 
     def start_nats(self) -> None:
-        self.nats = NatsServer(self.var / "nats", port=self.ports.nats).start()
+        self.nats = NatsServer(self.var / "nats", port=self.ports.nats, sync=self.nats_sync).start()
         assert self.nats.process is not None
         self.guardian.watch(self.nats.process.pid)
+
+    def start_cluster(self, timeout: float = 60.0) -> None:
+        """Starts the cluster's servers that are not running and waits until it has formed."""
+        assert self.cluster is not None
+        stopped = [name for name in self.cluster.servers if not self.cluster.running(name)]
+        self.cluster.start(timeout)
+        for name in stopped:
+            process = self.cluster.servers[name].process
+            assert process is not None
+            self.guardian.watch(process.pid)
+
+    def kill_nats_server(self, name: str) -> None:
+        """kill -9 of one server of the cluster (its store stays, as after a crash)."""
+        assert self.cluster is not None
+        process = self.cluster.servers[name].process
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"nats-server {name} is not running")
+        self.cluster.servers[name].stop(kill=True)
+        self.guardian.release(process.pid)
+
+    def start_nats_server(self, name: str) -> None:
+        """Starts one server of the cluster again on its ports and store."""
+        assert self.cluster is not None
+        process = self.cluster.start_server(name).process
+        assert process is not None
+        self.guardian.watch(process.pid)
 
     def stop(self, names: tuple[str, ...] | None = None, kill: bool = False) -> None:
         """Stops the named processes (default: all, then nats-server), gracefully unless kill.
 
         All at once: SIGTERM to each, up to STOP_GRACE_S for all of them together, then SIGKILL.
         """
-        chosen = list(PROCESSES) if names is None else list(names)
+        chosen = list(self.process_names) if names is None else list(names)
         stopping = {name: proc for name in chosen if (proc := self.processes.pop(name, None)) is not None}
         for proc in stopping.values():
             if proc.poll() is None:
@@ -173,10 +221,13 @@ class Stack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             self.guardian.release(proc.pid)
-        if names is None and self.nats is not None:
-            if self.nats.process is not None:
-                self.guardian.release(self.nats.process.pid)
-            self.nats.stop(kill=kill)
+        if names is None:
+            servers = [self.nats] if self.nats is not None else []
+            servers += list(self.cluster.servers.values()) if self.cluster is not None else []
+            for server in servers:
+                if server.process is not None:
+                    self.guardian.release(server.process.pid)
+                server.stop(kill=kill)
         if names is None:
             self.guardian.close()
 
@@ -202,7 +253,7 @@ class Stack:
 
     def _command(self, name: str) -> list[str]:
         python = sys.executable
-        if name == "worker":
+        if name.startswith("worker"):
             return [python, "-m", "inference_service", "worker"]
         if name == "inference":
             return [python, "-m", "inference_service", "serve"]
@@ -211,16 +262,20 @@ class Stack:
         return [python, "-m", f"{name}_service"]
 
     def _spawn(self, name: str) -> subprocess.Popen[bytes]:
+        env = self.env()
+        if name in self.extra_workers:
+            env["WB_WORKER_METRICS_ADDR"] = "off"  # the first worker's port is taken
+            env.update(self.extra_workers[name])
         log = open(self.var / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         process = subprocess.Popen(
             self._command(name),
             cwd=self.repo,
-            env=self.env(),
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the launcher only; it stops children in order
         )
-        if name != "worker" and self.services_nice:
+        if not name.startswith("worker") and self.services_nice:
             # On one machine the engine is what limits throughput, and its threads stall whenever
             # another process takes their core; the services' short bursts can wait milliseconds.
             os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.services_nice)
@@ -238,7 +293,7 @@ class Stack:
         raise TimeoutError(f"{name} was not healthy in time; see {self.var / 'logs' / (name + '.log')}")
 
     def _healthy(self, name: str) -> bool:
-        if name == "worker":
+        if name.startswith("worker"):
             return "worker pulling shards" in self.log(name)
         if name == "gateway":
             try:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$workbench/common/v1/operations.proto\x12\x13workbench.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n\x10ProjectionStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x04\x12\x0b\n\x03lag\x18\x03 \x01(\x04\x12\x0e\n\x06parked\x18\x04 \x01(\x04\"\xa7\x01\n\x0bParkedEvent\x12\x12\n\nprojection\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12-\n\tparked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\"\x12\n\x10GetStatusRequest\"`\n\x11GetStatusResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12:\n\x0bprojections\x18\x02 \x03(\x0b\x32%.workbench.common.v1.ProjectionStatus\"\x19\n\x17ListParkedEventsRequest\"L\n\x18ListParkedEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .workbench.common.v1.ParkedEvent\"\x1a\n\x18RetryParkedEventsRequest\"B\n\x19RetryParkedEventsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x04\x12\x14\n\x0cstill_parked\x18\x02 \x01(\x04\x32\xd4\x02\n\x11OperationsService\x12Z\n\tGetStatus\x12%.workbench.common.v1.GetStatusRequest\x1a&.workbench.common.v1.GetStatusResponse\x12o\n\x10ListParkedEvents\x12,.workbench.common.v1.ListParkedEventsRequest\x1a-.workbench.common.v1.ListParkedEventsResponse\x12r\n\x11RetryParkedEvents\x12-.workbench.common.v1.RetryParkedEventsRequest\x1a..workbench.common.v1.RetryParkedEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$workbench/common/v1/operations.proto\x12\x13workbench.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"O\n\x10ProjectionStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x04\x12\x0b\n\x03lag\x18\x03 \x01(\x04\x12\x0e\n\x06parked\x18\x04 \x01(\x04\"\xa7\x01\n\x0bParkedEvent\x12\x12\n\nprojection\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x11\n\ttype_name\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12-\n\tparked_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\r\"\x12\n\x10GetStatusRequest\"z\n\x11GetStatusResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12:\n\x0bprojections\x18\x02 \x03(\x0b\x32%.workbench.common.v1.ProjectionStatus\x12\x18\n\x10storage_warnings\x18\x03 \x03(\t\"\x19\n\x17ListParkedEventsRequest\"L\n\x18ListParkedEventsResponse\x12\x30\n\x06\x65vents\x18\x01 \x03(\x0b\x32 .workbench.common.v1.ParkedEvent\"\x1a\n\x18RetryParkedEventsRequest\"B\n\x19RetryParkedEventsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x04\x12\x14\n\x0cstill_parked\x18\x02 \x01(\x04\x32\xd4\x02\n\x11OperationsService\x12Z\n\tGetStatus\x12%.workbench.common.v1.GetStatusRequest\x1a&.workbench.common.v1.GetStatusResponse\x12o\n\x10ListParkedEvents\x12,.workbench.common.v1.ListParkedEventsRequest\x1a-.workbench.common.v1.ListParkedEventsResponse\x12r\n\x11RetryParkedEvents\x12-.workbench.common.v1.RetryParkedEventsRequest\x1a..workbench.common.v1.RetryParkedEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,15 +39,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATUSREQUEST']._serialized_start=345
   _globals['_GETSTATUSREQUEST']._serialized_end=363
   _globals['_GETSTATUSRESPONSE']._serialized_start=365
-  _globals['_GETSTATUSRESPONSE']._serialized_end=461
-  _globals['_LISTPARKEDEVENTSREQUEST']._serialized_start=463
-  _globals['_LISTPARKEDEVENTSREQUEST']._serialized_end=488
-  _globals['_LISTPARKEDEVENTSRESPONSE']._serialized_start=490
-  _globals['_LISTPARKEDEVENTSRESPONSE']._serialized_end=566
-  _globals['_RETRYPARKEDEVENTSREQUEST']._serialized_start=568
-  _globals['_RETRYPARKEDEVENTSREQUEST']._serialized_end=594
-  _globals['_RETRYPARKEDEVENTSRESPONSE']._serialized_start=596
-  _globals['_RETRYPARKEDEVENTSRESPONSE']._serialized_end=662
-  _globals['_OPERATIONSSERVICE']._serialized_start=665
-  _globals['_OPERATIONSSERVICE']._serialized_end=1005
+  _globals['_GETSTATUSRESPONSE']._serialized_end=487
+  _globals['_LISTPARKEDEVENTSREQUEST']._serialized_start=489
+  _globals['_LISTPARKEDEVENTSREQUEST']._serialized_end=514
+  _globals['_LISTPARKEDEVENTSRESPONSE']._serialized_start=516
+  _globals['_LISTPARKEDEVENTSRESPONSE']._serialized_end=592
+  _globals['_RETRYPARKEDEVENTSREQUEST']._serialized_start=594
+  _globals['_RETRYPARKEDEVENTSREQUEST']._serialized_end=620
+  _globals['_RETRYPARKEDEVENTSRESPONSE']._serialized_start=622
+  _globals['_RETRYPARKEDEVENTSRESPONSE']._serialized_end=688
+  _globals['_OPERATIONSSERVICE']._serialized_start=691
+  _globals['_OPERATIONSSERVICE']._serialized_end=1031
 # @@protoc_insertion_point(module_scope)

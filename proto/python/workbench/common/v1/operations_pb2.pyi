@@ -108,18 +108,26 @@ class GetStatusResponse(_message.Message):
 
     SERVICE_FIELD_NUMBER: _builtins.int
     PROJECTIONS_FIELD_NUMBER: _builtins.int
+    STORAGE_WARNINGS_FIELD_NUMBER: _builtins.int
     service: _builtins.str
     @_builtins.property
     def projections(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProjectionStatus]: ...
+    @_builtins.property
+    def storage_warnings(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What in its storage differs from its settings (a stream with other replicas than
+        WB_STREAM_REPLICAS), found at start; empty when all agree.
+        """
+
     def __init__(
         self,
         *,
         service: _builtins.str = ...,
         projections: _abc.Iterable[Global___ProjectionStatus] | None = ...,
+        storage_warnings: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["projections", b"projections", "service", b"service"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["projections", b"projections", "service", b"service", "storage_warnings", b"storage_warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,8 +14,9 @@ BUCKET = "wb-datasets"
 class DatasetFiles:
     """Puts, gets and deletes objects (pages of records; legacy datasets' whole files) by name."""
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, bucket: str = BUCKET) -> None:
         self.store = store
+        self.stream = f"OBJ_{bucket}"  # the JetStream stream holding the bucket (its replicas are checked at start)
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str = BUCKET, replicas: int = 1) -> "DatasetFiles":
@@ -28,7 +29,7 @@ class DatasetFiles:
                 api.ObjectStoreConfig(description="datasets' stored records", storage=api.StorageType.FILE),
                 replicas=replicas,
             )
-        return cls(store)
+        return cls(store, bucket)
 
     async def put(self, name: str, data: bytes) -> None:
         await self.store.put(name, data)
