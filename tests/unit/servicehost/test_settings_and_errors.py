@@ -3,6 +3,7 @@ and every error kind becomes the same status code in every service."""
 
 import grpc
 import nats.errors
+import nats.js.errors
 import pytest
 from sqlalchemy.exc import OperationalError
 
@@ -73,6 +74,7 @@ def test_an_error_kind_keeps_its_words_and_gets_its_code(error: Exception, code:
         nats.errors.TimeoutError(),
         nats.errors.NoServersError(),
         nats.errors.ConnectionClosedError(),
+        nats.js.errors.NoStreamResponseError(),
         TimeoutError("slow"),
         OperationalError("SELECT secret FROM x", {}, ConnectionError("db.internal:5432 refused")),
     ],

@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import nats.errors
+import nats.js.errors
 from google.protobuf import any_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
@@ -54,6 +55,8 @@ UNAVAILABLE_BECAUSE: dict[type[BaseException], str] = {
     nats.errors.ConnectionClosedError: "the connection to the event log (NATS) is closed; try again shortly",
     nats.errors.ConnectionReconnectingError: "the event log (NATS) is reconnecting; try again shortly",
     nats.errors.NoRespondersError: "the event log (NATS) has no JetStream to answer; try again shortly",
+    # In a cluster, while the servers elect a new leader for a stream whose leader went away.
+    nats.js.errors.NoStreamResponseError: "the event log (NATS) has no stream leader now; try again shortly",
     TimeoutError: "a dependency did not answer in time; try again shortly",
     OperationalError: "the read-model database is not answering; try again shortly",
     InterfaceError: "the read-model database is not answering; try again shortly",
