@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from devstack import Stack
+from devstack.faults import freeze, thaw
 from tests.conftest import jsonl
 
 pytestmark = pytest.mark.vllm
@@ -144,7 +145,14 @@ def test_a_run_under_way_is_cancelled_and_keeps_what_it_recorded(stack: Stack, t
     run_id, model_id = start.stdout.strip().split("\t")
     assert model_id == "tiny-a"
 
-    cancelled = workbench(stack, "cancel", run_id)
+    # The worker is held while the cancel goes through: on a loaded machine the CLI's own start-up
+    # took long enough for the whole run to finish first (every record recorded, nothing to cancel).
+    worker = stack.processes["worker"].pid
+    freeze(worker)
+    try:
+        cancelled = workbench(stack, "cancel", run_id)
+    finally:
+        thaw(worker)
 
     assert cancelled.returncode == 0, cancelled.stderr
     assert cancelled.stdout == f"{run_id}\tcancelled\n"

@@ -2,15 +2,14 @@
 acknowledgement never comes, a message no imported module can decode."""
 
 import asyncio
-import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
+from devstack.faults import freeze
 from devstack.natsserver import NatsServer
 from eventlog import AppendTimeout, JetStreamEventStore, NewEvent, ProjectionRunner, StreamSettings
 from workbench.common.v1.common_pb2 import ChatMessage
@@ -56,19 +55,6 @@ async def test_a_projector_killed_midway_applies_every_event_exactly_once(
     assert [seq for seq, _, _ in stored] == sorted({seq for seq, _, _ in stored})
     assert len(stored) == total
     assert applied(engine) == total
-
-
-def freeze(pid: int) -> None:
-    """SIGSTOP, then wait until the kernel shows the process stopped: kill() returns before a
-    process running on another core has stopped, and a publish sent meanwhile still gets its ack."""
-    os.kill(pid, signal.SIGSTOP)
-    stat = Path(f"/proc/{pid}/stat")
-    for _ in range(1000):
-        # The state is the field after the parenthesised command name.
-        if stat.read_text().rpartition(")")[2].split()[0] in ("T", "t"):
-            return
-        time.sleep(0.001)
-    raise AssertionError(f"process {pid} did not stop")
 
 
 async def test_an_append_whose_acknowledgement_never_comes_times_out(fresh_nats: NatsServer) -> None:

@@ -9,6 +9,8 @@ are here.
 import contextlib
 import os
 import signal
+import time
+from pathlib import Path
 
 from devstack.stack import Stack
 
@@ -32,15 +34,33 @@ def restart_nats(stack: Stack) -> None:
     stack.start_nats()
 
 
+def freeze(pid: int, within_s: float = 5.0) -> None:
+    """SIGSTOPs a process and returns once the kernel shows it stopped: kill() returns before a
+    process running on the other core has stopped, and what it answers meanwhile still gets out."""
+    os.kill(pid, signal.SIGSTOP)
+    stat = Path(f"/proc/{pid}/stat")
+    deadline = time.monotonic() + within_s
+    # The state is the first field after the parenthesised command name.
+    while stat.read_text().rpartition(")")[2].split()[0] not in ("T", "t"):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} did not stop within {within_s:g} s of SIGSTOP")
+        time.sleep(0.001)
+
+
+def thaw(pid: int) -> None:
+    """Continues a frozen process (SIGCONT); nothing if it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+
+
 def freeze_nats(stack: Stack) -> int:
     """Stops nats-server with SIGSTOP (its sockets stay open, it answers nothing); returns the pid
     to hand to thaw_nats."""
     pid = _nats_pid(stack)
-    os.kill(pid, signal.SIGSTOP)
+    freeze(pid)
     return pid
 
 
 def thaw_nats(pid: int) -> None:
     """Continues a frozen nats-server (SIGCONT)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGCONT)
+    thaw(pid)
