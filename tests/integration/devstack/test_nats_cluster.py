@@ -1,8 +1,10 @@
 """Replication as configuration, on a real loopback cluster of three nats-servers (devstack.cluster):
 streams are created with WB_STREAM_REPLICAS replicas; a stream whose replicas differ from the setting
-is reported at start (log, OperationsService) and left as it is."""
+is reported at start (log, OperationsService) and left as it is. And what only a cluster answers:
+a message id still being stored by another publish."""
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +15,12 @@ from nats.js import api
 from datasets_service.adapters.object_store import DatasetFiles
 from devstack.cluster import NatsCluster, stream_leader
 from devstack.natsserver import NatsServer, free_port
-from eventlog import JetStreamEventStore
+from eventlog import JetStreamEventStore, NewEvent, StreamSettings
 from inference_service.adapters.work_queue import WorkQueue
 from servicehost.host import ServiceHost
 from servicehost.settings import ServiceSettings
 from workbench.common.v1 import operations_pb2, operations_pb2_grpc
+from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.datasets.v1 import datasets_pb2_grpc
 
 
@@ -106,3 +109,24 @@ async def test_a_single_server_that_fsyncs_every_write_takes_appends(tmp_path: P
         await events.close()
     finally:
         server.stop()
+
+
+async def test_appends_of_one_message_id_at_once_are_both_confirmed_as_one_event(cluster: NatsCluster) -> None:
+    # Two shards of a run starting together both append its RunStarted: on a cluster the second is
+    # answered "duplicate message id is in process" while the first is being stored.
+    events = await JetStreamEventStore.connect(cluster.url)
+    events.ack_timeout = 5.0
+    try:
+        await events.ensure_stream(StreamSettings(replicas=3))
+        same = [NewEvent("wb.datasets.d1", ds.DatasetDeleted(dataset_id="d1"), msg_id="d1:deleted") for _ in range(4)]
+
+        began = time.monotonic()
+        batched = await events.append_many(same)
+        pending = [await events.start_append(new) for new in same]
+        confirmed = [await item.confirm() for item in pending]
+
+        assert batched == confirmed == [1, 1, 1, 1]
+        assert time.monotonic() - began < 2.0  # not a wait for the ack timeout
+        assert await events.last_sequence() == 1
+    finally:
+        await events.close()

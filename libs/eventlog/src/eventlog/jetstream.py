@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -24,6 +24,10 @@ DEFAULT_SUBJECTS = ("wb.datasets.>", "wb.runs.>", "wb.results.>", "wb.annotation
 DEFAULT_ACK_TIMEOUT_S = 30.0
 # JetStream's error code for "wrong last sequence" on Nats-Expected-Last-Subject-Sequence.
 _WRONG_LAST_SEQUENCE = 10071
+# A cluster's answer to a message whose Nats-Msg-Id another publish is still storing (a single server
+# answers a duplicate): once that one is stored, the same publish is answered as its duplicate.
+_DUPLICATE_IN_PROCESS = 10158
+_IN_PROCESS_RETRY_S = 0.02
 
 
 def nats_servers(url: str) -> list[str]:
@@ -74,6 +78,7 @@ class JetStreamEventStore(EventStore):
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=4000)
+        _settle_async_errors(self.js)
         self.stream = stream
         self.ack_timeout = ack_timeout
 
@@ -125,15 +130,20 @@ class JetStreamEventStore(EventStore):
 
     async def append(self, new: NewEvent) -> int:
         headers = encode_headers(new.event, new.msg_id, new.expected_sequence, new.correlation_id)
-        try:
-            ack = await self.js.publish(
-                new.subject, new.event.SerializeToString(), headers=headers, timeout=self.ack_timeout
-            )
-        except APIError as error:
-            raise _translate(error, new) from None
-        except nats.errors.TimeoutError:
-            raise AppendTimeout(new.subject, self.ack_timeout) from None
-        return ack.seq
+        deadline = asyncio.get_running_loop().time() + self.ack_timeout
+        while True:
+            try:
+                ack = await self.js.publish(
+                    new.subject, new.event.SerializeToString(), headers=headers, timeout=self.ack_timeout
+                )
+            except APIError as error:
+                if error.err_code == _DUPLICATE_IN_PROCESS and asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(_IN_PROCESS_RETRY_S)
+                    continue
+                raise _translate(error, new) from None
+            except nats.errors.TimeoutError:
+                raise AppendTimeout(new.subject, self.ack_timeout) from None
+            return ack.seq
 
     async def start_append(self, new: NewEvent) -> "JetStreamPendingAppend":
         if new.expected_sequence is not None or not self.nc.is_connected:
@@ -145,7 +155,7 @@ class JetStreamEventStore(EventStore):
             return JetStreamPendingAppend(new, asyncio.ensure_future(self.append(new)), self.ack_timeout)
         headers = encode_headers(new.event, new.msg_id, new.expected_sequence, new.correlation_id)
         future = await self.js.publish_async(new.subject, new.event.SerializeToString(), headers=headers)
-        return JetStreamPendingAppend(new, future, self.ack_timeout)
+        return JetStreamPendingAppend(new, future, self.ack_timeout, again=self.append)
 
     async def append_many(self, news: Iterable[NewEvent]) -> list[int]:
         # One bounded wait for the whole batch: a wait_for per event (a timer and a task each) cost
@@ -159,6 +169,8 @@ class JetStreamEventStore(EventStore):
             raise AppendTimeout(pending[0].new.subject if pending else "", self.ack_timeout) from None
         sequences = []
         for item, ack in zip(pending, acks, strict=True):
+            if isinstance(ack, APIError) and ack.err_code == _DUPLICATE_IN_PROCESS:
+                ack = await self.append(item.new)  # answered as the duplicate once the other is stored
             if isinstance(ack, APIError):
                 raise _translate(ack, item.new) from None
             if isinstance(ack, BaseException):
@@ -248,16 +260,23 @@ class JetStreamPendingAppend:
     """
 
     def __init__(
-        self, new: NewEvent, future: "asyncio.Future[api.PubAck] | asyncio.Future[int]", timeout: float
+        self,
+        new: NewEvent,
+        future: "asyncio.Future[api.PubAck] | asyncio.Future[int]",
+        timeout: float,
+        again: Callable[[NewEvent], Awaitable[int]] | None = None,
     ) -> None:
         self.new = new
         self.future = future
         self._timeout = timeout
+        self._again = again
 
     async def confirm(self) -> int:
         try:
             ack: api.PubAck | int = await asyncio.wait_for(self.future, self._timeout)
         except APIError as error:
+            if error.err_code == _DUPLICATE_IN_PROCESS and self._again is not None:
+                return await self._again(self.new)
             raise _translate(error, self.new) from None
         except TimeoutError:
             raise AppendTimeout(self.new.subject, self._timeout) from None
@@ -282,6 +301,28 @@ async def _unsubscribe(sub: JetStreamContext.PushSubscription) -> None:
         await sub.unsubscribe()
     except Exception:  # the connection may already be closing
         log.debug("unsubscribe failed", exc_info=True)
+
+
+def _settle_async_errors(js: JetStreamContext) -> None:
+    """Makes an error answer to publish_async fail its future.
+
+    nats-py 2.16's reply handler raises the answer's APIError (APIError.from_error raises) instead of
+    setting it on the future, which then never settles: the append would wait out its whole timeout
+    (seen on a cluster as 10158, a message id in process, holding a shard up for 30 s). The handler
+    is wrapped before the first publish_async subscribes it; the token is found as nats-py finds it.
+    """
+    handle = js._handle_async_reply
+
+    async def settle(msg: Msg) -> None:
+        try:
+            await handle(msg)
+        except APIError as error:
+            token = msg.subject[len(js._nc._inbox_prefix) + 22 + 2 :]
+            future = js._publish_async_futures.get(token)
+            if future is not None and not future.done():
+                future.set_exception(error)
+
+    js._handle_async_reply = settle  # type: ignore[method-assign]
 
 
 def _translate(error: APIError, new: NewEvent) -> Exception:
