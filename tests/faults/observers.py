@@ -21,7 +21,6 @@ from gateway.relay import EVENT_SUBJECTS, event_frame
 KINDS_IN_TURN = ("golden", "wrong", "fixed")
 MARK_EVERY_S = 0.25
 MARK_TIMEOUT_S = 10.0  # a mark not answered by then counts as not acknowledged
-MAX_MARKS = 60
 RECONNECT_EVERY_S = 0.2
 CLOSE_TIMEOUT_S = 5.0  # closing a NATS connection drains it: bounded, as the server may be frozen or gone
 
@@ -100,7 +99,7 @@ class Annotator:
 
     async def run(self) -> None:
         marked: set[tuple[str, str]] = set()
-        while self.made < MAX_MARKS:
+        while True:  # until cancelled, a mark every MARK_EVERY_S while answers come in
             pair = next((pair for pair in self.results.seen if pair not in marked), None)
             if pair is None:
                 await asyncio.sleep(MARK_EVERY_S)
