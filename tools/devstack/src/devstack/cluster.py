@@ -116,13 +116,21 @@ class NatsCluster:
         return None
 
 
-async def stream_leader(url: str, stream: str) -> str:
-    """The name of the server leading the stream, as the cluster answers."""
+async def stream_leader(url: str, stream: str, within_s: float = 30.0) -> str:
+    """The name of the server leading the stream, as the cluster answers; asked again while it elects
+    one (right after its leader went away the stream answers nothing, or names no leader)."""
+    deadline = time.monotonic() + within_s
     nc = await nats.connect(url.split(","), connect_timeout=2)
     try:
-        info = await nc.jetstream().stream_info(stream)
+        while True:
+            try:
+                info = await nc.jetstream(timeout=2).stream_info(stream)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, NoStreamResponseError):
+                info = None
+            if info is not None and info.cluster is not None and info.cluster.leader:
+                return info.cluster.leader
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"stream {stream} had no leader within {within_s:.0f} s")
+            await asyncio.sleep(0.2)
     finally:
         await nc.close()
-    if info.cluster is None or not info.cluster.leader:
-        raise RuntimeError(f"stream {stream} has no leader now")
-    return info.cluster.leader
