@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) bench/inference_overhead.py
 	$(PY) bench/grid.py
 	$(PY) bench/faults.py
+	$(PY) bench/cluster.py
 
 $(STAMP): $(INSTALL_INPUTS)
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
