@@ -17,6 +17,7 @@ status is 1 when any run had a problem.
 
 import argparse
 import asyncio
+import logging
 import os
 import secrets
 import sys
@@ -55,6 +56,8 @@ def main() -> int:
     seed = os.environ.get("WB_FAULT_SEED") or secrets.token_hex(4)
     print(f"WB_FAULT_SEED={seed}", flush=True)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    # This process's own NATS connections see the server killed on purpose: no traceback for that.
+    logging.getLogger("nats.aio.client").setLevel(logging.CRITICAL)
     build_demo_models(REPO / "var")  # what the demo models file names, as `make run` builds them
     with tempfile.TemporaryDirectory(prefix="wb-faults-") as folder:
         stack = Stack(
