@@ -1,12 +1,14 @@
 """What `make run-cluster` and WB_NATS_SYNC hand nats-server and the processes."""
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from devstack import Stack, StackPorts
+from devstack.__main__ import loopback_cluster
 from devstack.cluster import ClusterPorts, NatsCluster
-from devstack.natsserver import NatsServer
+from devstack.natsserver import NatsServer, PortInUse
 from devstack.settings import DevstackSettings
 from eventlog import nats_servers
 from servicehost.settings import SettingsError
@@ -54,3 +56,14 @@ def test_wb_nats_url_holds_one_server_or_several_separated_by_commas() -> None:
     assert nats_servers("nats://a:4222, nats://b:4222,") == ["nats://a:4222", "nats://b:4222"]
     with pytest.raises(ValueError, match="no NATS server URL"):
         nats_servers(" , ")
+
+
+def test_make_run_cluster_names_the_variable_that_moves_a_busy_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        route_port = busy.getsockname()[1]
+        settings = DevstackSettings.from_env({"WB_NATS_PORT": str(route_port - 11)})  # n2's route port
+
+        with pytest.raises(PortInUse, match=f"port {route_port} .* set WB_NATS_PORT elsewhere"):
+            loopback_cluster(tmp_path, settings)
