@@ -130,3 +130,17 @@ async def test_appends_of_one_message_id_at_once_are_both_confirmed_as_one_event
         assert await events.last_sequence() == 1
     finally:
         await events.close()
+
+
+async def test_replicas_a_single_server_cannot_hold_stop_the_start_in_the_settings_words(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path / "nats").start()
+    try:
+        single = ServiceSettings.from_env(
+            {"WB_NATS_URL": server.url, "WB_STREAM_REPLICAS": "3", "address": "127.0.0.1:0", "db_url": "sqlite://"}
+        )
+        with pytest.raises(
+            RuntimeError, match=r"WB_STREAM_REPLICAS=3 needs a NATS cluster, but nats://127\.0\.0\.1:\d+ is one server"
+        ):
+            await ServiceHost.connect("datasets", single)
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from nats.aio.client import Client as NatsClient
+from nats.js.errors import APIError
 from sqlalchemy import Engine
 
 from eventlog import (
@@ -43,6 +44,9 @@ from servicehost.settings import ProcessSettings, ServiceSettings
 log = logging.getLogger(__name__)
 
 App = TypeVar("App")
+
+# nats-server's answer to a stream asked for more replicas than one server can hold.
+_REPLICAS_NEED_A_CLUSTER = 10074
 
 
 class ServiceHost:
@@ -90,6 +94,9 @@ class ServiceHost:
             )
             try:
                 await jetstream.ensure_stream(StreamSettings(replicas=settings.stream_replicas))
+            except APIError as error:
+                await jetstream.close()
+                raise _storage_error(error, settings) from None
             except BaseException:
                 await jetstream.close()
                 raise
@@ -110,6 +117,9 @@ class ServiceHost:
         host = await cls.connect(name, settings, store=store, clock=clock)
         try:
             yield host
+        except APIError as error:  # the work queue or the object store could not be created
+            await host.stop()
+            raise _storage_error(error, settings) from None
         except BaseException:
             await host.stop()
             raise
@@ -232,6 +242,16 @@ class ServiceHost:
         log.info("%s: stopping", self.name)
         await self.stop()
         return 1 if failed else 0
+
+
+def _storage_error(error: APIError, settings: ProcessSettings) -> Exception:
+    """A stream that cannot be created as the settings ask, in the settings' words."""
+    if error.err_code == _REPLICAS_NEED_A_CLUSTER:
+        return RuntimeError(
+            f"WB_STREAM_REPLICAS={settings.stream_replicas} needs a NATS cluster, but {settings.nats_url} is "
+            f"one server ({error.description}): set WB_STREAM_REPLICAS=1, or point WB_NATS_URL at a cluster"
+        )
+    return error
 
 
 @dataclass
