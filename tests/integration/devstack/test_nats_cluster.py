@@ -1,14 +1,16 @@
 """Replication as configuration, on a real loopback cluster of three nats-servers (devstack.cluster):
 streams are created with WB_STREAM_REPLICAS replicas; a stream whose replicas differ from the setting
 is reported at start (log, OperationsService) and left as it is. And what only a cluster answers:
-a message id still being stored by another publish."""
+a message id still being stored by another publish (the event log's appends, the work queue's shards)."""
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import nats
 import pytest
 from nats.js import api
 
@@ -22,6 +24,7 @@ from servicehost.settings import ServiceSettings
 from workbench.common.v1 import operations_pb2, operations_pb2_grpc
 from workbench.datasets.v1 import datasets_pb2 as ds
 from workbench.datasets.v1 import datasets_pb2_grpc
+from workbench.inference.v1 import inference_pb2 as pb
 
 
 @pytest.fixture
@@ -144,3 +147,30 @@ async def test_replicas_a_single_server_cannot_hold_stop_the_start_in_the_settin
             await ServiceHost.connect("datasets", single)
     finally:
         server.stop()
+
+
+ROUNDS = 20  # the race is won or lost anew each round (about one round in three hit it here)
+
+
+async def test_shards_published_twice_at_once_are_queued_once(cluster: NatsCluster) -> None:
+    # StartRun and the reconciler may enqueue the same shards together: on a cluster one of them is
+    # answered "duplicate message id is in process" for some shards while the other stores them.
+    first, second = [await nats.connect(cluster.url.split(",")) for _ in range(2)]
+    try:
+        queues = [WorkQueue(nc, publish_timeout_s=5.0) for nc in (first, second)]
+        await queues[0].ensure_stream(replicas=3)
+        await stream_leader(cluster.url, "WB_WORK")
+        for round_number in range(ROUNDS):
+            shards = [
+                pb.RunShard(run_id=f"run{round_number}", model_id="m", offset=i * 10, limit=10) for i in range(50)
+            ]
+
+            began = time.monotonic()
+            await asyncio.gather(*(queue.publish(shards) for queue in queues))
+
+            assert time.monotonic() - began < 2.0  # not a wait for the publish timeout
+        info = await queues[0].js.stream_info("WB_WORK")
+        assert info.state.messages == ROUNDS * 50
+    finally:
+        await first.close()
+        await second.close()

@@ -7,11 +7,13 @@ from eventlog.errors import AppendTimeout, ConcurrencyConflict, EventLogError, U
 from eventlog.events import NewEvent, from_timestamp, to_timestamp
 from eventlog.jetstream import (
     DEFAULT_STREAM,
+    DUPLICATE_IN_PROCESS,
     JetStreamEventStore,
     ReplicaMismatch,
     StreamSettings,
     nats_servers,
     replica_mismatch,
+    settle_async_errors,
 )
 from eventlog.memory import InMemoryEventStore
 from eventlog.projection import (
@@ -28,6 +30,7 @@ from eventlog.subjects import token, untoken
 
 __all__ = [
     "DEFAULT_STREAM",
+    "DUPLICATE_IN_PROCESS",
     "AppendTimeout",
     "BatchProjection",
     "ConcurrencyConflict",
@@ -53,6 +56,7 @@ __all__ = [
     "load_aggregate",
     "nats_servers",
     "replica_mismatch",
+    "settle_async_errors",
     "to_timestamp",
     "token",
     "untoken",

@@ -26,7 +26,7 @@ DEFAULT_ACK_TIMEOUT_S = 30.0
 _WRONG_LAST_SEQUENCE = 10071
 # A cluster's answer to a message whose Nats-Msg-Id another publish is still storing (a single server
 # answers a duplicate): once that one is stored, the same publish is answered as its duplicate.
-_DUPLICATE_IN_PROCESS = 10158
+DUPLICATE_IN_PROCESS = 10158
 _IN_PROCESS_RETRY_S = 0.02
 
 
@@ -78,7 +78,7 @@ class JetStreamEventStore(EventStore):
     ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(publish_async_max_pending=4000)
-        _settle_async_errors(self.js)
+        settle_async_errors(self.js)
         self.stream = stream
         self.ack_timeout = ack_timeout
 
@@ -137,7 +137,7 @@ class JetStreamEventStore(EventStore):
                     new.subject, new.event.SerializeToString(), headers=headers, timeout=self.ack_timeout
                 )
             except APIError as error:
-                if error.err_code == _DUPLICATE_IN_PROCESS and asyncio.get_running_loop().time() < deadline:
+                if error.err_code == DUPLICATE_IN_PROCESS and asyncio.get_running_loop().time() < deadline:
                     await asyncio.sleep(_IN_PROCESS_RETRY_S)
                     continue
                 raise _translate(error, new) from None
@@ -169,7 +169,7 @@ class JetStreamEventStore(EventStore):
             raise AppendTimeout(pending[0].new.subject if pending else "", self.ack_timeout) from None
         sequences = []
         for item, ack in zip(pending, acks, strict=True):
-            if isinstance(ack, APIError) and ack.err_code == _DUPLICATE_IN_PROCESS:
+            if isinstance(ack, APIError) and ack.err_code == DUPLICATE_IN_PROCESS:
                 ack = await self.append(item.new)  # answered as the duplicate once the other is stored
             if isinstance(ack, APIError):
                 raise _translate(ack, item.new) from None
@@ -275,7 +275,7 @@ class JetStreamPendingAppend:
         try:
             ack: api.PubAck | int = await asyncio.wait_for(self.future, self._timeout)
         except APIError as error:
-            if error.err_code == _DUPLICATE_IN_PROCESS and self._again is not None:
+            if error.err_code == DUPLICATE_IN_PROCESS and self._again is not None:
                 return await self._again(self.new)
             raise _translate(error, self.new) from None
         except TimeoutError:
@@ -303,13 +303,14 @@ async def _unsubscribe(sub: JetStreamContext.PushSubscription) -> None:
         log.debug("unsubscribe failed", exc_info=True)
 
 
-def _settle_async_errors(js: JetStreamContext) -> None:
+def settle_async_errors(js: JetStreamContext) -> None:
     """Makes an error answer to publish_async fail its future.
 
     nats-py 2.16's reply handler raises the answer's APIError (APIError.from_error raises) instead of
     setting it on the future, which then never settles: the append would wait out its whole timeout
     (seen on a cluster as 10158, a message id in process, holding a shard up for 30 s). The handler
     is wrapped before the first publish_async subscribes it; the token is found as nats-py finds it.
+    Every JetStream context that calls publish_async should be passed here once.
     """
     handle = js._handle_async_reply
 

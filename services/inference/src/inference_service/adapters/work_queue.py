@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
+from eventlog import DUPLICATE_IN_PROCESS, settle_async_errors
 from inference_service.domain.errors import Unavailable
 from workbench.inference.v1 import inference_pb2 as pb
 
@@ -39,6 +40,7 @@ class WorkQueue:
 
     def __init__(self, nc: NatsClient, stream: str = WORK_STREAM, publish_timeout_s: float = PUBLISH_TIMEOUT_S) -> None:
         self.js: JetStreamContext = nc.jetstream()
+        settle_async_errors(self.js)
         self.stream = stream
         self.publish_timeout_s = publish_timeout_s
 
@@ -82,7 +84,28 @@ class WorkQueue:
             )
             for shard in shards
         ]
-        await asyncio.gather(*futures)
+        answers = await asyncio.gather(*futures, return_exceptions=True)
+        for shard, answer in zip(shards, answers, strict=True):
+            if isinstance(answer, APIError) and answer.err_code == DUPLICATE_IN_PROCESS:
+                await self._publish_again(shard)  # another publish (the reconciler's) is storing it
+            elif isinstance(answer, BaseException):
+                raise answer
+
+    async def _publish_again(self, shard: pb.RunShard) -> None:
+        """Publishes the shard until the cluster answers it as stored (or as the duplicate of the one stored)."""
+        while True:
+            try:
+                await self.js.publish(
+                    work_subject(shard.model_id),
+                    shard.SerializeToString(),
+                    headers={"Nats-Msg-Id": shard_msg_id(shard)},
+                    stream=self.stream,
+                )
+                return
+            except APIError as error:
+                if error.err_code != DUPLICATE_IN_PROCESS:
+                    raise
+            await asyncio.sleep(0.02)
 
     async def subscribe(self, model_id: str, ack_wait_s: float, max_deliver: int) -> JetStreamContext.PullSubscription:
         """Binds to the model's shared durable consumer, creating it when missing.
