@@ -14,6 +14,7 @@ The points are drawn from WB_FAULT_SEED (random when unset), as in test_faults.p
 import asyncio
 import os
 import random
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ pytestmark = [pytest.mark.vllm]
 
 SEED = os.environ.get("WB_FAULT_SEED") or secrets.token_hex(4)
 RECORDS = 200
-SHARD_SIZE = 50  # four shards per run, so both tiny-a workers have some when one is killed
+SHARD_SIZE = 25  # eight shards per run: more than the two tiny-a workers hold at once (2 each)
 SHORTEST, LONGEST = 16, 120
 CAUGHT_UP_WITHIN_S = 60.0
 # The second worker serves tiny-a only: two workers for one model, three engines on a small machine.
@@ -106,11 +107,12 @@ async def run_with_faults(
     total = RECORDS * len(MODELS)
     async with background(watch.run(), annotator.run()):
         k = rng.randint(1, total // 4)
-        # worker-2 dies while tiny-a's run still has a shard to finish, so some come back to the other.
-        k_worker = rng.randint(1, RECORDS - SHARD_SIZE)
+        # worker-2 dies at the first moment after this point when it holds a shard not finished yet,
+        # so that shard comes back to the other worker.
+        k_worker = rng.randint(1, RECORDS - 4 * SHARD_SIZE)
         outcome.point = (
             f"kill -9 of the event stream's leader after {k} of {total} results, "
-            f"of worker-2 after {k_worker} of {RECORDS} {MODELS[0]} results"
+            f"of worker-2 after {k_worker} of {RECORDS} {MODELS[0]} results, holding a shard"
         )
         await asyncio.wait_for(watch.stored(k), RUN_TIMEOUT_S)
         leader = await stream_leader(stack.nats_url, DEFAULT_STREAM)
@@ -119,15 +121,15 @@ async def run_with_faults(
         )
         await asyncio.to_thread(stack.kill_nats_server, leader)
         await asyncio.wait_for(results_of(watch, MODELS[0], k_worker), RUN_TIMEOUT_S)
+        held = await asyncio.wait_for(unfinished_shard(stack, runs, watch), RUN_TIMEOUT_S)
+        await asyncio.to_thread(stack.stop, ("worker-2",), True)
         new_leader = await stream_leader(stack.nats_url, DEFAULT_STREAM)
-        taken = len(shards(stack, "worker-2", runs))
         outcome.note(
-            f"{len(watch.seen)} results stored, {new_leader} leads; worker-2 took {taken} shards of "
-            f"{MODELS[0]}'s run: kill -9 of worker-2 (not restarted)"
+            f"{len(watch.seen)} results stored, {new_leader} leads; kill -9 of worker-2 (not restarted), "
+            f"holding {MODELS[0]}'s records {held or 'none (its run was done)'}"
         )
         if new_leader == leader:
             outcome.problem(f"the killed {leader} still leads {DEFAULT_STREAM}")
-        await asyncio.to_thread(stack.stop, ("worker-2",), True)
         await asyncio.to_thread(stack.start_nats_server, leader)
         outcome.note(f"nats-server {leader} started again; {len(watch.seen)} results stored")
         before = len(annotator.acknowledged)
@@ -147,6 +149,20 @@ async def results_of(watch: ResultWatch, model_id: str, count: int) -> None:
     """Returns once `count` results of the model are stored."""
     while sum(1 for _, model in watch.seen if model == model_id) < count:
         await watch.stored(len(watch.seen) + 1)
+
+
+async def unfinished_shard(stack: Stack, runs: dict[str, str], watch: ResultWatch) -> str:
+    """Returns, as "first..last", a shard of the first model's run that worker-2 took and has not
+    finished yet, once there is one; "" once that run has every result."""
+    while True:
+        done = {record for record, model in watch.seen if model == MODELS[0]}
+        if len(done) == RECORDS:
+            return ""
+        for line in shards(stack, "worker-2", runs):
+            first, last = (int(n) for n in re.findall(r"records (\d+)\.\.(\d+)", line)[0])
+            if any(f"r{i}" not in done for i in range(first, last + 1)):
+                return f"{first}..{last}"
+        await asyncio.sleep(0.02)
 
 
 def shards(stack: Stack, worker: str, runs: dict[str, str]) -> list[str]:
