@@ -155,6 +155,8 @@ DIAGNOSE_JS = """
     answeredCells: root.querySelectorAll("[data-record-id][data-model-id] :is(.output, .error)").length,
     datasetId: root.dataset.datasetId || "",
     scrollable: root.scrollHeight > root.clientHeight,
+    notice: document.getElementById("notice")?.textContent || "",
+    signedIn: document.getElementById("whoami-name")?.textContent || "",
   };
 }
 """

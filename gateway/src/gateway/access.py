@@ -74,6 +74,12 @@ class Principal:
     role: Role
     via: str  # "bootstrap", "token", "session"
     generation: int  # the sequence of the user's UserAdded (0: the bootstrap admin)
+    # What the rate limit counts against: each API token on its own, a user's sessions together.
+    credential: str = ""
+
+    @property
+    def rate_key(self) -> str:
+        return self.credential or f"{self.via}:{self.name}:{self.generation}"
 
 
 @dataclass(slots=True)
@@ -250,7 +256,9 @@ class AccessBook:
                 raise NotLoaded("the access list is still loading from the event log; try again in a moment")
             return None
         user = self.list.active(found[0])
-        return None if user is None else Principal(user.name, user.role, "token", user.generation)
+        if user is None:
+            return None
+        return Principal(user.name, user.role, "token", user.generation, credential=f"token:{found[1]}")
 
     def principal_for_session(self, name: str, generation: int) -> Principal | None:
         """The caller a (verified) session names, if that user still exists as the same user."""

@@ -150,10 +150,11 @@ def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRoute
     if principal.via == "session" and connection.scope["type"] == ScopeType.HTTP:
         _refuse_cross_site(connection)
     limiter: RateLimiter = connection.app.state.rate_limiter
-    wait = limiter.retry_after(f"{principal.name}:{principal.generation}")
+    wait = limiter.retry_after(principal.rate_key)
     if wait is not None:
         raise TooManyRequestsException(
-            f"too many requests from {principal.name}: at most {limiter.rate:g} a second (WB_RATE_LIMIT_PER_S)",
+            f"too many requests from {principal.name} ({principal.via}): at most {limiter.rate:g} a second"
+            " (WB_RATE_LIMIT_PER_S)",
             headers={"Retry-After": str(max(1, math.ceil(wait)))},
         )
     connection.state.principal = principal

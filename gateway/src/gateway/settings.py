@@ -32,7 +32,10 @@ class GatewaySettings(CommonSettings):
         "WB_SECURE_COOKIES", False, "mark the session cookie Secure (set it when the workbench is served over HTTPS)"
     )
     rate_limit_per_s: float = setting(
-        "WB_RATE_LIMIT_PER_S", 50.0, "API requests a second each user may make on average (0: no limit)", ge=0
+        "WB_RATE_LIMIT_PER_S",
+        50.0,
+        "API requests a second each token (or a user's sessions) may make on average (0: none)",
+        ge=0,
     )
     rate_limit_burst: int = setting("WB_RATE_LIMIT_BURST", 200, "requests a user may make at once above the rate", ge=1)
     max_json_bytes: int = setting("WB_MAX_JSON_BYTES", 1_048_576, "largest JSON request body, in bytes", gt=0)

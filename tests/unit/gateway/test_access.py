@@ -209,6 +209,19 @@ async def test_too_many_requests_get_429_with_retry_after(make_app, add_user) ->
     assert "WB_RATE_LIMIT_PER_S" in limited.json()["detail"]
 
 
+async def test_the_rate_limit_counts_each_token_apart_from_the_users_page(make_app) -> None:
+    # A script hammering the API with the admin token must not starve the admin's own page.
+    admin = bearer("unit-test-token-0123456789")
+    async with AsyncTestClient(make_app(rate_limit_per_s=0.001, rate_limit_burst=2)) as client:
+        code = (await client.post("/admin/users/admin/login-link", headers=admin)).json()["url"].split("#login=")[1]
+        assert (await client.post("/auth/login", json={"code": code})).status_code == 200
+        token = [(await client.get("/admin/me", headers=admin)).status_code for _ in range(2)]
+        page = [(await client.get("/admin/me")).status_code for _ in range(3)]
+
+    assert token == [200, 429]  # its burst of 2: the login link, then one more
+    assert page == [200, 200, 429]  # the same admin's page has a bucket of its own
+
+
 def test_the_rate_limiter_refills_at_its_rate_and_keeps_callers_apart() -> None:
     limiter = RateLimiter(rate=2.0, burst=2)
     assert limiter.retry_after("a", now=0.0) is None
