@@ -139,14 +139,21 @@ async def background(*jobs: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def upload(api: httpx.AsyncClient, label: str) -> str:
-    """A dataset of RECORDS records of its own (the label makes its content new)."""
+async def upload(
+    api: httpx.AsyncClient,
+    label: str,
+    records: int = RECORDS,
+    longest: int = LONGEST,
+    name: str = "faults.jsonl",
+) -> str:
+    """A dataset of its own (the label makes its content new): answers of many lengths, each record
+    naming its own max_tokens between SHORTEST and longest."""
     lines = [
         f'{{"id": "r{i}", "prompt": "Tell a short story about the number {i} ({label}).", '
-        f'"sampling": {{"max_tokens": {SHORTEST + (i * 37) % (LONGEST - SHORTEST)}}}}}\n'
-        for i in range(RECORDS)
+        f'"sampling": {{"max_tokens": {SHORTEST + (i * 37) % (longest - SHORTEST)}}}}}\n'
+        for i in range(records)
     ]
-    reply = await api.post("/admin/datasets/upload", files={"file": ("faults.jsonl", "".join(lines).encode())})
+    reply = await api.post("/admin/datasets/upload", files={"file": (name, "".join(lines).encode())})
     assert reply.status_code == 201, reply.text
     return str(reply.json()["dataset"]["dataset_id"])
 

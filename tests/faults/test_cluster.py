@@ -39,6 +39,7 @@ from tests.faults.scenario import (
     RUN_TIMEOUT_S,
     background,
     start_runs,
+    upload,
     wait_for_runs,
 )
 
@@ -47,7 +48,7 @@ pytestmark = [pytest.mark.vllm]
 SEED = os.environ.get("WB_FAULT_SEED") or secrets.token_hex(4)
 RECORDS = 200
 SHARD_SIZE = 25  # eight shards per run: more than the two tiny-a workers hold at once (2 each)
-SHORTEST, LONGEST = 16, 120
+LONGEST = 120  # max_tokens of the longest answer (the shortest: scenario.SHORTEST)
 CAUGHT_UP_WITHIN_S = 60.0
 # The second worker serves tiny-a only: two workers for one model, three engines on a small machine.
 EXTRA_WORKERS = {"worker-2": {"WB_WORKER_MODELS": MODELS[0]}}
@@ -84,7 +85,7 @@ async def run_cluster_faults(stack: Stack, seed: str) -> FaultOutcome:
     outcome = FaultOutcome("cluster", seed)
     headers = {"Authorization": f"Bearer {stack.token}"}
     async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=REQUEST_TIMEOUT_S) as api:
-        dataset_id = await upload(api, f"cluster {seed}")
+        dataset_id = await upload(api, f"cluster {seed}", RECORDS, LONGEST, "cluster.jsonl")
         socket = SocketWatch(stack.ports.gateway, stack.token)
         async with background(socket.run()):
             await socket.following()
@@ -168,18 +169,6 @@ async def unfinished_shard(stack: Stack, runs: dict[str, str], watch: ResultWatc
 def shards(stack: Stack, worker: str, runs: dict[str, str]) -> list[str]:
     """The lines of the worker's log where it took a shard of the first model's run."""
     return [line for line in stack.log(worker).splitlines() if f"shard of run {runs[MODELS[0]]}" in line]
-
-
-async def upload(api: httpx.AsyncClient, label: str) -> str:
-    """RECORDS records of answers of many lengths (each record's own max_tokens), new content each time."""
-    lines = [
-        f'{{"id": "r{i}", "prompt": "Tell a short story about the number {i} ({label}).", '
-        f'"sampling": {{"max_tokens": {SHORTEST + (i * 37) % (LONGEST - SHORTEST)}}}}}\n'
-        for i in range(RECORDS)
-    ]
-    reply = await api.post("/admin/datasets/upload", files={"file": ("cluster.jsonl", "".join(lines).encode())})
-    assert reply.status_code == 201, reply.text
-    return str(reply.json()["dataset"]["dataset_id"])
 
 
 async def check_caught_up(stack: Stack, outcome: FaultOutcome) -> None:
