@@ -33,7 +33,6 @@ const state = {
   live: false,
   polling: 0,
   labelStudio: null,
-  me: null, // {name, role} of the session
 };
 
 function notify(message) {
@@ -1031,7 +1030,6 @@ function showLoginForm(message) {
 }
 
 function showWho(me) {
-  state.me = me;
   $("whoami-name").textContent = `${me.name} (${me.role})`;
   $("whoami").hidden = false;
   // What the role may not do is hidden (the gateway refuses it anyway, with a 403 that says why).

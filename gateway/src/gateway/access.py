@@ -31,6 +31,7 @@ from workbench.access.v1 import access_pb2 as acc
 log = logging.getLogger(__name__)
 
 SUBJECTS = "wb.access.>"
+LOADING = "the access list is still loading from the event log; try again in a moment"
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 10.0
 
@@ -235,7 +236,7 @@ class AccessBook:
 
     def _require_store(self) -> EventStore:
         if self._store is None or not self.loaded:
-            raise NotLoaded("the access list is still loading from the event log; try again in a moment")
+            raise NotLoaded(LOADING)
         return self._store
 
     async def _append(self, new: NewEvent) -> int:
@@ -253,7 +254,7 @@ class AccessBook:
         found = self.list.by_token.get(digest)
         if found is None:
             if not self.loaded:
-                raise NotLoaded("the access list is still loading from the event log; try again in a moment")
+                raise NotLoaded(LOADING)
             return None
         user = self.list.active(found[0])
         if user is None:
@@ -262,14 +263,19 @@ class AccessBook:
 
     def principal_for_session(self, name: str, generation: int) -> Principal | None:
         """The caller a (verified) session names, if that user still exists as the same user."""
-        if generation == 0 and name == self.bootstrap_name:
+        principal = self._session_of(name)
+        if principal is None or principal.generation != generation:
+            if not self.loaded:
+                raise NotLoaded(LOADING)
+            return None
+        return principal
+
+    def _session_of(self, name: str) -> Principal | None:
+        """A session's caller as the access list knows them now (the bootstrap admin: generation 0)."""
+        if name == self.bootstrap_name:
             return Principal(name, Role.ADMIN, "session", 0)
         user = self.list.active(name)
-        if user is None or user.generation != generation:
-            if not self.loaded:
-                raise NotLoaded("the access list is still loading from the event log; try again in a moment")
-            return None
-        return Principal(user.name, user.role, "session", user.generation)
+        return None if user is None else Principal(user.name, user.role, "session", user.generation)
 
     # ---- changes (admin) ----------------------------------------------------------------------
 
@@ -369,7 +375,4 @@ class AccessBook:
             await self._append(NewEvent(subject, used, expected_sequence=last))
         except ConcurrencyConflict:
             return None  # used at the same moment by another request (or another gateway)
-        if link.name == self.bootstrap_name:
-            return Principal(link.name, Role.ADMIN, "session", 0)
-        user = self.list.active(link.name)
-        return None if user is None else Principal(user.name, user.role, "session", user.generation)
+        return self._session_of(link.name)

@@ -21,7 +21,7 @@ from litestar.static_files import create_static_files_router
 from eventlog import EventStore, JetStreamEventStore
 from eventlog.tasks import cancel_and_wait
 from gateway.access import AccessBook, Principal
-from gateway.auth import ROLE_OPT, RateLimiter, SessionSigner, authorize, principal_of
+from gateway.auth import ROLE_OPT, RateLimiter, SessionSigner, authorize
 from gateway.clients import Clients
 from gateway.controllers.access import MeController, SessionController, UserController
 from gateway.controllers.annotations import AnnotationController, ExportController
@@ -71,8 +71,13 @@ def _relay(state: State) -> NatsRelay:
     return state.relay  # type: ignore[no-any-return]
 
 
+def _access(state: State) -> AccessBook:
+    return state.access  # type: ignore[no-any-return]
+
+
 def _principal(request: Request[Any, Any, Any]) -> Principal:
-    return principal_of(request)
+    """The caller `authorize` let in (for the handlers that record who acted)."""
+    return request.state.principal  # type: ignore[no-any-return]
 
 
 def check_roles_declared(app: Litestar) -> None:
@@ -164,6 +169,7 @@ def create_app(settings: GatewaySettings, access_store: EventStore | None = None
             "hub": Provide(_hub, sync_to_thread=False),
             "relay": Provide(_relay, sync_to_thread=False),
             "principal": Provide(_principal, sync_to_thread=False),
+            "access": Provide(_access, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=OpenAPIConfig(

@@ -30,15 +30,11 @@ from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.handlers.base import BaseRouteHandler
 
-from gateway.access import AccessBook, NotLoaded, Principal, Role
+from gateway.access import AccessBook, Principal, Role
 
 ROLE_OPT = "role"
 SESSION_COOKIE = "wb_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-class Unavailable(Exception):
-    """Credentials cannot be checked yet (the access list is loading): 503, try again."""
 
 
 class SessionPayload(msgspec.Struct, frozen=True):
@@ -109,19 +105,19 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
 
 def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-    """The caller, from the bearer token or else the session cookie; None when neither names anyone."""
+    """The caller, from the bearer token or else the session cookie; None when neither names anyone.
+
+    Raises NotLoaded (a 503, or close 1013 on the socket) while the access list is still loading.
+    """
     book: AccessBook = connection.app.state.access
-    try:
-        token = bearer_token(connection)
-        if token is not None:
-            return book.principal_for_token(token)
-        cookie = connection.cookies.get(SESSION_COOKIE)
-        if cookie:
-            signer: SessionSigner = connection.app.state.sessions
-            session = signer.verify(cookie)
-            return None if session is None else book.principal_for_session(session.u, session.g)
-    except NotLoaded as error:
-        raise Unavailable(str(error)) from None
+    token = bearer_token(connection)
+    if token is not None:
+        return book.principal_for_token(token)
+    cookie = connection.cookies.get(SESSION_COOKIE)
+    if cookie:
+        signer: SessionSigner = connection.app.state.sessions
+        session = signer.verify(cookie)
+        return None if session is None else book.principal_for_session(session.u, session.g)
     return None
 
 
@@ -175,9 +171,3 @@ def _refuse_cross_site(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     if connection.scope.get("method", "GET") in SAFE_METHODS or same_origin(connection):
         return
     raise PermissionDeniedException(f"a request from {connection.headers.get('origin')} may not use the session")
-
-
-def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    """The caller `authorize` let in (a dependency of the handlers that record who acted)."""
-    principal: Principal = connection.state.principal
-    return principal

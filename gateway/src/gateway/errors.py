@@ -23,7 +23,6 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from gateway.access import AccessError, NotLoaded, UnknownUser
-from gateway.auth import Unavailable
 from gateway.views import report_view
 from servicehost.grpc_client import status_details
 from workbench.datasets.v1 import datasets_pb2 as ds
@@ -149,6 +148,5 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ErrorResponse: error_response_handler,
     AccessError: access_error_handler,
     NotLoaded: unavailable_handler,
-    Unavailable: unavailable_handler,
     Exception: internal_error_handler,
 }

@@ -44,25 +44,19 @@ class TextRules:
         self.max_id_chars = max_id_chars
         self.max_text_chars = max_text_chars
 
-    def problem(self, key: str, value: str) -> str | None:
-        if is_id_field(key):
-            return text_problem(value, self.max_id_chars, free_text=False)
-        return text_problem(value, self.max_text_chars, free_text=True)
-
-    def check(self, field: str, key: str, value: str) -> None:
-        reason = self.problem(key, value)
+    def check(self, field: str, value: str, free_text: bool) -> None:
+        """Refuses (400, the field named) an id or name, or a free text, that breaks the rule."""
+        reason = text_problem(value, self.max_text_chars if free_text else self.max_id_chars, free_text)
         if reason is not None:
-            raise ClientException(f"{field} {reason}", extra={"field": field})
+            raise ClientException(f"{field} {reason}")
 
     async def check_request(self, request: Request[Any, Any, Any]) -> None:
         """A before_request hook: refuses the request (400) at its first unsafe string."""
         for name, value in request.path_params.items():
             if isinstance(value, str):
-                reason = text_problem(value, self.max_id_chars, free_text=False)
-                if reason is not None:
-                    raise ClientException(f"path {name} {reason}", extra={"field": name})
+                self.check(f"path {name}", value, free_text=False)
         for name, value in request.query_params.multi_items():
-            self.check(f"query {name}", name, value)
+            self.check(f"query {name}", value, free_text=not is_id_field(name))
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return
         body = await request.body()
@@ -75,6 +69,6 @@ class TextRules:
             raise ClientException(f"the body is not valid JSON: {error}") from None
         try:
             for field, key, value in strings(decoded, "", ""):
-                self.check(field or "body", key, value)
+                self.check(field or "body", value, free_text=not is_id_field(key))
         except RecursionError:
             raise ClientException("the body is nested too deeply") from None

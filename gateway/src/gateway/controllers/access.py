@@ -10,7 +10,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from gateway.access import AccessBook, Principal, Role
-from gateway.auth import ROLE_OPT, SESSION_COOKIE, SessionSigner, principal_of
+from gateway.auth import ROLE_OPT, SESSION_COOKIE, SessionSigner
 from gateway.settings import GatewaySettings
 
 
@@ -86,15 +86,14 @@ class SessionController(Controller):
 
     @post("/login", operation_id="login", status_code=HTTP_200_OK)
     async def login(
-        self, request: Request[Any, Any, Any], data: LoginBody, settings: GatewaySettings
+        self, request: Request[Any, Any, Any], data: LoginBody, settings: GatewaySettings, access: AccessBook
     ) -> Response[MeView]:
         """Exchanges a one-time login code (the `#login=` of a link) or an API token for a session cookie."""
-        book: AccessBook = request.app.state.access
         principal: Principal | None = None
         if data.code:
-            principal = await book.use_login_link(data.code)
+            principal = await access.use_login_link(data.code)
         elif data.token:
-            principal = book.principal_for_token(data.token)
+            principal = access.principal_for_token(data.token)
         if principal is None:
             raise NotAuthorizedException(
                 "this login link was used already, has expired or is unknown (ask an admin for a new one: "
@@ -115,9 +114,9 @@ class MeController(Controller):
     tags = ["access"]
 
     @get("/", operation_id="whoAmI", opt={ROLE_OPT: Role.VIEWER})
-    async def me(self, request: Request[Any, Any, Any]) -> MeView:
+    async def me(self, principal: Principal) -> MeView:
         """Who the credentials name, and their role."""
-        return me_view(principal_of(request))
+        return me_view(principal)
 
 
 class UserController(Controller):
@@ -125,45 +124,39 @@ class UserController(Controller):
     tags = ["access"]
 
     @get("/", operation_id="listUsers", opt={ROLE_OPT: Role.ADMIN})
-    async def list_users(self, request: Request[Any, Any, Any]) -> UsersView:
-        book: AccessBook = request.app.state.access
+    async def list_users(self, access: AccessBook) -> UsersView:
         return UsersView(
-            [UserView(u.name, u.role.word, u.added_at, u.added_by, sorted(u.tokens)) for u in book.users()]
+            [UserView(u.name, u.role.word, u.added_at, u.added_by, sorted(u.tokens)) for u in access.users()]
         )
 
     @post("/", operation_id="addUser", status_code=HTTP_201_CREATED, opt={ROLE_OPT: Role.ADMIN})
-    async def add_user(self, request: Request[Any, Any, Any], data: AddUserBody) -> IssuedToken:
+    async def add_user(self, access: AccessBook, principal: Principal, data: AddUserBody) -> IssuedToken:
         """Adds a user and answers their first API token (shown this once)."""
-        book: AccessBook = request.app.state.access
         role = Role.from_word(data.role)
-        token_id, token = await book.add_user(data.name, role, principal_of(request).name)
+        token_id, token = await access.add_user(data.name, role, principal.name)
         return IssuedToken(data.name, role.word, token_id, token)
 
     @patch("/{name:str}", operation_id="changeRole", opt={ROLE_OPT: Role.ADMIN})
-    async def change_role(self, request: Request[Any, Any, Any], name: str, data: RoleBody) -> MeView:
-        book: AccessBook = request.app.state.access
+    async def change_role(self, access: AccessBook, principal: Principal, name: str, data: RoleBody) -> MeView:
         role = Role.from_word(data.role)
-        await book.change_role(name, role, principal_of(request).name)
+        await access.change_role(name, role, principal.name)
         return MeView(name, role.word)
 
     @delete("/{name:str}", operation_id="revokeUser", opt={ROLE_OPT: Role.ADMIN})
-    async def revoke_user(self, request: Request[Any, Any, Any], name: str) -> None:
+    async def revoke_user(self, access: AccessBook, principal: Principal, name: str) -> None:
         """Revokes a user: their tokens and sessions stop working at once."""
-        book: AccessBook = request.app.state.access
-        await book.revoke_user(name, principal_of(request).name)
+        await access.revoke_user(name, principal.name)
 
     @post("/{name:str}/tokens", operation_id="issueToken", status_code=HTTP_201_CREATED, opt={ROLE_OPT: Role.ADMIN})
-    async def issue_token(self, request: Request[Any, Any, Any], name: str) -> IssuedToken:
+    async def issue_token(self, access: AccessBook, principal: Principal, name: str) -> IssuedToken:
         """A new API token for the user (to rotate: issue one, switch to it, revoke the old one)."""
-        book: AccessBook = request.app.state.access
-        token_id, token = await book.issue_token(name, principal_of(request).name)
-        user = book.list.users[name]
+        token_id, token = await access.issue_token(name, principal.name)
+        user = access.list.users[name]
         return IssuedToken(name, user.role.word, token_id, token)
 
     @delete("/{name:str}/tokens/{token_id:str}", operation_id="revokeToken", opt={ROLE_OPT: Role.ADMIN})
-    async def revoke_token(self, request: Request[Any, Any, Any], name: str, token_id: str) -> None:
-        book: AccessBook = request.app.state.access
-        await book.revoke_token(name, token_id, principal_of(request).name)
+    async def revoke_token(self, access: AccessBook, principal: Principal, name: str, token_id: str) -> None:
+        await access.revoke_token(name, token_id, principal.name)
 
     @post(
         "/{name:str}/login-link",
@@ -171,10 +164,16 @@ class UserController(Controller):
         status_code=HTTP_201_CREATED,
         opt={ROLE_OPT: Role.ADMIN},
     )
-    async def login_link(self, request: Request[Any, Any, Any], name: str, settings: GatewaySettings) -> LoginLinkView:
+    async def login_link(
+        self,
+        request: Request[Any, Any, Any],
+        access: AccessBook,
+        principal: Principal,
+        name: str,
+        settings: GatewaySettings,
+    ) -> LoginLinkView:
         """A one-time link that logs the user's browser in (valid WB_LOGIN_LINK_MINUTES, once)."""
-        book: AccessBook = request.app.state.access
         ttl = timedelta(minutes=settings.login_link_minutes)
-        code, expires = await book.issue_login_link(name, ttl, principal_of(request).name)
+        code, expires = await access.issue_login_link(name, ttl, principal.name)
         base = str(request.base_url).rstrip("/")
         return LoginLinkView(name, f"{base}/#login={code}", expires)

@@ -15,7 +15,8 @@ from typing import Any
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from gateway.auth import Unavailable, authenticate, same_origin
+from gateway.access import NotLoaded
+from gateway.auth import authenticate, same_origin
 from gateway.live import CLOSE_RELOAD, CLOSE_UNAUTHORIZED, ClientQueue, LiveHub
 from gateway.relay import CannotResume, NatsRelay, hello_frame
 from gateway.settings import GatewaySettings
@@ -76,7 +77,7 @@ async def workbench_socket(
     # The page's session cookie (or a bearer header, from other clients) says who it is; any role may watch.
     try:
         principal = authenticate(socket) if same_origin(socket) else None
-    except Unavailable:
+    except NotLoaded:
         await socket.close(code=CLOSE_TRY_AGAIN, reason="the gateway is starting: try again")
         return
     if principal is None:
