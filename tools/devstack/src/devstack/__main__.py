@@ -102,15 +102,16 @@ def run(cluster: bool = False) -> int:
         print(f"error: {error}", file=sys.stderr)
         stack.stop()
         return 1
+    token_source = "WB_API_TOKEN" if settings.api_token else f"the file {var / 'api-token'}"
     try:
         link = stack.login_link()
     except Exception as error:  # the gateway answered health but not this: say so, keep running
-        link = f"{stack.url} (no login link: {error}; sign in with the token in {var / 'api-token'})"
+        link = f"{stack.url} (no login link: {error}; sign in with the token in {token_source})"
     print(
-        f"\nThe workbench is running. Open this one-time login link (valid "
-        f"{os.environ.get('WB_LOGIN_LINK_MINUTES', '15')} minutes; `workbench users link admin` makes another):\n"
+        "\nThe workbench is running. Open this one-time login link (one use, within WB_LOGIN_LINK_MINUTES,"
+        " 15 by default; `workbench users link admin` makes another):\n"
         f"  {link}\n"
-        f"API clients and the CLI use the admin token in {var / 'api-token'} (WB_API_TOKEN).\n"
+        f"API clients and the CLI use the admin token in {token_source}.\n"
         f"(logs in {var / 'logs'}; Ctrl-C stops everything)\n",
         flush=True,
     )

@@ -16,6 +16,7 @@ import nats
 from nats.js.errors import NoStreamResponseError
 
 from devstack.natsserver import ClusterRoutes, NatsServer, free_port
+from eventlog import nats_servers
 
 CLUSTER_NAME = "wb"
 SIZE = 3
@@ -89,7 +90,7 @@ class NatsCluster:
         asyncio.run(self._wait_formed(time.monotonic() + timeout))
 
     async def _wait_formed(self, deadline: float) -> None:
-        nc = await nats.connect(self.url.split(","), connect_timeout=2, max_reconnect_attempts=-1)
+        nc = await nats.connect(nats_servers(self.url), connect_timeout=2, max_reconnect_attempts=-1)
         try:
             js = nc.jetstream(timeout=2)
             while True:
@@ -120,7 +121,7 @@ async def stream_leader(url: str, stream: str, within_s: float = 30.0) -> str:
     """The name of the server leading the stream, as the cluster answers; asked again while it elects
     one (right after its leader went away the stream answers nothing, or names no leader)."""
     deadline = time.monotonic() + within_s
-    nc = await nats.connect(url.split(","), connect_timeout=2)
+    nc = await nats.connect(nats_servers(url), connect_timeout=2)
     try:
         while True:
             try:
