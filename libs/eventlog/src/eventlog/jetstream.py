@@ -146,11 +146,12 @@ class JetStreamEventStore(EventStore):
             return ack.seq
 
     async def start_append(self, new: NewEvent) -> "JetStreamPendingAppend":
-        if not self.nc.is_connected:
-            # The awaited path: a publish_async that fails while the client reconnects (its outbound
-            # buffer full) keeps one of the publish_async_max_pending slots for good, and after a few
-            # thousand of those every publish_async would wait forever. (A refused expected sequence
-            # fails its future like any error answer: settle_async_errors.)
+        if new.expected_sequence is not None or not self.nc.is_connected:
+            # The awaited path, for two reasons. nats-py 2.16 raises a publish_async's API error
+            # inside its reply handler instead of failing the future, so a refused expected sequence
+            # would look like a lost ack. And a publish_async that fails while the client reconnects
+            # (its outbound buffer full) keeps one of the publish_async_max_pending slots for good:
+            # after a few thousand of those, every publish_async would wait forever.
             return JetStreamPendingAppend(new, asyncio.ensure_future(self.append(new)), self.ack_timeout)
         headers = encode_headers(new.event, new.msg_id, new.expected_sequence, new.correlation_id)
         future = await self.js.publish_async(new.subject, new.event.SerializeToString(), headers=headers)
