@@ -12,6 +12,7 @@ from eventlog.jetstream import (
     ReplicaMismatch,
     StreamSettings,
     nats_servers,
+    patiently,
     replica_mismatch,
     settle_async_errors,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "from_timestamp",
     "load_aggregate",
     "nats_servers",
+    "patiently",
     "replica_mismatch",
     "settle_async_errors",
     "to_timestamp",

@@ -4,7 +4,7 @@ import asyncio
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -28,6 +28,26 @@ _WRONG_LAST_SEQUENCE = 10071
 # answers a duplicate): once that one is stored, the same publish is answered as its duplicate.
 DUPLICATE_IN_PROCESS = 10158
 _IN_PROCESS_RETRY_S = 0.02
+# How long a process at start keeps asking a JetStream question nats-server does not answer in time.
+STARTUP_PATIENCE_S = 60.0
+
+T = TypeVar("T")
+
+
+async def patiently(request: Callable[[], Awaitable[T]], what: str, within_s: float = STARTUP_PATIENCE_S) -> T:
+    """request(), asked again while nats-server leaves it unanswered (nats-py's timeout, 5 s), for up
+    to within_s: a server just started, or one whose disk is busy, answers a stream's or a consumer's
+    set-up late, and a process at start should wait for it rather than exit. Only for requests that
+    are safe to repeat (an info, or a create that finds what an earlier try made)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        try:
+            return await request()
+        except nats.errors.TimeoutError:
+            if loop.time() >= deadline:
+                raise
+            log.warning("nats-server did not answer in time (%s); asking again", what)
 
 
 def nats_servers(url: str) -> list[str]:
@@ -65,7 +85,7 @@ class ReplicaMismatch:
 
 async def replica_mismatch(js: JetStreamContext, stream: str, wanted: int) -> ReplicaMismatch | None:
     """How the stream's replicas differ from wanted, as the server has it; None when they agree."""
-    info = await js.stream_info(stream)
+    info = await patiently(lambda: js.stream_info(stream), f"stream {stream}'s info")
     replicas = info.config.num_replicas or 1
     return None if replicas == wanted else ReplicaMismatch(stream, replicas, wanted)
 
@@ -104,7 +124,9 @@ class JetStreamEventStore(EventStore):
     async def ensure_stream(self, settings: StreamSettings | None = None) -> None:
         """Creates the stream with settings.replicas, or updates its subjects; safe to call from every
         process at start. An existing stream keeps its replicas (replica_mismatch tells)."""
-        settings = settings or StreamSettings()
+        await patiently(lambda: self._ensure_stream(settings or StreamSettings()), f"creating stream {self.stream}")
+
+    async def _ensure_stream(self, settings: StreamSettings) -> None:
         config = api.StreamConfig(
             name=self.stream,
             subjects=list(settings.subjects),

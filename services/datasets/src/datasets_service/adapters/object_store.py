@@ -7,6 +7,7 @@ from nats.js.errors import BucketNotFoundError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from datasets_service.application import BlobMissing
+from eventlog import patiently
 
 BUCKET = "wb-datasets"
 
@@ -21,6 +22,10 @@ class DatasetFiles:
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str = BUCKET, replicas: int = 1) -> "DatasetFiles":
         """The bucket's files; creates the bucket when it is missing (safe from several processes)."""
+        return await patiently(lambda: cls._open(js, bucket, replicas), f"opening object store {bucket}")
+
+    @classmethod
+    async def _open(cls, js: JetStreamContext, bucket: str, replicas: int) -> "DatasetFiles":
         try:
             store = await js.object_store(bucket)
         except BucketNotFoundError:

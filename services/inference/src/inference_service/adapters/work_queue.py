@@ -12,7 +12,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext, api
 from nats.js.errors import APIError, NotFoundError
 
-from eventlog import DUPLICATE_IN_PROCESS, settle_async_errors
+from eventlog import DUPLICATE_IN_PROCESS, patiently, settle_async_errors
 from inference_service.domain.errors import Unavailable
 from workbench.inference.v1 import inference_pb2 as pb
 
@@ -47,6 +47,9 @@ class WorkQueue:
     async def ensure_stream(self, replicas: int = 1, duplicate_window_s: float = 24 * 3600) -> None:
         """Creates the work-queue stream when missing (replicas: 1 on one server, 3 in a cluster);
         safe to call from every process at start."""
+        await patiently(lambda: self._ensure_stream(replicas, duplicate_window_s), f"creating stream {self.stream}")
+
+    async def _ensure_stream(self, replicas: int, duplicate_window_s: float) -> None:
         try:
             await self.js.stream_info(self.stream)
         except NotFoundError:
@@ -114,6 +117,11 @@ class WorkQueue:
         worker's keep-alive period is derived from ack_wait, so a stale one would redeliver shards
         that are still being worked on.
         """
+        return await patiently(
+            lambda: self._subscribe(model_id, ack_wait_s, max_deliver), f"binding to consumer {consumer_name(model_id)}"
+        )
+
+    async def _subscribe(self, model_id: str, ack_wait_s: float, max_deliver: int) -> JetStreamContext.PullSubscription:
         name = consumer_name(model_id)
         config = api.ConsumerConfig(
             durable_name=name,
