@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 from nats.aio.msg import Msg
 
+from devstack.faults import freeze, thaw
 from eventlog import JetStreamEventStore, NewEvent
 from inference_service.adapters.work_queue import WORK_STREAM, consumer_name
 from tests.integration.inference.stack import WorkerProcess, record_ids, results_of, upload, wait_for_run
@@ -184,7 +185,13 @@ async def test_a_run_cancelled_mid_way_stops_and_keeps_what_it_recorded(
         assert time.monotonic() < deadline, worker.log_tail()
         await asyncio.sleep(0.05)
 
-    cancelled = (await inference.CancelRun(pb.CancelRunRequest(run_id=run_id))).run
+    # The worker is held while the cancel is recorded: on a loaded machine the shard in work could
+    # otherwise end (and the next one not yet start) before the cancel arrives, leaving none to stop.
+    freeze(worker.process.pid)
+    try:
+        cancelled = (await inference.CancelRun(pb.CancelRunRequest(run_id=run_id))).run
+    finally:
+        thaw(worker.process.pid)
     run = await wait_for_run(inference, run_id, worker)
 
     assert cancelled.status == pb.RUN_STATUS_CANCELLED and run.status == pb.RUN_STATUS_CANCELLED
