@@ -72,7 +72,11 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     models_file = folder / "models.toml"
     models_file.write_text(FUZZ_MODELS)
     stack = Stack(
-        REPO, folder / "var", StackPorts.free(), models_file=models_file, extra_env={"WB_RATE_LIMIT_PER_S": "0"}
+        REPO,
+        folder / "var",
+        StackPorts.free(),
+        models_file=models_file,
+        extra_env={"WB_RATE_LIMIT_PER_S": "0", "WB_LOGIN_RATE_PER_S": "0"},
     )
     try:
         stack.start(SERVICES_AND_GATEWAY, timeout=120)

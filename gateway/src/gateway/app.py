@@ -37,7 +37,7 @@ from gateway.headers import security_headers
 from gateway.limits import TextRules
 from gateway.live import LiveHub
 from gateway.relay import NatsRelay
-from gateway.settings import GatewaySettings
+from gateway.settings import LOGIN_BURST, GatewaySettings
 from gateway.stats_feed import StatsFeed
 
 # The API under /admin: every route declares its role. Anyone may call the rest (the page's files,
@@ -161,6 +161,7 @@ def create_app(settings: GatewaySettings, access_store: EventStore | None = None
                 "access": access,
                 "sessions": SessionSigner.from_secret(secret, int(settings.session_hours * 3600)),
                 "rate_limiter": RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+                "login_limiter": RateLimiter(settings.login_rate_per_s, LOGIN_BURST),
             }
         ),
         dependencies={

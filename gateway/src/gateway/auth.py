@@ -98,6 +98,16 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return None if allowed else (1.0 - tokens) / self.rate
 
+    def take(self, caller: str, who: str, setting: str) -> None:
+        """Takes one request from the caller's bucket, or raises a 429 with Retry-After that says
+        who made too many and which setting limits them."""
+        wait = self.retry_after(caller)
+        if wait is not None:
+            raise TooManyRequestsException(
+                f"{who}: at most {self.rate:g} a second ({setting})",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     scheme, _, value = connection.headers.get("authorization", "").partition(" ")
@@ -146,13 +156,9 @@ def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRoute
     if principal.via == "session" and connection.scope["type"] == ScopeType.HTTP:
         _refuse_cross_site(connection)
     limiter: RateLimiter = connection.app.state.rate_limiter
-    wait = limiter.retry_after(principal.rate_key)
-    if wait is not None:
-        raise TooManyRequestsException(
-            f"too many requests from {principal.name} ({principal.via}): at most {limiter.rate:g} a second"
-            " (WB_RATE_LIMIT_PER_S)",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
+    limiter.take(
+        principal.rate_key, f"too many requests from {principal.name} ({principal.via})", "WB_RATE_LIMIT_PER_S"
+    )
     connection.state.principal = principal
 
 

@@ -6,6 +6,8 @@ from pydantic import field_validator
 
 from servicehost.settings import CommonSettings, setting
 
+LOGIN_BURST = 20  # tries at POST /auth/login a client address may make at once above WB_LOGIN_RATE_PER_S
+
 
 def _default_frontend_dir() -> Path:
     # <repo>/frontend when running from a checkout; ./frontend otherwise (containers set WB_FRONTEND_DIR).
@@ -38,6 +40,12 @@ class GatewaySettings(CommonSettings):
         ge=0,
     )
     rate_limit_burst: int = setting("WB_RATE_LIMIT_BURST", 200, "requests a user may make at once above the rate", ge=1)
+    login_rate_per_s: float = setting(
+        "WB_LOGIN_RATE_PER_S",
+        1.0,
+        f"tries a second each client address may make at POST /auth/login on average, {LOGIN_BURST} at once (0: none)",
+        ge=0,
+    )
     max_json_bytes: int = setting("WB_MAX_JSON_BYTES", 1_048_576, "largest JSON request body, in bytes", gt=0)
     max_text_chars: int = setting(
         "WB_MAX_TEXT_CHARS", 100_000, "longest free text in a request (a note, a fixed answer), in characters", gt=0

@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.access import AccessList, Role
 from gateway.auth import SESSION_COOKIE, RateLimiter, SessionSigner
+from gateway.settings import LOGIN_BURST
 from workbench.access.v1 import access_pb2 as acc
 
 AddUser = Callable[[str, str], Awaitable[str]]
@@ -220,6 +221,21 @@ async def test_the_rate_limit_counts_each_token_apart_from_the_users_page(make_a
 
     assert token == [200, 429]  # its burst of 2: the login link, then one more
     assert page == [200, 200, 429]  # the same admin's page has a bucket of its own
+
+
+async def test_login_tries_are_limited_per_address_so_guessing_costs_time(make_app) -> None:
+    async with AsyncTestClient(make_app(login_rate_per_s=0.001)) as client:
+        wrong = [
+            (await client.post("/auth/login", json={"token": f"guess-{n}"})).status_code for n in range(LOGIN_BURST)
+        ]
+        limited = await client.post("/auth/login", json={"token": "unit-test-token-0123456789"})
+        api = await client.get("/admin/me", headers=bearer("unit-test-token-0123456789"))
+
+    assert wrong == [401] * LOGIN_BURST
+    assert limited.status_code == 429  # even the right token, until the address's bucket refills
+    assert int(limited.headers["retry-after"]) >= 1
+    assert "WB_LOGIN_RATE_PER_S" in limited.json()["detail"]
+    assert api.status_code == 200  # the API's own limit is apart: a bearer token is not a login
 
 
 def test_the_rate_limiter_refills_at_its_rate_and_keeps_callers_apart() -> None:

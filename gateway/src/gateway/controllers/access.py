@@ -10,7 +10,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from gateway.access import AccessBook, Principal, Role
-from gateway.auth import ROLE_OPT, SESSION_COOKIE, SessionSigner
+from gateway.auth import ROLE_OPT, SESSION_COOKIE, RateLimiter, SessionSigner
 from gateway.settings import GatewaySettings
 
 
@@ -88,7 +88,16 @@ class SessionController(Controller):
     async def login(
         self, request: Request[Any, Any, Any], data: LoginBody, settings: GatewaySettings, access: AccessBook
     ) -> Response[MeView]:
-        """Exchanges a one-time login code (the `#login=` of a link) or an API token for a session cookie."""
+        """Exchanges a one-time login code (the `#login=` of a link) or an API token for a session cookie.
+
+        Tries are limited per client address (WB_LOGIN_RATE_PER_S): a refused one costs a hash, and
+        nothing else here is limited, as the caller is nobody yet."""
+        limiter: RateLimiter = request.app.state.login_limiter
+        limiter.take(
+            request.client.host if request.client else "",
+            "too many login tries from this address",
+            "WB_LOGIN_RATE_PER_S",
+        )
         principal: Principal | None = None
         if data.code:
             principal = await access.use_login_link(data.code)
