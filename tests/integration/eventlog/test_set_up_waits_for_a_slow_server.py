@@ -2,7 +2,6 @@
 with its disk, a loaded machine) instead of exiting after nats-py's 5 s request timeout."""
 
 import asyncio
-from pathlib import Path
 
 import nats.errors
 import pytest
@@ -15,9 +14,9 @@ SILENT_S = 7.0  # longer than nats-py's JetStream request timeout (5 s)
 
 
 async def test_the_stream_is_set_up_once_a_server_that_answered_nothing_for_seven_seconds_answers(
-    tmp_path: Path,
+    fresh_nats: NatsServer,
 ) -> None:
-    server = NatsServer(tmp_path / "nats").start()
+    server = fresh_nats
     assert server.process is not None
     events = await JetStreamEventStore.connect(server.url)
     try:
@@ -31,11 +30,10 @@ async def test_the_stream_is_set_up_once_a_server_that_answered_nothing_for_seve
     finally:
         thaw(server.process.pid)
         await events.close()
-        server.stop()
 
 
-async def test_a_server_silent_for_longer_than_the_patience_still_fails_the_start(tmp_path: Path) -> None:
-    server = NatsServer(tmp_path / "nats").start()
+async def test_a_server_silent_for_longer_than_the_patience_still_fails_the_start(fresh_nats: NatsServer) -> None:
+    server = fresh_nats
     assert server.process is not None
     events = await JetStreamEventStore.connect(server.url)
     try:
@@ -45,4 +43,3 @@ async def test_a_server_silent_for_longer_than_the_patience_still_fails_the_star
     finally:
         thaw(server.process.pid)
         await events.close()
-        server.stop()
