@@ -156,6 +156,7 @@ DIAGNOSE_JS = """
     datasetId: root.dataset.datasetId || "",
     scrollable: root.scrollHeight > root.clientHeight,
     notice: document.getElementById("notice")?.textContent || "",
+    summary: document.getElementById("results-summary")?.textContent || "",
     signedIn: document.getElementById("whoami-name")?.textContent || "",
   };
 }
@@ -456,17 +457,30 @@ async def open_page(browser: Browser, url: str) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
     await context.add_init_script(FIRST_SCREEN_JS % len(MODELS))
     page = await context.new_page()
+    page.on("console", lambda message: print(f"page console: {message.type}: {message.text}"))
     await page.goto(url, wait_until="commit")
     return context, page
 
 
+async def until_true(page: Page, expression: str, within_s: float) -> bool:
+    """Whether a JavaScript expression became true in the page within within_s, asked every 100 ms.
+
+    Not page.wait_for_function: its predicate runs through eval() inside the page, which the page's
+    Content-Security-Policy forbids (no 'unsafe-eval'); page.evaluate goes through the debugger."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            if await page.evaluate(expression):
+                return True
+        except PlaywrightError:  # a navigation under way: its document is not there yet
+            pass
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def first_screen(page: Page) -> float:
     """Milliseconds from navigation start until the first screen is filled; stops the bench if never."""
-    try:
-        await page.wait_for_function(
-            "window.__gridBench.firstScreenMs !== null", timeout=FIRST_SCREEN_TIMEOUT_S * 1000, polling=100
-        )
-    except PlaywrightError:
+    if not await until_true(page, "window.__gridBench?.firstScreenMs != null", FIRST_SCREEN_TIMEOUT_S):
         seen = await page.evaluate(DIAGNOSE_JS)
         raise SystemExit(
             f"the page never filled its first screen within {FIRST_SCREEN_TIMEOUT_S} s: every row visible in "
@@ -501,13 +515,11 @@ async def live_rate(browser: Browser, bench: Workbench) -> float:
     """Results per second the page applies while one run's results are appended as fast as NATS takes them."""
     context, page = await open_page(browser, bench.page_url(bench.live))
     try:
-        try:
-            await page.wait_for_function(
-                "window.__gridBench.socketsOpen > 0 && "
-                "document.querySelector('#results [role=row][data-record-id]') !== null",
-                timeout=FIRST_SCREEN_TIMEOUT_S * 1000,
-            )
-        except PlaywrightError:
+        shown = (
+            "window.__gridBench?.socketsOpen > 0 && "
+            "document.querySelector('#results [role=row][data-record-id]') !== null"
+        )
+        if not await until_true(page, shown, FIRST_SCREEN_TIMEOUT_S):
             seen = await page.evaluate(DIAGNOSE_JS)
             raise SystemExit(
                 f"the page did not show the live dataset's rows with its WebSocket open within "

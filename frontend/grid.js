@@ -195,15 +195,10 @@ export class ResultsGrid {
   scheduleRender() {
     if (this.scheduled) return;
     this.scheduled = true;
-    const run = () => {
-      if (!this.scheduled) return; // the other of the two ran first
+    requestAnimationFrame(() => {
       this.scheduled = false;
       this.render();
-    };
-    requestAnimationFrame(run);
-    // And a timer: a frame callback asked for before the page's first frame (or in a tab not being
-    // drawn) can wait indefinitely, and every later scheduleRender would wait behind it.
-    setTimeout(run, 100);
+    });
   }
 
   /** The positions on screen, first to last. */
