@@ -74,7 +74,12 @@ def launcher(tmp_path: Path, demo_models_file: Path) -> Iterator[tuple[subproces
             if "The workbench is running" in line:
                 break
         else:
-            pytest.fail(f"make run never printed its URL (exit code {process.wait()})")
+            code = process.wait()
+            logs = "".join(
+                f"\n--- {log.name} (last lines)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                for log in sorted((tmp_path / "var").rglob("*.log"))
+            )
+            pytest.fail(f"make run never printed its URL (exit code {code}){logs}")
         yield process, ports
     finally:
         if process.poll() is None:
