@@ -94,15 +94,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | N
     engine.dispose()
 
 
-@pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
-    log = await JetStreamEventStore.connect(fresh_nats.url)
-    await log.ensure_stream()
-    yield log
-    await log.close()
-
-
-async def append_story(events: JetStreamEventStore, dataset_id: str = DATASET) -> dict[str, int]:
+async def append_story(stream_log: JetStreamEventStore, dataset_id: str = DATASET) -> dict[str, int]:
     """Appends the results, then the marks; answers projection name -> the sequence to wait for."""
     last: dict[str, int] = {}
     for run_id, record_id, model_id, text, error in RESULTS:
@@ -115,7 +107,7 @@ async def append_story(events: JetStreamEventStore, dataset_id: str = DATASET) -
             error=error,
         )
         new = NewEvent(f"wb.results.{run_id}", result, msg_id=f"{dataset_id}:{run_id}:{record_id}")
-        last["annotations_curation"] = await events.append(new)
+        last["annotations_curation"] = await stream_log.append(new)
     for record_id, model_id, kind in MARKS:
         mark = AnnotationRecorded(
             dataset_id=dataset_id,
@@ -125,7 +117,7 @@ async def append_story(events: JetStreamEventStore, dataset_id: str = DATASET) -
             output_text="x",
             source="workbench",
         )
-        last["annotations"] = await events.append(NewEvent(record_subject(dataset_id, record_id), mark))
+        last["annotations"] = await stream_log.append(NewEvent(record_subject(dataset_id, record_id), mark))
     return last
 
 
@@ -138,17 +130,19 @@ def curation_rows(engine: Engine) -> list[tuple[object, ...]]:
         ]
 
 
-async def test_filters_counts_and_a_rebuild_on_a_real_log(events: JetStreamEventStore, engine: Engine) -> None:
-    marks = ProjectionRunner(events, engine, AnnotationsProjection())
-    curation = ProjectionRunner(events, engine, CurationProjection())
+async def test_filters_counts_and_a_rebuild_on_a_real_log(stream_log: JetStreamEventStore, engine: Engine) -> None:
+    marks = ProjectionRunner(stream_log, engine, AnnotationsProjection())
+    curation = ProjectionRunner(stream_log, engine, CurationProjection())
     for runner in (marks, curation):
         runner.reset()  # a shared Postgres may hold rows of an older stream
-    await append_story(events)
+    await append_story(stream_log)
     # A deleted dataset's results are hidden, also those that arrive after the deletion.
-    await events.append(NewEvent("wb.results.run-gone", ResultRecorded(dataset_id="gone", record_id="g", model_id="a")))
-    await events.append(NewEvent("wb.datasets.gone", DatasetDeleted(dataset_id="gone")))
+    await stream_log.append(
+        NewEvent("wb.results.run-gone", ResultRecorded(dataset_id="gone", record_id="g", model_id="a"))
+    )
+    await stream_log.append(NewEvent("wb.datasets.gone", DatasetDeleted(dataset_id="gone")))
     late = ResultRecorded(dataset_id="gone", record_id="h", model_id="a", output_text="late")
-    await events.append(NewEvent("wb.results.run-gone", late))
+    await stream_log.append(NewEvent("wb.results.run-gone", late))
     for runner in (marks, curation):
         await runner.catch_up()
     queries = CurationQueries(CurationReadModel(engine), RecordOrder(Records(ORDER)))
@@ -196,7 +190,7 @@ async def test_filters_counts_and_a_rebuild_on_a_real_log(events: JetStreamEvent
 
     before = curation_rows(engine)
     assert len(before) == 10 + 5 + 1  # latest answers, disagreements, the deleted dataset
-    assert await curation.rebuild() == await events.last_sequence()
+    assert await curation.rebuild() == await stream_log.last_sequence()
     assert curation_rows(engine) == before
     with Session(engine) as session:
         assert session.get(DisagreementRow, (DATASET, "r3")).differs is False  # type: ignore[union-attr]

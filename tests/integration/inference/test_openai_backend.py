@@ -22,7 +22,6 @@ import httpx
 import jsonschema
 import pytest
 
-from devstack.natsserver import NatsServer
 from eventlog import JetStreamEventStore
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import Engine, EngineOptions, Prompt, RecordFailed, load_engine
@@ -118,14 +117,6 @@ async def test_an_object_schema_gives_an_object_valid_against_it_for_prompts_and
         assert answer.finish_reason == "stop"
 
 
-@pytest.fixture
-async def run_events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
-    log = await JetStreamEventStore.connect(fresh_nats.url)
-    await log.ensure_stream()
-    yield log
-    await log.close()
-
-
 class GivenRecords:
     def __init__(self, records: list[DatasetRecord]) -> None:
         self.records = records
@@ -170,10 +161,10 @@ def ten_records() -> list[DatasetRecord]:
 
 
 async def test_a_shard_job_records_a_result_per_record_with_at_most_two_requests_out_at_once(
-    vllm_serve: VllmServe, run_events: JetStreamEventStore
+    vllm_serve: VllmServe, stream_log: JetStreamEventStore
 ) -> None:
     spec = remote_tiny_a(vllm_serve, max_concurrency=2)
-    runs = RunLog(run_events)
+    runs = RunLog(stream_log)
 
     async def publish(progress: pb.RunProgress) -> None:
         pass
@@ -204,7 +195,7 @@ async def test_a_shard_job_records_a_result_per_record_with_at_most_two_requests
         await engines.shutdown()
 
     assert outcome is Outcome.ACK
-    results = {result.record_id: result for result in await results_of(run_events, "run_1")}
+    results = {result.record_id: result for result in await results_of(stream_log, "run_1")}
     assert sorted(results) == [f"r{n}" for n in range(9)] + ["r9-too-long"]
     too_long = results.pop("r9-too-long")
     assert too_long.error.startswith(f"{vllm_serve.url}/v1/completions answered 400 Bad Request: ")
@@ -212,7 +203,7 @@ async def test_a_shard_job_records_a_result_per_record_with_at_most_two_requests
     for result in results.values():
         assert not result.error and result.output_text.strip() and 1 <= result.output_tokens <= 64
         assert result.finish_reason in ("stop", "length") and result.prompt_tokens > 0
-    _, started, completed = [stored.event for stored in await run_events.read("wb.runs.run_1")]
+    _, started, completed = [stored.event for stored in await stream_log.read("wb.runs.run_1")]
     assert isinstance(started, pb.RunStarted) and started.engine.startswith("openai-compatible vllm ")
     assert isinstance(completed, pb.RunCompleted) and (completed.done, completed.failed) == (10, 1)
     # Ten records handed to the engine at once went out to the server two at a time, never more.

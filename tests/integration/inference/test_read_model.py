@@ -4,14 +4,13 @@ Story: a run is requested, started, gets three results (one failed, one repeated
 window would have forgotten it) and completes; the tables show it, and a rebuild gives the same rows.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
-from devstack.natsserver import NatsServer
 from eventlog import JetStreamEventStore, NewEvent, ProjectionRunner
 from inference_service.adapters import read_model
 from inference_service.adapters.read_model import RunsProjection, RunsReadModel
@@ -37,14 +36,6 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | N
     engine.dispose()
 
 
-@pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
-    log = await JetStreamEventStore.connect(fresh_nats.url)
-    await log.ensure_stream()
-    yield log
-    await log.close()
-
-
 def result(record_id: str, seconds: int, tokens: int, error: str = "") -> RecordResult:
     return RecordResult(
         "run_1",
@@ -62,10 +53,10 @@ def result(record_id: str, seconds: int, tokens: int, error: str = "") -> Record
 
 
 async def test_runs_and_results_are_folded_and_rebuilt_to_the_same_rows(
-    events: JetStreamEventStore, engine: Engine
+    stream_log: JetStreamEventStore, engine: Engine
 ) -> None:
-    runs = RunLog(events)
-    runner = ProjectionRunner(events, engine, RunsProjection())
+    runs = RunLog(stream_log)
+    runner = ProjectionRunner(stream_log, engine, RunsProjection())
     runner.reset()  # a shared Postgres may hold rows of an older stream
     queued = RunState("run_1", RunStatus.QUEUED, total=3)
     running = RunState("run_1", RunStatus.RUNNING, total=3)
@@ -74,7 +65,7 @@ async def test_runs_and_results_are_folded_and_rebuilt_to_the_same_rows(
     for item in (result("a", 2, 10), result("b", 3, 0, error="too long"), result("c", 5, 30)):
         await runs.append([record_result(item)])
     repeat = record_result(result("a", 9, 10))
-    await events.append(NewEvent(repeat.subject, repeat.event, msg_id="result:run_1:a:beyond-the-dedup-window"))
+    await stream_log.append(NewEvent(repeat.subject, repeat.event, msg_id="result:run_1:a:beyond-the-dedup-window"))
     await runs.append(decide(running, CompleteRun("run_1", 3, 1, T0 + timedelta(seconds=6))))
 
     await runner.catch_up()
@@ -99,11 +90,11 @@ async def test_runs_and_results_are_folded_and_rebuilt_to_the_same_rows(
 
 
 async def test_results_of_some_records_are_read_in_recorded_order_in_chunked_queries(
-    events: JetStreamEventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
+    stream_log: JetStreamEventStore, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(read_model, "IN_CHUNK", 2)  # so five ids take three IN lists
-    runs = RunLog(events)
-    runner = ProjectionRunner(events, engine, RunsProjection())
+    runs = RunLog(stream_log)
+    runner = ProjectionRunner(stream_log, engine, RunsProjection())
     runner.reset()
     await runs.append(decide(RunState("run_1"), RequestRun("run_1", "ds_1", "tiny-a", Sampling(), 6, T0)))
     for seconds, record_id in enumerate(["f", "b", "e", "a", "d", "c"]):

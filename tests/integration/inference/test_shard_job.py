@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 import nats
 import pytest
 
-from devstack.natsserver import NatsServer
 from eventlog import AppendTimeout, JetStreamEventStore, NewEvent, PendingAppend
 from inference_service.adapters.datasets_client import DatasetRecord
 from inference_service.adapters.engine import (
@@ -83,20 +82,12 @@ class GivenRecords:
             yield record
 
 
-@pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
-    log = await JetStreamEventStore.connect(fresh_nats.url)
-    await log.ensure_stream()
-    yield log
-    await log.close()
-
-
 def records(*prompts: str) -> list[DatasetRecord]:
     return [DatasetRecord(f"r{n}", Prompt(text=text)) for n, text in enumerate(prompts)]
 
 
 async def job_for(
-    events: JetStreamEventStore, engine: Engine | Exception, given: list[DatasetRecord]
+    stream_log: JetStreamEventStore, engine: Engine | Exception, given: list[DatasetRecord]
 ) -> tuple[ShardJob, list[ModelSpec]]:
     loads: list[ModelSpec] = []
 
@@ -109,31 +100,31 @@ async def job_for(
     async def publish(progress: pb.RunProgress) -> None:
         pass
 
-    runs = RunLog(events)
+    runs = RunLog(stream_log)
     board = ProgressBoard(publish, runs.count_results)
     return ShardJob(runs, GivenRecords(given), EngineCache({"tiny-a": SPEC}, EngineOptions(), load), board, "w1"), loads
 
 
-async def requested_run(events: JetStreamEventStore, total: int) -> pb.RunShard:
+async def requested_run(stream_log: JetStreamEventStore, total: int) -> pb.RunShard:
     command = RequestRun("run_1", "ds_1", "tiny-a", Sampling(max_tokens=8), total, datetime.now(UTC))
-    await RunLog(events).append(decide(RunState("run_1"), command))
+    await RunLog(stream_log).append(decide(RunState("run_1"), command))
     return pb.RunShard(run_id="run_1", dataset_id="ds_1", model_id="tiny-a", offset=0, limit=total, run_total=total)
 
 
 async def test_every_prompt_of_a_shard_goes_to_the_engine_at_once_and_a_bad_one_is_recorded_as_an_error(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
     given = records("hello", "bad", "tell me", "more")
-    job, _ = await job_for(events, StandInEngine(expected=4), given)
-    shard = await requested_run(events, 4)
+    job, _ = await job_for(stream_log, StandInEngine(expected=4), given)
+    shard = await requested_run(stream_log, 4)
 
     assert await job.process(shard, redelivered=False) is Outcome.ACK
 
-    results = {result.record_id: result for result in await results_of(events, "run_1")}
+    results = {result.record_id: result for result in await results_of(stream_log, "run_1")}
     assert sorted(results) == ["r0", "r1", "r2", "r3"]
     assert results["r0"].output_text == "echo hello" and results["r0"].output_tokens == 2
     assert results["r1"].error.startswith("prompt is longer") and results["r1"].output_text == ""
-    _, started, completed = [stored.event for stored in await events.read("wb.runs.run_1")]
+    _, started, completed = [stored.event for stored in await stream_log.read("wb.runs.run_1")]
     assert isinstance(started, pb.RunStarted) and isinstance(completed, pb.RunCompleted)
     assert started.engine == "stand-in 1.0" and (completed.done, completed.failed) == (4, 1)
 
@@ -167,7 +158,7 @@ class PoisonableEngine:
         pass
 
 
-def poisonable_job(events: JetStreamEventStore, given: list[DatasetRecord], always_dies: bool = False) -> ShardJob:
+def poisonable_job(stream_log: JetStreamEventStore, given: list[DatasetRecord], always_dies: bool = False) -> ShardJob:
     engines: list[PoisonableEngine] = []
 
     async def load(spec: ModelSpec, options: EngineOptions) -> Engine:
@@ -177,43 +168,43 @@ def poisonable_job(events: JetStreamEventStore, given: list[DatasetRecord], alwa
     async def publish(progress: pb.RunProgress) -> None:
         pass
 
-    runs = RunLog(events)
+    runs = RunLog(stream_log)
     cache = EngineCache({"tiny-a": SPEC}, EngineOptions(), load)
     return ShardJob(runs, GivenRecords(given), cache, ProgressBoard(publish, runs.count_results), "w1")
 
 
 async def test_the_record_that_kills_the_engine_is_found_by_halving_and_fails_alone(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
     prompts = [f"story {n}" for n in range(16)]
     prompts[11] = "p"
-    job = poisonable_job(events, records(*prompts))
-    shard = await requested_run(events, 16)
+    job = poisonable_job(stream_log, records(*prompts))
+    shard = await requested_run(stream_log, 16)
 
     assert await job.process(shard, redelivered=False) is Outcome.ACK
 
-    results = {result.record_id: result for result in await results_of(events, "run_1")}
+    results = {result.record_id: result for result in await results_of(stream_log, "run_1")}
     assert sorted(results) == sorted(f"r{n}" for n in range(16))
     failed = {record_id: result.error for record_id, result in results.items() if result.error}
     assert list(failed) == ["r11"] and "the engine died on this record, alone" in failed["r11"]
     assert all(results[f"r{n}"].output_text == f"echo story {n}" for n in range(16) if n != 11)
-    completed = (await events.read("wb.runs.run_1"))[-1].event
+    completed = (await stream_log.read("wb.runs.run_1"))[-1].event
     assert isinstance(completed, pb.RunCompleted) and (completed.done, completed.failed) == (16, 1)
 
 
 async def test_an_engine_that_dies_whatever_it_is_given_leaves_the_shard_for_a_retry(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
-    job = poisonable_job(events, records(*(f"story {n}" for n in range(8))), always_dies=True)
-    shard = await requested_run(events, 8)
+    job = poisonable_job(stream_log, records(*(f"story {n}" for n in range(8))), always_dies=True)
+    shard = await requested_run(stream_log, 8)
 
     with pytest.raises(EngineUnavailable, match="keeps dying"):
         await job.process(shard, redelivered=False)
 
     # Halving 8 records blames at most one per level; an engine that dies on all of them is not
     # taken for 8 bad records, and the shard goes back to the queue.
-    assert await events.count("wb.results.run_1") < 8
-    assert isinstance((await events.read("wb.runs.run_1"))[-1].event, pb.RunStarted)
+    assert await stream_log.count("wb.results.run_1") < 8
+    assert isinstance((await stream_log.read("wb.runs.run_1"))[-1].event, pb.RunStarted)
 
 
 class SlowEngine:
@@ -241,51 +232,51 @@ class SlowEngine:
 
 
 async def test_cancelling_a_run_stops_its_shard_aborts_what_is_in_flight_and_keeps_what_was_recorded(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
     engine = SlowEngine()
-    job, _ = await job_for(events, engine, records("quick", "slow", "slow", "quick"))  # type: ignore[arg-type]
+    job, _ = await job_for(stream_log, engine, records("quick", "slow", "slow", "quick"))  # type: ignore[arg-type]
     job.cancel_poll_s = 0.05
-    shard = await requested_run(events, 4)
+    shard = await requested_run(stream_log, 4)
 
     processing = asyncio.create_task(job.process(shard, redelivered=False))
     while True:
         if engine.holding == 2:
             break
         await asyncio.sleep(0.01)
-    run = await RunLog(events).load("run_1")
-    await RunLog(events).append(decide(run, CancelRun("run_1", datetime.now(UTC))))
+    run = await RunLog(stream_log).load("run_1")
+    await RunLog(stream_log).append(decide(run, CancelRun("run_1", datetime.now(UTC))))
 
     assert await asyncio.wait_for(processing, 5) is Outcome.ACK
-    assert sorted(result.record_id for result in await results_of(events, "run_1")) == ["r0", "r3"]
+    assert sorted(result.record_id for result in await results_of(stream_log, "run_1")) == ["r0", "r3"]
     assert len(engine.aborted) == 4 and all(request_id.startswith("run_1/") for request_id in engine.aborted)
-    assert (await RunLog(events).load("run_1")).status == "cancelled"
+    assert (await RunLog(stream_log).load("run_1")).status == "cancelled"
     assert await job.process(shard, redelivered=True) is Outcome.ACK  # the shard redelivered: nothing to do
 
 
 async def test_a_generation_that_hangs_is_aborted_after_the_timeout_and_recorded_as_failed(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
     engine = SlowEngine()
-    job, _ = await job_for(events, engine, records("quick", "slow"))  # type: ignore[arg-type]
+    job, _ = await job_for(stream_log, engine, records("quick", "slow"))  # type: ignore[arg-type]
     job.generation_timeout_s = 0.2
-    shard = await requested_run(events, 2)
+    shard = await requested_run(stream_log, 2)
 
     assert await job.process(shard, redelivered=False) is Outcome.ACK
 
-    results = {result.record_id: result for result in await results_of(events, "run_1")}
+    results = {result.record_id: result for result in await results_of(stream_log, "run_1")}
     assert results["r0"].output_text == "fast answer" and not results["r0"].error
     assert results["r1"].error.startswith("no answer within 0.2 s") and results["r1"].finish_reason == "error"
     assert len(engine.aborted) == 1 and engine.aborted[0].startswith("run_1/r1/")
-    completed = (await events.read("wb.runs.run_1"))[-1].event
+    completed = (await stream_log.read("wb.runs.run_1"))[-1].event
     assert isinstance(completed, pb.RunCompleted) and (completed.done, completed.failed) == (2, 1)
 
 
 async def test_a_shard_out_of_deliveries_records_its_unfinished_records_as_failed_and_the_run_ends(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
-    job, _ = await job_for(events, StandInEngine(expected=1), records("a", "b", "c", "d"))
-    first = await requested_run(events, 4)
+    job, _ = await job_for(stream_log, StandInEngine(expected=1), records("a", "b", "c", "d"))
+    first = await requested_run(stream_log, 4)
     first.limit = 2
     assert await job.process(first, redelivered=False) is Outcome.ACK  # records r0 and r1
     second = pb.RunShard()
@@ -294,49 +285,51 @@ async def test_a_shard_out_of_deliveries_records_its_unfinished_records_as_faile
 
     await job.give_up(second, "given up after 5 attempts; last error: datasets service unavailable")
 
-    results = {result.record_id: result for result in await results_of(events, "run_1")}
+    results = {result.record_id: result for result in await results_of(stream_log, "run_1")}
     assert [results[f"r{n}"].error for n in range(4)] == ["", ""] + 2 * [
         "given up after 5 attempts; last error: datasets service unavailable"
     ]
-    completed = (await events.read("wb.runs.run_1"))[-1].event
+    completed = (await stream_log.read("wb.runs.run_1"))[-1].event
     assert isinstance(completed, pb.RunCompleted) and (completed.done, completed.failed) == (4, 2)
 
 
-async def test_a_run_where_no_record_could_run_ends_failed(events: JetStreamEventStore) -> None:
-    job, _ = await job_for(events, StandInEngine(expected=1), records("a", "b"))
-    shard = await requested_run(events, 2)
+async def test_a_run_where_no_record_could_run_ends_failed(stream_log: JetStreamEventStore) -> None:
+    job, _ = await job_for(stream_log, StandInEngine(expected=1), records("a", "b"))
+    shard = await requested_run(stream_log, 2)
 
     await job.give_up(shard, "given up after 5 attempts; last error: the log did not confirm")
 
-    failed = (await events.read("wb.runs.run_1"))[-1].event
+    failed = (await stream_log.read("wb.runs.run_1"))[-1].event
     assert isinstance(failed, pb.RunFailed) and failed.error == "all 2 records failed; each result says why"
 
 
-async def test_a_model_that_cannot_load_fails_the_run_and_the_shard_is_terminated(events: JetStreamEventStore) -> None:
-    job, _ = await job_for(events, EngineLoadError("model tiny-a could not be loaded from /models/tiny-a: no"), [])
-    shard = await requested_run(events, 2)
+async def test_a_model_that_cannot_load_fails_the_run_and_the_shard_is_terminated(
+    stream_log: JetStreamEventStore,
+) -> None:
+    job, _ = await job_for(stream_log, EngineLoadError("model tiny-a could not be loaded from /models/tiny-a: no"), [])
+    shard = await requested_run(stream_log, 2)
 
     assert await job.process(shard, redelivered=False) is Outcome.TERM
 
-    (_, failed) = [stored.event for stored in await events.read("wb.runs.run_1")]
+    (_, failed) = [stored.event for stored in await stream_log.read("wb.runs.run_1")]
     assert isinstance(failed, pb.RunFailed)
     assert failed.error == "model tiny-a could not be loaded from /models/tiny-a: no"
     assert await job.process(shard, redelivered=True) is Outcome.ACK  # a failed run has nothing left to do
 
 
 async def test_record_ids_that_differ_only_in_whitespace_each_get_a_result_and_the_run_completes(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
     given = [
         DatasetRecord(record_id, Prompt(text=f"about {record_id!r}")) for record_id in ("q1", "q1 ", "a\nb", "a b")
     ]
-    job, _ = await job_for(events, StandInEngine(expected=4), given)
-    shard = await requested_run(events, 4)
+    job, _ = await job_for(stream_log, StandInEngine(expected=4), given)
+    shard = await requested_run(stream_log, 4)
 
     assert await job.process(shard, redelivered=False) is Outcome.ACK
 
-    assert sorted(result.record_id for result in await results_of(events, "run_1")) == ["a\nb", "a b", "q1", "q1 "]
-    assert isinstance((await events.read("wb.runs.run_1"))[-1].event, pb.RunCompleted)
+    assert sorted(result.record_id for result in await results_of(stream_log, "run_1")) == ["a\nb", "a b", "q1", "q1 "]
+    assert isinstance((await stream_log.read("wb.runs.run_1"))[-1].event, pb.RunCompleted)
 
 
 class LostAcks(JetStreamEventStore):
@@ -344,8 +337,8 @@ class LostAcks(JetStreamEventStore):
     killed) and, when asked, the publish of record r0's result fails outright (the client
     reconnecting with its outbound buffer full): what a worker sees when nats-server dies under it."""
 
-    def __init__(self, events: JetStreamEventStore, ack_timeout_s: float, r0_fails: bool) -> None:
-        super().__init__(events.nc)
+    def __init__(self, stream_log: JetStreamEventStore, ack_timeout_s: float, r0_fails: bool) -> None:
+        super().__init__(stream_log.nc)
         self.ack_timeout_s = ack_timeout_s
         self.r0_fails = r0_fails
         self.started: list[str] = []
@@ -375,11 +368,11 @@ class Unacknowledged:
 
 @pytest.mark.parametrize("r0_fails", [True, False], ids=["a publish fails", "acks lost only"])
 async def test_results_lost_with_nats_server_cost_the_shard_one_ack_timeout_and_each_is_waited_for(
-    events: JetStreamEventStore, r0_fails: bool
+    stream_log: JetStreamEventStore, r0_fails: bool
 ) -> None:
-    lossy = LostAcks(events, ack_timeout_s=1.0, r0_fails=r0_fails)
+    lossy = LostAcks(stream_log, ack_timeout_s=1.0, r0_fails=r0_fails)
     job, _ = await job_for(lossy, StandInEngine(expected=8), records(*(f"prompt {n}" for n in range(8))))
-    shard = await requested_run(events, 8)
+    shard = await requested_run(stream_log, 8)
 
     began = time.monotonic()
     with pytest.raises((nats.errors.OutboundBufferLimitError, AppendTimeout)):

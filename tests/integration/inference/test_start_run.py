@@ -7,13 +7,11 @@ the one run and queues its shards, and without a retry the reconciler queues the
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from devstack.natsserver import NatsServer
 from eventlog import AppendTimeout, EventStore, JetStreamEventStore, NewEvent, ProjectionRunner
 from inference_service.adapters.datasets_client import DatasetSummary
 from inference_service.adapters.read_model import RunsProjection, RunsReadModel
@@ -53,19 +51,11 @@ class StalledOnce(JetStreamEventStore):
         raise AppendTimeout(new.subject, 30)
 
 
-@pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
-    log = await JetStreamEventStore.connect(fresh_nats.url)
-    await log.ensure_stream()
-    yield log
-    await log.close()
-
-
-async def application(events: JetStreamEventStore, store: EventStore, tmp_path: Path) -> InferenceApplication:
+async def application(stream_log: JetStreamEventStore, store: EventStore, tmp_path: Path) -> InferenceApplication:
     engine = create_engine(f"sqlite:///{tmp_path / 'inference.db'}")
-    queue = WorkQueue(events.nc)
+    queue = WorkQueue(stream_log.nc)
     await queue.ensure_stream()
-    runner = ProjectionRunner(events, engine, RunsProjection())  # its run() is never started: far behind
+    runner = ProjectionRunner(stream_log, engine, RunsProjection())  # its run() is never started: far behind
     return InferenceApplication(
         store,
         runner,
@@ -81,17 +71,17 @@ async def application(events: JetStreamEventStore, store: EventStore, tmp_path: 
 
 
 async def test_a_run_whose_read_model_lags_is_answered_queued_from_its_own_events(
-    events: JetStreamEventStore, tmp_path: Path
+    stream_log: JetStreamEventStore, tmp_path: Path
 ) -> None:
-    app = await application(events, events, tmp_path)
+    app = await application(stream_log, stream_log, tmp_path)
 
     async with asyncio.timeout(5):
         run = await app.start_run("ds_1", "tiny-a")
 
     assert (run.run_id, run.status, run.dataset_id, run.model_id) == (RUN_ID, RunStatus.QUEUED, "ds_1", "tiny-a")
     assert (run.total, run.done, run.sampling, run.requested_at) == (3, 0, Sampling(max_tokens=8), T0)
-    assert [type(stored.event) for stored in await events.read(f"wb.runs.{RUN_ID}")] == [pb.RunRequested]
-    assert (await events.js.stream_info(WORK_STREAM)).state.messages == 2  # its shards are queued
+    assert [type(stored.event) for stored in await stream_log.read(f"wb.runs.{RUN_ID}")] == [pb.RunRequested]
+    assert (await stream_log.js.stream_info(WORK_STREAM)).state.messages == 2  # its shards are queued
 
     # And once the projector has caught up, the read model tells the same.
     await app.projection.catch_up()
@@ -99,20 +89,20 @@ async def test_a_run_whose_read_model_lags_is_answered_queued_from_its_own_event
 
 
 async def test_a_run_the_event_log_did_not_confirm_is_unavailable_and_queues_nothing(
-    events: JetStreamEventStore, tmp_path: Path
+    stream_log: JetStreamEventStore, tmp_path: Path
 ) -> None:
-    app = await application(events, NeverConfirmed(events.nc, events.stream), tmp_path)
+    app = await application(stream_log, NeverConfirmed(stream_log.nc, stream_log.stream), tmp_path)
 
     with pytest.raises(Unavailable, match=r"did not confirm run run_000000000001 in time .*; try again"):
         await app.start_run("ds_1", "tiny-a")
 
-    assert (await events.js.stream_info(WORK_STREAM)).state.messages == 0
+    assert (await stream_log.js.stream_info(WORK_STREAM)).state.messages == 0
 
 
 async def test_a_retry_after_a_stalled_append_answers_the_one_run_it_stored_and_queues_its_shards(
-    events: JetStreamEventStore, tmp_path: Path
+    stream_log: JetStreamEventStore, tmp_path: Path
 ) -> None:
-    app = await application(events, StalledOnce(events.nc, events.stream), tmp_path)
+    app = await application(stream_log, StalledOnce(stream_log.nc, stream_log.stream), tmp_path)
 
     with pytest.raises(Unavailable):
         await app.start_run("ds_1", "tiny-a", request_id="page-7f3a:tiny-a")
@@ -121,25 +111,25 @@ async def test_a_retry_after_a_stalled_append_answers_the_one_run_it_stored_and_
 
     run_id = run_id_for_request("page-7f3a:tiny-a")
     assert (retried.run_id, retried.status, again.run_id) == (run_id, RunStatus.QUEUED, run_id)
-    assert [type(stored.event) for stored in await events.read(f"wb.runs.{run_id}")] == [pb.RunRequested]
-    assert await events.count("wb.runs.>") == 1  # one run, not two or three
-    assert (await events.js.stream_info(WORK_STREAM)).state.messages == 2  # its shards, once
+    assert [type(stored.event) for stored in await stream_log.read(f"wb.runs.{run_id}")] == [pb.RunRequested]
+    assert await stream_log.count("wb.runs.>") == 1  # one run, not two or three
+    assert (await stream_log.js.stream_info(WORK_STREAM)).state.messages == 2  # its shards, once
 
 
 async def test_the_reconciler_queues_the_shards_of_a_run_stored_after_its_caller_gave_up(
-    events: JetStreamEventStore, tmp_path: Path
+    stream_log: JetStreamEventStore, tmp_path: Path
 ) -> None:
-    app = await application(events, StalledOnce(events.nc, events.stream), tmp_path)
+    app = await application(stream_log, StalledOnce(stream_log.nc, stream_log.stream), tmp_path)
     with pytest.raises(Unavailable):
         await app.start_run("ds_1", "tiny-a", request_id="notebook-1")
-    assert (await events.js.stream_info(WORK_STREAM)).state.messages == 0
+    assert (await stream_log.js.stream_info(WORK_STREAM)).state.messages == 0
     await app.projection.catch_up()
 
     reconciling = asyncio.create_task(app.reconcile(every_s=0.05))
     try:
         async with asyncio.timeout(5):
             while True:
-                if (await events.js.stream_info(WORK_STREAM)).state.messages == 2:
+                if (await stream_log.js.stream_info(WORK_STREAM)).state.messages == 2:
                     break
                 await asyncio.sleep(0.05)
     finally:

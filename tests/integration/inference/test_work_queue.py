@@ -60,8 +60,8 @@ class SlowEngine:
 class UnconfirmedOnce(RunLog):
     """The event log as it is when nats-server restarts: the first result's acknowledgement never comes."""
 
-    def __init__(self, events: JetStreamEventStore) -> None:
-        super().__init__(events)
+    def __init__(self, stream_log: JetStreamEventStore) -> None:
+        super().__init__(stream_log)
         self.timeouts = 0
 
     async def start_append(self, new: NewEvent) -> PendingAppend:
@@ -82,16 +82,8 @@ class NeverAcknowledged:
         raise AppendTimeout(self.new.subject, 30)
 
 
-@pytest.fixture
-async def events(fresh_nats: NatsServer) -> AsyncIterator[JetStreamEventStore]:
-    log = await JetStreamEventStore.connect(fresh_nats.url)
-    await log.ensure_stream()
-    yield log
-    await log.close()
-
-
 async def queued_worker(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
     runs: RunLog,
     engine: Engine,
     records: list[DatasetRecord],
@@ -108,18 +100,18 @@ async def queued_worker(
 
     engines = EngineCache({"tiny-a": SPEC}, EngineOptions(), load)
     job = ShardJob(runs, GivenRecords(records), engines, ProgressBoard(publish, runs.count_results), "w1")
-    queue = WorkQueue(events.nc)
+    queue = WorkQueue(stream_log.nc)
     await queue.ensure_stream()
-    shard = await requested_run(events, len(records))
+    shard = await requested_run(stream_log, len(records))
     await queue.publish([shard])
     return Worker(["tiny-a"], queue, job, engines, 2, ack_wait_s, 5, drain_s=drain_s, retry_delay_s=0.1)
 
 
 async def run_worker_until_finished(
-    events: JetStreamEventStore, runs: RunLog, engine: Engine, records: list[DatasetRecord], ack_wait_s: float
+    stream_log: JetStreamEventStore, runs: RunLog, engine: Engine, records: list[DatasetRecord], ack_wait_s: float
 ) -> None:
     """Queues one shard of run_1, lets a worker work until run_1 has finished, stops it."""
-    worker = await queued_worker(events, runs, engine, records, ack_wait_s)
+    worker = await queued_worker(stream_log, runs, engine, records, ack_wait_s)
     stop = asyncio.Event()
     working = asyncio.create_task(worker.run(stop))
     try:
@@ -134,37 +126,37 @@ async def run_worker_until_finished(
         await working
 
 
-async def test_a_shard_that_takes_longer_than_ack_wait_stays_with_its_worker(events: JetStreamEventStore) -> None:
+async def test_a_shard_that_takes_longer_than_ack_wait_stays_with_its_worker(stream_log: JetStreamEventStore) -> None:
     engine = SlowEngine(seconds=2.5)
     records = [DatasetRecord("r0", Prompt(text="slow"))]
 
-    await run_worker_until_finished(events, RunLog(events), engine, records, ack_wait_s=1.0)
+    await run_worker_until_finished(stream_log, RunLog(stream_log), engine, records, ack_wait_s=1.0)
 
     assert engine.prompts == {"slow": 1}  # never redelivered while the first delivery still worked on it
-    assert await events.count("wb.results.run_1") == 1
-    assert isinstance((await events.read("wb.runs.run_1"))[-1].event, pb.RunCompleted)
+    assert await stream_log.count("wb.results.run_1") == 1
+    assert isinstance((await stream_log.read("wb.runs.run_1"))[-1].event, pb.RunCompleted)
 
 
 async def test_an_append_the_server_did_not_confirm_hands_the_shard_back_and_the_run_still_completes(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
-    runs = UnconfirmedOnce(events)
+    runs = UnconfirmedOnce(stream_log)
     records = [DatasetRecord(f"r{n}", Prompt(text=f"p{n}")) for n in range(3)]
 
-    await run_worker_until_finished(events, runs, SlowEngine(seconds=0), records, ack_wait_s=5.0)
+    await run_worker_until_finished(stream_log, runs, SlowEngine(seconds=0), records, ack_wait_s=5.0)
 
     assert runs.timeouts == 1
-    kinds = [type(stored.event).__name__ for stored in await events.read("wb.runs.run_1")]
+    kinds = [type(stored.event).__name__ for stored in await stream_log.read("wb.runs.run_1")]
     assert kinds == ["RunRequested", "RunStarted", "RunCompleted"]  # retried, not failed
-    assert sorted(result.record_id for result in await results_of(events, "run_1")) == ["r0", "r1", "r2"]
+    assert sorted(result.record_id for result in await results_of(stream_log, "run_1")) == ["r0", "r1", "r2"]
 
 
 async def test_a_stopped_worker_hands_back_at_once_the_shard_it_could_not_finish_while_draining(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
     engine = SlowEngine(seconds=60)
     worker = await queued_worker(
-        events, RunLog(events), engine, [DatasetRecord("r0", Prompt(text="slow"))], ack_wait_s=60, drain_s=0.5
+        stream_log, RunLog(stream_log), engine, [DatasetRecord("r0", Prompt(text="slow"))], ack_wait_s=60, drain_s=0.5
     )
     stop = asyncio.Event()
     working = asyncio.create_task(worker.run(stop))
@@ -175,17 +167,17 @@ async def test_a_stopped_worker_hands_back_at_once_the_shard_it_could_not_finish
         await working
 
     # The next worker gets the shard now, not after AckWait (60 s), and nothing was recorded for it.
-    another = await events.js.pull_subscribe_bind(consumer_name("tiny-a"), stream=WORK_STREAM)
+    another = await stream_log.js.pull_subscribe_bind(consumer_name("tiny-a"), stream=WORK_STREAM)
     (msg,) = await another.fetch(1, timeout=5)
     assert (pb.RunShard.FromString(msg.data).run_id, msg.metadata.num_delivered) == ("run_1", 2)
     await another.unsubscribe()
-    assert await events.count("wb.results.run_1") == 0
+    assert await stream_log.count("wb.results.run_1") == 0
 
 
 async def test_a_consumer_made_with_other_settings_takes_the_new_ack_wait_and_max_deliver(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
-    queue = WorkQueue(events.nc)
+    queue = WorkQueue(stream_log.nc)
     await queue.ensure_stream()
     first = await queue.subscribe("tiny-a", ack_wait_s=60, max_deliver=5)
     await first.unsubscribe()
@@ -193,7 +185,7 @@ async def test_a_consumer_made_with_other_settings_takes_the_new_ack_wait_and_ma
     second = await queue.subscribe("tiny-a", ack_wait_s=4, max_deliver=3)
     await second.unsubscribe()
 
-    config = (await events.js.consumer_info(WORK_STREAM, consumer_name("tiny-a"))).config
+    config = (await stream_log.js.consumer_info(WORK_STREAM, consumer_name("tiny-a"))).config
     assert (config.ack_wait, config.max_deliver) == (4, 3)
     assert config.filter_subject == "wb.work.tiny-a"
 
@@ -230,11 +222,11 @@ class RecordsAwayAtFirst(GivenRecords):
 
 
 async def test_a_shard_out_of_deliveries_ends_its_run_with_each_record_failed_and_why(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
-    runs = RunLog(events)
+    runs = RunLog(stream_log)
     records = [DatasetRecord(f"r{n}", Prompt(text=f"p{n}")) for n in range(3)]
-    worker = await queued_worker(events, runs, SlowEngine(seconds=0), records, ack_wait_s=5.0)
+    worker = await queued_worker(stream_log, runs, SlowEngine(seconds=0), records, ack_wait_s=5.0)
     worker.max_deliver = 2
     worker.job.records = RecordsAwayAtFirst(records, away=2)  # both deliveries fail
 
@@ -250,21 +242,21 @@ async def test_a_shard_out_of_deliveries_ends_its_run_with_each_record_failed_an
         stop.set()
         await working
 
-    errors = [result.error for result in await results_of(events, "run_1")]
+    errors = [result.error for result in await results_of(stream_log, "run_1")]
     assert errors == 3 * [
         "given up after 2 attempts (WB_WORKER_MAX_DELIVER); last error: the datasets service is unavailable"
     ]
-    failed = (await events.read("wb.runs.run_1"))[-1].event
+    failed = (await stream_log.read("wb.runs.run_1"))[-1].event
     assert isinstance(failed, pb.RunFailed) and failed.error == "all 3 records failed; each result says why"
 
 
 async def test_a_shard_whose_worker_died_on_its_last_attempt_comes_back_once_to_be_given_up(
-    events: JetStreamEventStore,
+    stream_log: JetStreamEventStore,
 ) -> None:
-    runs = RunLog(events)
+    runs = RunLog(stream_log)
     records = [DatasetRecord(f"r{n}", Prompt(text=f"p{n}")) for n in range(2)]
     engine = SlowEngine(seconds=0)
-    worker = await queued_worker(events, runs, engine, records, ack_wait_s=1.0)
+    worker = await queued_worker(stream_log, runs, engine, records, ack_wait_s=1.0)
     worker.max_deliver = 2
     # Two workers took the shard and died before settling it (fetched, never acknowledged).
     dying = await worker.queue.subscribe("tiny-a", ack_wait_s=1.0, max_deliver=2 + 2)
@@ -287,6 +279,6 @@ async def test_a_shard_whose_worker_died_on_its_last_attempt_comes_back_once_to_
         await working
 
     assert engine.prompts == {}  # given up, not tried a third time
-    assert {result.error for result in await results_of(events, "run_1")} == {
+    assert {result.error for result in await results_of(stream_log, "run_1")} == {
         "given up after 2 attempts (WB_WORKER_MAX_DELIVER); the worker of the last one stopped before it finished"
     }
