@@ -12,7 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlmodel import Field, Session, SQLModel, delete
 
-from devstack.natsserver import free_port
+from devstack.faults import freeze, thaw
+from devstack.natsserver import NatsServer, free_port
 from eventlog import InMemoryEventStore, NewEvent, StoredEvent
 from servicehost.errors import InvalidInput, NotFound
 from servicehost.grpc_client import open_channel, peer_error, status_details
@@ -178,3 +179,32 @@ async def test_an_error_with_details_carries_them_in_the_status(host: ServiceHos
     assert isinstance(translated, InvalidInput)
     assert [(p.line, p.field) for p in translated.details[0].problems] == [(3, "prompt")]  # type: ignore[attr-defined]
     assert status_details(refused.value)[0].more == 4  # type: ignore[attr-defined]
+
+
+class SeenInTheLog(SeenProjection):
+    """The same rows from subjects of the workbench's own stream (a fresh nats-server holds no other)."""
+
+    subjects: Sequence[str] = ("wb.datasets.>",)
+
+
+async def test_a_catch_up_a_frozen_nats_server_left_unanswered_completes_once_it_answers(
+    fresh_nats: NatsServer,
+) -> None:
+    connection = ServiceSettings(
+        address=f"127.0.0.1:{free_port()}", db_url="sqlite://", metrics_addr="off", nats_url=fresh_nats.url
+    )
+    host = await ServiceHost.connect("test-host", connection)
+    try:
+        for n in range(2):
+            await host.store.append(NewEvent(f"wb.datasets.d{n}", common_pb2.ChatMessage(content=f"seen {n}")))
+        runner = host.project(SeenInTheLog())
+        assert fresh_nats.process is not None
+        freeze(fresh_nats.process.pid)  # longer than nats-py's request timeout (5 s): the first try fails
+        asyncio.get_running_loop().call_later(7.0, thaw, fresh_nats.process.pid)
+
+        await host.catch_up()
+
+        assert runner.status().position == 2
+    finally:
+        thaw(fresh_nats.process.pid)
+        await host.stop(grace=0)

@@ -30,6 +30,7 @@ from eventlog import (
     ProjectionRunner,
     ProjectionStatus,
     StreamSettings,
+    patiently,
     replica_mismatch,
 )
 from eventlog.tasks import cancel_and_wait
@@ -154,9 +155,11 @@ class ServiceHost:
         return runner
 
     async def catch_up(self) -> None:
-        """Applies every event stored so far to every projection."""
+        """Applies every event stored so far to every projection. A catch-up that nats-server leaves
+        unanswered (its consumer's creation, or a message) is started again from the checkpoint, for
+        up to a minute, as the streams' set-up is (eventlog.patiently)."""
         for runner in self.runners.values():
-            position = await runner.catch_up()
+            position = await patiently(runner.catch_up, f"{runner.name} catching up")
             log.info("%s: %s caught up to sequence %d", self.name, runner.name, position)
 
     def close_on_stop(self, closer: Callable[[], Awaitable[object]]) -> None:
